@@ -1,0 +1,3 @@
+from log_server.cli import main
+
+raise SystemExit(main())

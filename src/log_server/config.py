@@ -1,0 +1,122 @@
+"""The server's configuration: one frozen dataclass, the single source of defaults.
+
+Each field carries its command-line flags and help in its metadata, so `cli.py` builds
+the parser from this class and no option is declared twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+# The 4 ASCII bytes "heal" (of the TCP health word) read as a big-endian length are
+# 1,751,474,540; any frame limit below that keeps the health word from ever being
+# mistaken for a frame header.
+MAX_FRAME_LIMIT_BYTES = 1 * GIB
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB,
+               "mib": MIB, "g": GIB, "gb": GIB, "gib": GIB}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """Parse `10MB`, `512KB`, `1.5MiB` or a plain byte count. Units are powers of 1024."""
+    match = _SIZE_RE.match(text)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"not a size: {text!r} (use e.g. 10MB, 512KB or a byte count)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def format_size(n: int) -> str:
+    for unit, factor in (("GB", GIB), ("MB", MIB), ("KB", KIB)):
+        if n >= factor and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return str(n)
+
+
+def _option(
+    default: Any,
+    flags: tuple[str, ...],
+    help: str,
+    parse: Callable[[str], Any] | None = None,
+    show: Callable[[Any], str] = str,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    return field(
+        default=default,
+        metadata={"flags": flags, "help": help, "parse": parse, "show": show, "choices": choices},
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = _option("LogServer", ("--name",), "server name; logger name of its own lines")
+    host: str = _option("127.0.0.1", ("--host",), "bind address for both listeners")
+    port: int = _option(4020, ("--port",), "TCP port (0 picks a free port)", int)
+    grpc_port: int = _option(4021, ("--grpc_port",), "gRPC port (0 picks a free port)", int)
+    tcp_only: bool = _option(False, ("--tcp_only", "--only_tcp"), "do not start gRPC")
+    log_dir: Path = _option(
+        Path("logs"), ("--log_dir",), "where _main.log and its rotations live", Path
+    )
+    max_file_bytes: int = _option(
+        10 * MIB, ("--max_file_size",), "rotate before the active file would pass this size",
+        parse_size, format_size,
+    )
+    max_files: int = _option(
+        10, ("--max_files",), "rotated files kept: _main.log.0 (newest) ... .N-1 (oldest)", int
+    )
+    format: str = _option("text", ("--format",), "line format", choices=("text", "json"))
+    max_frame_bytes: int = _option(
+        1 * MIB, ("--max_frame_size",), "largest TCP frame accepted", parse_size, format_size
+    )
+    max_queue_bytes: int = _option(
+        64 * MIB, ("--max_queue_size",),
+        "accepted but unwritten lines held in memory before intake pauses",
+        parse_size, format_size,
+    )
+    stats_interval_s: float = _option(
+        60.0, ("--stats_interval",), "seconds between throughput lines (0 = off)", float,
+        lambda v: f"{v:g}",
+    )
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            flag, message = problems[0]
+            raise ConfigError(flag, message)
+
+    def problems(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for flag, port in (("--port", self.port), ("--grpc_port", self.grpc_port)):
+            if not 0 <= port <= 65535:
+                out.append((flag, f"{port} is not a port number (0-65535)"))
+        if self.max_file_bytes < 1:
+            out.append(("--max_file_size", "must be at least 1 byte"))
+        if self.max_files < 0:
+            out.append(("--max_files", "must be 0 or more"))
+        if not 1 <= self.max_frame_bytes <= MAX_FRAME_LIMIT_BYTES:
+            out.append(("--max_frame_size", f"must be between 1 byte and {format_size(GIB)}"))
+        if self.max_queue_bytes < 1:
+            out.append(("--max_queue_size", "must be at least 1 byte"))
+        if self.stats_interval_s < 0:
+            out.append(("--stats_interval", "must be 0 (off) or more seconds"))
+        if not self.name.strip() or any(c.isspace() for c in self.name):
+            out.append(("--name", "must be one word without spaces"))
+        return out
+
+    @property
+    def active_log(self) -> Path:
+        return self.log_dir / "_main.log"
+
+
+class ConfigError(ValueError):
+    def __init__(self, flag: str, message: str) -> None:
+        super().__init__(f"argument {flag}: {message}")
+        self.flag = flag

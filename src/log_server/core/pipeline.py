@@ -1,0 +1,114 @@
+"""The bounded queue between the sources and the writer.
+
+Sources submit records; the pipeline stamps each with the next sequence number and
+formats it into its line at once, so lines sit in the queue in sequence order and the
+writer only has to write them as they come. The queue is bounded in bytes: past the
+bound every producer is paused (TCP stops reading, so the kernel pushes back on the
+senders) until the writer has caught up to half of it. Nothing accepted is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from log_server.core.records import LogRecord
+from log_server.core.sequencer import Sequencer
+from log_server.format import LineFormatter, now_iso
+
+
+class FlowControlled(Protocol):
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+
+
+class LogPipeline:
+    def __init__(self, sequencer: Sequencer, formatter: LineFormatter, max_queue_bytes: int):
+        self.sequencer = sequencer
+        self.max_queue_bytes = max_queue_bytes
+        self._format = formatter
+        self._lines: list[str] = []
+        self._pending_bytes = 0
+        self._inflight_bytes = 0
+        self._data_ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._producers: set[FlowControlled] = set()
+        self.received = 0
+        self.written = 0
+        self.closed = False
+
+    # -- producer side -------------------------------------------------------------------
+
+    def submit(self, records: Sequence[LogRecord], received_at: str | None = None) -> None:
+        """Accept records: from here on they will be written, in this order."""
+        if not records:
+            return
+        if received_at is None:
+            received_at = now_iso()
+        fmt = self._format
+        lines = [fmt(seq, r, received_at) for seq, r in zip(self.sequencer.take(len(records)),
+                                                            records, strict=True)]
+        self._lines.extend(lines)
+        self._pending_bytes += sum(map(len, lines))
+        self.received += len(records)
+        self._data_ready.set()
+        if self._room.is_set() and self.queued_bytes >= self.max_queue_bytes:
+            self._room.clear()
+            for producer in list(self._producers):
+                producer.pause_reading()
+
+    def register(self, producer: FlowControlled) -> None:
+        self._producers.add(producer)
+        if not self._room.is_set():
+            producer.pause_reading()
+
+    def unregister(self, producer: FlowControlled) -> None:
+        self._producers.discard(producer)
+
+    @property
+    def has_room(self) -> bool:
+        return self._room.is_set()
+
+    async def wait_for_room(self) -> None:
+        await self._room.wait()
+
+    # -- writer side ---------------------------------------------------------------------
+
+    @property
+    def queued_bytes(self) -> int:
+        """Accepted but not yet written: waiting lines plus the batch being written."""
+        return self._pending_bytes + self._inflight_bytes
+
+    @property
+    def queued_lines(self) -> int:
+        return self.received - self.written
+
+    @property
+    def has_waiting_lines(self) -> bool:
+        return bool(self._lines)
+
+    async def wait_for_data(self) -> None:
+        await self._data_ready.wait()
+
+    def take(self) -> list[str]:
+        """Everything waiting, in sequence order, as one batch."""
+        lines, self._lines = self._lines, []
+        self._inflight_bytes += self._pending_bytes
+        self._pending_bytes = 0
+        self._data_ready.clear()
+        return lines
+
+    def mark_written(self, count: int, size: int) -> None:
+        self.written += count
+        self._inflight_bytes -= size
+        if not self._room.is_set() and self.queued_bytes <= self.max_queue_bytes // 2:
+            self._room.set()
+            for producer in list(self._producers):
+                producer.resume_reading()
+
+    def close(self) -> None:
+        """No more batches after the waiting lines; wakes the writer so it can finish."""
+        self.closed = True
+        self._data_ready.set()

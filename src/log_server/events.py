@@ -1,0 +1,91 @@
+"""The server's own events. Each writes one line, through the same sequencer into the
+same file as every client's messages, and bumps one counter (which health, the stats
+line and the tests all read). Warnings and errors are echoed to stderr as well, so an
+operator sees them even while the disk is what is failing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections import Counter
+from typing import TextIO
+
+from log_server.core.pipeline import LogPipeline
+from log_server.core.records import Level, LogRecord
+
+
+class ServerEvents:
+    def __init__(self, name: str, pipeline: LogPipeline, echo: TextIO | None = None) -> None:
+        self.name = name
+        self.pipeline = pipeline
+        self.counts: Counter[str] = Counter()
+        self._echo = echo if echo is not None else sys.stderr
+        self._hostname = socket.gethostname()
+        self._pid = str(os.getpid())
+
+    def _emit(self, event: str, level: Level, message: str) -> None:
+        self.counts[event] += 1
+        record = LogRecord(
+            hostname=self._hostname,
+            logger_name=self.name,
+            module="log_server",
+            level=level,
+            filename="log_server",
+            function_name=event,
+            message=message,
+            process_id=self._pid,
+            process_name="log_server",
+        )
+        self.pipeline.submit([record])
+        if level >= Level.WARNING:
+            print(f"log_server: {level.name.lower()}: {event}: {message}", file=self._echo,
+                  flush=True)
+
+    def started(self, version: str, listeners: str, settings: str) -> None:
+        self._emit("started", Level.INFO, f"log_server {version} listening on {listeners}; "
+                                          f"{settings}")
+
+    def stopping(self, signal_name: str) -> None:
+        self._emit("stopping", Level.INFO, f"{signal_name} received: draining connections")
+
+    def stopped(self, received: int, queued: int) -> None:
+        self._emit("stopped", Level.INFO, f"intake stopped after {received} messages; writing "
+                                          f"the last {queued} queued lines, then exiting")
+
+    def connection_opened(self, peer: str) -> None:
+        self._emit("connection_opened", Level.INFO, f"connection from {peer}")
+
+    def connection_closed(self, peer: str, messages: int, nbytes: int, seconds: float) -> None:
+        self._emit("connection_closed", Level.INFO,
+                   f"connection from {peer} closed: messages={messages} bytes={nbytes} "
+                   f"seconds={seconds:.3f}")
+
+    def frame_rejected(self, peer: str, reason: str) -> None:
+        self._emit("frame_rejected", Level.ERROR,
+                   f"closing connection from {peer}: {reason}")
+
+    def grpc_request_failed(self, method: str, peer: str, reason: str) -> None:
+        self._emit("grpc_request_failed", Level.ERROR, f"{method} from {peer}: {reason}")
+
+    def write_failed(self, attempt: int, reason: str) -> None:
+        self._emit("write_failed", Level.WARNING, f"write attempt {attempt} failed: {reason}; "
+                                                  "retrying")
+
+    def writes_degraded(self, attempts: int, reason: str) -> None:
+        self._emit("writes_degraded", Level.ERROR,
+                   f"{attempts} write attempts failed: {reason}; holding the batch, slowing "
+                   "intake and retrying until the write succeeds")
+
+    def write_recovered(self, attempts: int, seconds: float) -> None:
+        self._emit("write_recovered", Level.WARNING,
+                   f"writing again after {attempts} failed attempts over {seconds:.1f}s; "
+                   "nothing was lost")
+
+    def file_rotated(self, rotated_to: str) -> None:
+        self._emit("file_rotated", Level.INFO, f"rotated the active file to {rotated_to}")
+
+    def stats(self, msgs_per_s: float, mb_per_s: float, queued: int, connections: int) -> None:
+        self._emit("stats", Level.INFO,
+                   f"throughput msgs/s={msgs_per_s:.1f} MB/s={mb_per_s:.3f} queued={queued} "
+                   f"connections={connections}")

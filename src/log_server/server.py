@@ -1,0 +1,179 @@
+"""The server's lifecycle, as a story: startup -> main_loop -> shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+
+from log_server import __version__
+from log_server.config import Config, format_size
+from log_server.core.pipeline import LogPipeline
+from log_server.core.sequencer import Sequencer
+from log_server.events import ServerEvents
+from log_server.format import FORMATTERS
+from log_server.health import Health, status_line
+from log_server.sinks.rotating_file import RotatingFileSink
+from log_server.sinks.writer import BatchWriter
+from log_server.sources.grpc import GrpcSource
+from log_server.sources.tcp import TcpSource
+
+# On SIGTERM/SIGINT a TCP connection is kept open until it has been quiet this long, so
+# whatever the client had sent before the signal is read; at most DRAIN_MAX_S in all.
+DRAIN_IDLE_S = 0.2
+DRAIN_MAX_S = 5.0
+# gRPC calls in progress get this long to finish after the signal.
+GRPC_GRACE_S = 5.0
+
+
+class StartupError(Exception):
+    """The server cannot start (port in use, log directory not writable): one line for
+    the operator, no traceback."""
+
+
+class UnwrittenLinesError(Exception):
+    """A second signal cut the shutdown short while lines were still unwritten."""
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started_at = time.monotonic()
+        self.health = Health()
+        self._stop = asyncio.Event()
+        self._stop_signal = ""
+        self._writer_task: asyncio.Task[None] | None = None
+        self.grpc: GrpcSource | None = None
+
+    async def run(self) -> None:
+        await self.startup()
+        try:
+            await self.main_loop()
+        finally:
+            await self.shutdown()
+
+    async def startup(self) -> None:
+        config = self.config
+        self.sink = RotatingFileSink(
+            config.log_dir, config.max_file_bytes, config.max_files, self._rotated
+        )
+        try:
+            last_seq = self.sink.last_sequence()
+            self.sink.open()
+            if not os.access(config.log_dir, os.W_OK):
+                raise PermissionError(13, "Permission denied")
+        except OSError as exc:
+            raise StartupError(
+                f"cannot write to log directory {config.log_dir}: {exc.strerror or exc}"
+            ) from None
+        self.pipeline = LogPipeline(
+            Sequencer(last_seq), FORMATTERS[config.format], config.max_queue_bytes
+        )
+        self.events = ServerEvents(config.name, self.pipeline)
+        self.writer = BatchWriter(self.pipeline, self.sink, self.events, self.health)
+        self.tcp = TcpSource(self.pipeline, self.events, config.max_frame_bytes, self.status_line)
+        try:
+            tcp_host, tcp_port = await self.tcp.start(config.host, config.port)
+        except OSError as exc:
+            self.sink.close()
+            raise StartupError(
+                f"cannot listen on TCP {config.host}:{config.port}: {exc.strerror or exc}"
+            ) from None
+        listeners = f"tcp={_address(tcp_host, tcp_port)}"
+        if not config.tcp_only:
+            self.grpc = GrpcSource(self.pipeline, self.events, self.health)
+            try:
+                grpc_port = await self.grpc.start(config.host, config.grpc_port)
+            except OSError as exc:
+                self.tcp.stop_accepting()
+                self.sink.close()
+                raise StartupError(
+                    f"cannot listen on gRPC {config.host}:{config.grpc_port}: {exc}"
+                ) from None
+            listeners += f" grpc={_address(config.host, grpc_port)}"
+        self._writer_task = asyncio.create_task(self.writer.run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        self.events.started(__version__, listeners, self._settings())
+        print(f"log_server ready {listeners} log_dir={config.log_dir}", flush=True)
+
+    async def main_loop(self) -> None:
+        """Wait for a signal, writing a throughput line every --stats_interval seconds."""
+        interval = self.config.stats_interval_s or None
+        last_time, last_written, last_bytes = time.monotonic(), 0, 0
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), interval)
+            except TimeoutError:
+                now = time.monotonic()
+                elapsed = max(now - last_time, 1e-9)
+                written, nbytes = self.pipeline.written, self.writer.bytes_written
+                self.events.stats(
+                    (written - last_written) / elapsed,
+                    (nbytes - last_bytes) / elapsed / 1e6,
+                    self.pipeline.queued_lines,
+                    len(self.tcp.connections),
+                )
+                last_time, last_written, last_bytes = now, written, nbytes
+
+    async def shutdown(self) -> None:
+        """Stop accepting, read what clients already sent, write everything accepted, fsync."""
+        self.events.stopping(self._stop_signal or "shutdown")
+        self.tcp.stop_accepting()
+        draining = [self.tcp.drain(DRAIN_IDLE_S, DRAIN_MAX_S)]
+        if self.grpc is not None:
+            draining.append(self.grpc.stop(GRPC_GRACE_S))
+        await asyncio.gather(*draining)
+        self.events.stopped(self.pipeline.received, self.pipeline.queued_lines)
+        self.pipeline.close()
+        assert self._writer_task is not None
+        try:
+            await self._writer_task
+        except asyncio.CancelledError:
+            unwritten = self.pipeline.queued_lines
+            print(f"log_server: error: stopped by a second signal with {unwritten} accepted "
+                  "lines not written", file=sys.stderr, flush=True)
+            raise UnwrittenLinesError(unwritten) from None
+        finally:
+            try:
+                self.sink.fsync()
+            except OSError:
+                pass
+            self.sink.close()
+
+    def status_line(self) -> str:
+        return status_line(
+            self.config.name,
+            self.health,
+            time.monotonic() - self.started_at,
+            self.pipeline.received,
+            self.pipeline.written,
+            self.pipeline.queued_lines,
+            len(self.tcp.connections),
+        )
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if not self._stop.is_set():
+            self._stop_signal = sig.name
+            self._stop.set()
+        elif self._writer_task is not None:
+            self._writer_task.cancel()
+
+    def _rotated(self, rotated_to: object) -> None:
+        self.events.file_rotated(str(rotated_to))
+
+    def _settings(self) -> str:
+        c = self.config
+        return (
+            f"log_dir={c.log_dir} format={c.format} max_file_size={format_size(c.max_file_bytes)} "
+            f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
+            f"max_queue_size={format_size(c.max_queue_bytes)} "
+            f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only}"
+        )
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

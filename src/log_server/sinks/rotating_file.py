@@ -1,0 +1,161 @@
+"""The rotating file set: `_main.log` (active), `_main.log.0` (newest) ... `.N-1` (oldest).
+
+Rotation happens before a write would make the active file pass the size limit, and
+only at line boundaries: a line is never split across two files. A single line longer
+than the limit gets a file of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from log_server.format import parse_sequence
+
+ACTIVE_NAME = "_main.log"
+_TAIL_READ_BYTES = 64 * 1024
+
+
+class SinkWriteError(Exception):
+    """A write failed after `written` bytes of the data had reached the file."""
+
+    def __init__(self, written: int, cause: OSError) -> None:
+        super().__init__(f"{cause.strerror or cause} after {written} bytes")
+        self.written = written
+        self.cause = cause
+
+
+class RotatingFileSink:
+    def __init__(
+        self,
+        directory: Path,
+        max_file_bytes: int,
+        max_files: int,
+        on_rotate: Callable[[Path], None] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.path = directory / ACTIVE_NAME
+        self.max_file_bytes = max_file_bytes
+        self.max_files = max_files
+        self._on_rotate = on_rotate
+        self._fd = -1
+        self.size = 0
+
+    def rotated_path(self, index: int) -> Path:
+        return self.directory / f"{ACTIVE_NAME}.{index}"
+
+    def open(self) -> None:
+        """Open (or create) the active file for appending and count its size. A last line
+        left unterminated by a crash is ended, so the next line starts on a line of its own."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.size = os.fstat(self._fd).st_size
+        if self.size and _last_byte(self.path) != b"\n":
+            self._write_all(memoryview(b"\n"))
+
+    def reopen(self) -> None:
+        """Reopen by path: a file deleted or replaced under us is recreated rather than
+        written into a descriptor nobody can read any more."""
+        self.close()
+        self.open()
+
+    def write(self, data: bytes) -> None:
+        """Write whole lines, rotating between them as needed. On failure raises
+        SinkWriteError saying how much was written, so a retry neither loses nor repeats."""
+        view = memoryview(data)
+        done = 0
+        try:
+            while done < len(data):
+                room = self.max_file_bytes - self.size
+                end = len(data)
+                if end - done > room:
+                    cut = data.rfind(b"\n", done, done + max(room, 0))
+                    if cut < 0 and self.size > 0:
+                        self._rotate()
+                        continue
+                    if cut < 0:
+                        cut = data.find(b"\n", done)
+                    end = cut + 1 if cut >= 0 else end
+                while done < end:
+                    done += self._write_all(view[done:end])
+                if done < len(data):
+                    self._rotate()
+        except OSError as exc:
+            raise SinkWriteError(done, exc) from exc
+
+    def _write_all(self, view: memoryview) -> int:
+        if self._fd < 0:
+            raise OSError(f"{self.path} is not open")
+        n = os.write(self._fd, view)
+        self.size += n
+        return n
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        self._fd = -1
+        if self.max_files == 0:
+            os.unlink(self.path)
+        else:
+            for index in range(self.max_files - 2, -1, -1):
+                src = self.rotated_path(index)
+                if src.exists():
+                    os.replace(src, self.rotated_path(index + 1))
+            os.replace(self.path, self.rotated_path(0))
+        self.size = 0
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if self._on_rotate is not None:
+            self._on_rotate(self.rotated_path(0))
+
+    def fsync(self) -> None:
+        if self._fd >= 0:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def last_sequence(self) -> int:
+        """The highest sequence number already on disk (0 for a new log), read from the end
+        of the active file, or of `.0` when the active file holds no complete line yet."""
+        for path in (self.path, self.rotated_path(0)):
+            seq = read_last_sequence(path)
+            if seq is not None:
+                return seq
+        return 0
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1)
+
+
+def read_last_sequence(path: Path) -> int | None:
+    """The sequence number of the last complete line that has one, or None."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    with fh:
+        size = fh.seek(0, os.SEEK_END)
+        span = _TAIL_READ_BYTES
+        while True:
+            start = max(0, size - span)
+            fh.seek(start)
+            tail = fh.read(size - start)
+            lines = tail.split(b"\n")
+            lines.pop()  # after the last newline: empty, or an unterminated line
+            if start > 0 and lines:
+                lines.pop(0)  # may be cut at the front
+            for line in reversed(lines):
+                seq = parse_sequence(line)
+                if seq is not None:
+                    return seq
+            if start == 0:
+                return None
+            span *= 4

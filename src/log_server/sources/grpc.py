@@ -1,0 +1,117 @@
+"""gRPC listener (grpc.aio, on the same event loop as everything else).
+
+`logservice.LogService` and `logservice.LogBridge` serve the same methods; the standard
+health service reports SERVING while writes succeed; reflection lets `grpcurl` list it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from log_server.core.pipeline import LogPipeline
+from log_server.events import ServerEvents
+from log_server.generated import log_service_pb2 as pb
+from log_server.generated import log_service_pb2_grpc as pb_grpc
+from log_server.health import Health
+from log_server.protocol.proto_codec import record_from_request
+
+SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
+
+# How long a call waits for the writer to catch up before it is told UNAVAILABLE (or less,
+# when the caller's own deadline is sooner).
+ADMISSION_WAIT_S = 10.0
+
+_ACCEPTED = pb.LogResponse(success=True)
+
+
+class LogServiceHandler:
+    """Implements both services. `success=true` means accepted: sequenced and queued for
+    the writer, which will write it (docs/protocol.md)."""
+
+    def __init__(self, pipeline: LogPipeline, events: ServerEvents) -> None:
+        self.pipeline = pipeline
+        self.events = events
+
+    async def LogMessage(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC name)
+        await self._wait_for_room(context)
+        self.pipeline.submit([record_from_request(request)])
+        return _ACCEPTED
+
+    async def StreamLogs(  # noqa: N802 (gRPC name)
+        self, request_iterator: AsyncIterator[Any], context: Any
+    ) -> Any:
+        pipeline = self.pipeline
+        async for request in request_iterator:
+            if not pipeline.has_room:
+                await self._wait_for_room(context)
+            pipeline.submit([record_from_request(request)])
+        return _ACCEPTED
+
+    async def _wait_for_room(self, context: Any) -> None:
+        if self.pipeline.has_room:
+            return
+        remaining = context.time_remaining()
+        timeout = ADMISSION_WAIT_S if remaining is None else min(ADMISSION_WAIT_S, remaining)
+        try:
+            await asyncio.wait_for(self.pipeline.wait_for_room(), timeout)
+        except TimeoutError:
+            reason = "the log server is not keeping up (writes failing or slow); retry later"
+            self.events.grpc_request_failed("LogService", context.peer(), reason)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
+
+
+class GrpcSource:
+    def __init__(self, pipeline: LogPipeline, events: ServerEvents, health_state: Health):
+        self.handler = LogServiceHandler(pipeline, events)
+        self.health_state = health_state
+        self.health_servicer = health.aio.HealthServicer()
+        self._server: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, host: str, port: int) -> int:
+        """Bind and serve; returns the bound port. Raises OSError when it cannot bind."""
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        pb_grpc.add_LogServiceServicer_to_server(self.handler, server)
+        pb_grpc.add_LogBridgeServicer_to_server(self.handler, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            bound = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise OSError(f"cannot bind gRPC to {address}: {exc}") from None
+        if bound == 0:
+            raise OSError(f"cannot bind gRPC to {address}")
+        await server.start()
+        self._server = server
+        await self._publish_health(self.health_state.ok)
+        self.health_state.on_change(self._health_changed)
+        return int(bound)
+
+    def _health_changed(self, ok: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish_health(ok))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish_health(self, ok: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ok
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", *SERVICE_NAMES):
+            await self.health_servicer.set(service, status)
+
+    async def stop(self, grace_s: float) -> None:
+        """Refuse new calls, let calls in progress finish for up to `grace_s`."""
+        if self._server is not None:
+            await self.health_servicer.enter_graceful_shutdown()
+            await self._server.stop(grace_s)

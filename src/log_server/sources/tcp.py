@@ -1,0 +1,135 @@
+"""TCP listener: a thin adapter that feeds each connection's bytes to a FrameDecoder,
+decodes the frames and submits the records. A peer error is one log line and a close."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import cast
+
+from log_server.core.pipeline import LogPipeline
+from log_server.core.records import LogRecord
+from log_server.events import ServerEvents
+from log_server.protocol.capnp_codec import CapnpDecoder
+from log_server.protocol.errors import PayloadError
+from log_server.protocol.framing import FrameDecoder, HealthRequested
+
+
+class TcpConnection(asyncio.Protocol):
+    def __init__(self, source: TcpSource) -> None:
+        self.source = source
+        self.framer = FrameDecoder(source.max_frame_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.messages = 0
+        self.bytes_received = 0
+        self.last_data_at = self.opened_at = time.monotonic()
+        self._announced = False
+        self._paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        peer = self.transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.source.connections.add(self)
+        self.source.pipeline.register(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.bytes_received += len(data)
+        self.last_data_at = time.monotonic()
+        payloads = self.framer.feed(data)
+        stop = self.framer.stop
+        if isinstance(stop, HealthRequested):
+            self._answer_health()
+            return
+        if not self._announced:
+            self._announced = True
+            self.source.events.connection_opened(self.peer)
+        error = stop
+        records: list[LogRecord] = []
+        decode = self.source.decoder.decode
+        for payload in payloads:
+            try:
+                records.append(decode(payload))
+            except PayloadError as exc:
+                error = exc
+                break
+        if records:
+            self.source.pipeline.submit(records)
+            self.messages += len(records)
+        if error is not None:
+            self.source.events.frame_rejected(self.peer, error.reason)
+            self._close()
+
+    def _answer_health(self) -> None:
+        assert self.transport is not None
+        self.transport.write(self.source.status_line().encode())
+        self._close()
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.source.connections.discard(self)
+        self.source.pipeline.unregister(self)
+        if self._announced or (self.framer.stop is None and self.bytes_received == 0):
+            self.source.events.connection_closed(
+                self.peer, self.messages, self.bytes_received, time.monotonic() - self.opened_at
+            )
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self._paused:
+            self._paused = False
+            self.transport.resume_reading()
+
+
+class TcpSource:
+    def __init__(
+        self,
+        pipeline: LogPipeline,
+        events: ServerEvents,
+        max_frame_bytes: int,
+        status_line: Callable[[], str],
+    ) -> None:
+        self.pipeline = pipeline
+        self.events = events
+        self.max_frame_bytes = max_frame_bytes
+        self.status_line = status_line
+        self.decoder = CapnpDecoder(max_frame_bytes)
+        self.connections: set[TcpConnection] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Bind and listen; returns the bound address (port 0 picks a free one)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: TcpConnection(self), host, port, reuse_address=True, backlog=1024
+        )
+        sockname = self._server.sockets[0].getsockname()
+        return sockname[0], sockname[1]
+
+    def stop_accepting(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def drain(self, idle_s: float, max_s: float) -> None:
+        """Read what the clients have already sent: keep connections open until each has
+        been quiet for `idle_s` (or closed), at most `max_s` in all, then close them."""
+        deadline = time.monotonic() + max_s
+        while self.connections and time.monotonic() < deadline:
+            now = time.monotonic()
+            busy = [c for c in self.connections if now - c.last_data_at < idle_s]
+            if not busy and self.pipeline.has_room:
+                break
+            await asyncio.sleep(min(idle_s / 4, 0.05))
+        for connection in list(self.connections):
+            connection._close()
+        if self._server is not None:
+            await self._server.wait_closed()

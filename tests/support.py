@@ -1,0 +1,145 @@
+"""Test helpers: the real server as a subprocess on free loopback ports, and real clients."""
+
+from __future__ import annotations
+
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import capnp
+
+SCHEMA = Path(__file__).resolve().parent.parent / "src" / "log_server" / "schema" / "logger.capnp"
+START_TIMEOUT_S = 20.0
+
+capnp.remove_import_hook()
+LOGGER_SCHEMA: Any = capnp.load(str(SCHEMA))
+
+
+def encode_msg(packed: bool = True, **fields: Any) -> bytes:
+    """One LoggerMsg, as an existing client encodes it (packed) or in standard encoding."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        msg = LOGGER_SCHEMA.LoggerMsg.new_message(**fields)
+        return bytes(msg.to_bytes_packed() if packed else msg.to_bytes())
+
+
+def frame(payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + payload
+
+
+def msg_frame(packed: bool = True, **fields: Any) -> bytes:
+    return frame(encode_msg(packed, **fields))
+
+
+@dataclass
+class RunningServer:
+    process: subprocess.Popen[str]
+    log_dir: Path
+    tcp_port: int
+    grpc_port: int | None
+    stderr_path: Path
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def active_log(self) -> Path:
+        return self.log_dir / "_main.log"
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.tcp_port), timeout=10)
+
+    def send(self, data: bytes) -> None:
+        with self.connect() as sock:
+            sock.sendall(data)
+
+    def health(self) -> str:
+        with self.connect() as sock:
+            sock.sendall(b"health\n")
+            chunks = []
+            while chunk := sock.recv(4096):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def log_files(self) -> list[Path]:
+        """Oldest first: _main.log.N-1 ... _main.log.0, _main.log."""
+        rotated = sorted(
+            (p for p in self.log_dir.glob("_main.log.*")),
+            key=lambda p: int(p.name.rsplit(".", 1)[1]),
+            reverse=True,
+        )
+        return [*rotated, self.active_log]
+
+    def lines(self) -> list[str]:
+        out: list[str] = []
+        for path in self.log_files():
+            if path.exists():
+                out.extend(path.read_text(errors="replace").splitlines())
+        return out
+
+    def wait_for(
+        self, predicate: Callable[[list[str]], bool], timeout_s: float = 15.0
+    ) -> list[str]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            lines = self.lines()
+            if predicate(lines):
+                return lines
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout_s}s; last lines:\n" + "\n".join(lines[-10:])
+                )
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.stderr()}")
+            time.sleep(0.02)
+
+    def wait_for_text(self, text: str, count: int = 1, timeout_s: float = 15.0) -> list[str]:
+        return self.wait_for(lambda ls: sum(text in line for line in ls) >= count, timeout_s)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=timeout_s)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+
+def start_server(log_dir: Path, *args: str, expect_ready: bool = True) -> RunningServer:
+    """Start `python -m log_server` on free ports (port 0) and wait for its ready line."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stderr_path = log_dir.parent / f"{log_dir.name}-stderr-{time.monotonic_ns()}.txt"
+    argv = [sys.executable, "-m", "log_server", "--log_dir", str(log_dir), "--port", "0",
+            "--grpc_port", "0", *args]
+    with open(stderr_path, "w") as err:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
+    assert process.stdout is not None
+    ready = ""
+    if select.select([process.stdout], [], [], START_TIMEOUT_S)[0]:
+        ready = process.stdout.readline()
+    process.stdout.close()  # the server prints nothing else to stdout
+    if not ready.startswith("log_server ready"):
+        process.kill()
+        process.wait()
+        raise AssertionError(f"no ready line: {ready!r}\n{stderr_path.read_text()}")
+    parts = dict(p.split("=", 1) for p in ready.split()[2:])
+    tcp_port = int(parts["tcp"].rsplit(":", 1)[1])
+    grpc_port = int(parts["grpc"].rsplit(":", 1)[1]) if "grpc" in parts else None
+    return RunningServer(process, log_dir, tcp_port, grpc_port, stderr_path, list(argv))
+
+
+def seq_of(line: str) -> int:
+    return int(line.split(None, 1)[0])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
