@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,8 +116,18 @@ def start_server(log_dir: Path, *args: str, expect_ready: bool = True) -> Runnin
     """Start `python -m log_server` on free ports (port 0) and wait for its ready line."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stderr_path = log_dir.parent / f"{log_dir.name}-stderr-{time.monotonic_ns()}.txt"
-    argv = [sys.executable, "-m", "log_server", "--log_dir", str(log_dir), "--port", "0",
-            "--grpc_port", "0", *args]
+    argv = [
+        sys.executable,
+        "-m",
+        "log_server",
+        "--log_dir",
+        str(log_dir),
+        "--port",
+        "0",
+        "--grpc_port",
+        "0",
+        *args,
+    ]
     with open(stderr_path, "w") as err:
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
     assert process.stdout is not None

@@ -21,8 +21,19 @@ GIB = 1024 * MIB
 # mistaken for a frame header.
 MAX_FRAME_LIMIT_BYTES = 1 * GIB
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": KIB, "kb": KIB, "kib": KIB, "m": MIB, "mb": MIB,
-               "mib": MIB, "g": GIB, "gb": GIB, "gib": GIB}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": KIB,
+    "kb": KIB,
+    "kib": KIB,
+    "m": MIB,
+    "mb": MIB,
+    "mib": MIB,
+    "g": GIB,
+    "gb": GIB,
+    "gib": GIB,
+}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 
 
@@ -66,8 +77,11 @@ class Config:
         Path("logs"), ("--log_dir",), "where _main.log and its rotations live", Path
     )
     max_file_bytes: int = _option(
-        10 * MIB, ("--max_file_size",), "rotate before the active file would pass this size",
-        parse_size, format_size,
+        10 * MIB,
+        ("--max_file_size",),
+        "rotate before the active file would pass this size",
+        parse_size,
+        format_size,
     )
     max_files: int = _option(
         10, ("--max_files",), "rotated files kept: _main.log.0 (newest) ... .N-1 (oldest)", int
@@ -77,12 +91,17 @@ class Config:
         1 * MIB, ("--max_frame_size",), "largest TCP frame accepted", parse_size, format_size
     )
     max_queue_bytes: int = _option(
-        64 * MIB, ("--max_queue_size",),
+        64 * MIB,
+        ("--max_queue_size",),
         "accepted but unwritten lines held in memory before intake pauses",
-        parse_size, format_size,
+        parse_size,
+        format_size,
     )
     stats_interval_s: float = _option(
-        60.0, ("--stats_interval",), "seconds between throughput lines (0 = off)", float,
+        60.0,
+        ("--stats_interval",),
+        "seconds between throughput lines (0 = off)",
+        float,
         lambda v: f"{v:g}",
     )
 

@@ -39,53 +39,70 @@ class ServerEvents:
         )
         self.pipeline.submit([record])
         if level >= Level.WARNING:
-            print(f"log_server: {level.name.lower()}: {event}: {message}", file=self._echo,
-                  flush=True)
+            print(
+                f"log_server: {level.name.lower()}: {event}: {message}", file=self._echo, flush=True
+            )
 
     def started(self, version: str, listeners: str, settings: str) -> None:
-        self._emit("started", Level.INFO, f"log_server {version} listening on {listeners}; "
-                                          f"{settings}")
+        self._emit(
+            "started", Level.INFO, f"log_server {version} listening on {listeners}; {settings}"
+        )
 
     def stopping(self, signal_name: str) -> None:
         self._emit("stopping", Level.INFO, f"{signal_name} received: draining connections")
 
     def stopped(self, received: int, queued: int) -> None:
-        self._emit("stopped", Level.INFO, f"intake stopped after {received} messages; writing "
-                                          f"the last {queued} queued lines, then exiting")
+        self._emit(
+            "stopped",
+            Level.INFO,
+            f"intake stopped after {received} messages; writing "
+            f"the last {queued} queued lines, then exiting",
+        )
 
     def connection_opened(self, peer: str) -> None:
         self._emit("connection_opened", Level.INFO, f"connection from {peer}")
 
     def connection_closed(self, peer: str, messages: int, nbytes: int, seconds: float) -> None:
-        self._emit("connection_closed", Level.INFO,
-                   f"connection from {peer} closed: messages={messages} bytes={nbytes} "
-                   f"seconds={seconds:.3f}")
+        self._emit(
+            "connection_closed",
+            Level.INFO,
+            f"connection from {peer} closed: messages={messages} bytes={nbytes} "
+            f"seconds={seconds:.3f}",
+        )
 
     def frame_rejected(self, peer: str, reason: str) -> None:
-        self._emit("frame_rejected", Level.ERROR,
-                   f"closing connection from {peer}: {reason}")
+        self._emit("frame_rejected", Level.ERROR, f"closing connection from {peer}: {reason}")
 
     def grpc_request_failed(self, method: str, peer: str, reason: str) -> None:
         self._emit("grpc_request_failed", Level.ERROR, f"{method} from {peer}: {reason}")
 
     def write_failed(self, attempt: int, reason: str) -> None:
-        self._emit("write_failed", Level.WARNING, f"write attempt {attempt} failed: {reason}; "
-                                                  "retrying")
+        self._emit(
+            "write_failed", Level.WARNING, f"write attempt {attempt} failed: {reason}; retrying"
+        )
 
     def writes_degraded(self, attempts: int, reason: str) -> None:
-        self._emit("writes_degraded", Level.ERROR,
-                   f"{attempts} write attempts failed: {reason}; holding the batch, slowing "
-                   "intake and retrying until the write succeeds")
+        self._emit(
+            "writes_degraded",
+            Level.ERROR,
+            f"{attempts} write attempts failed: {reason}; holding the batch, slowing "
+            "intake and retrying until the write succeeds",
+        )
 
     def write_recovered(self, attempts: int, seconds: float) -> None:
-        self._emit("write_recovered", Level.WARNING,
-                   f"writing again after {attempts} failed attempts over {seconds:.1f}s; "
-                   "nothing was lost")
+        self._emit(
+            "write_recovered",
+            Level.WARNING,
+            f"writing again after {attempts} failed attempts over {seconds:.1f}s; nothing was lost",
+        )
 
     def file_rotated(self, rotated_to: str) -> None:
         self._emit("file_rotated", Level.INFO, f"rotated the active file to {rotated_to}")
 
     def stats(self, msgs_per_s: float, mb_per_s: float, queued: int, connections: int) -> None:
-        self._emit("stats", Level.INFO,
-                   f"throughput msgs/s={msgs_per_s:.1f} MB/s={mb_per_s:.3f} queued={queued} "
-                   f"connections={connections}")
+        self._emit(
+            "stats",
+            Level.INFO,
+            f"throughput msgs/s={msgs_per_s:.1f} MB/s={mb_per_s:.3f} queued={queued} "
+            f"connections={connections}",
+        )

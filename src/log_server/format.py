@@ -21,6 +21,10 @@ _ESCAPE_TABLE = {
     code: _NAMED_ESCAPES.get(chr(code), f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
     for code in _CONTROL_CHARS
 }
+# json.dumps escapes C0 controls itself; these it leaves raw, and some readers break on them.
+_JSON_EXTRA_ESCAPES = {
+    code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)
+}
 
 # Column widths of the text format (as in the server this one replaces); longer values are cut.
 TIMESTAMP_WIDTH = 33
@@ -84,9 +88,7 @@ def format_text(seq: int, r: LogRecord, received_at: str) -> str:
         escape(r.message),
     )
     extras = [
-        f" {key}={_logfmt_value(value)}"
-        for key, attr in _EXTRAS
-        if (value := getattr(r, attr))
+        f" {key}={_logfmt_value(value)}" for key, attr in _EXTRAS if (value := getattr(r, attr))
     ]
     if extras:
         line += "".join(extras)
@@ -102,7 +104,10 @@ def format_json(seq: int, r: LogRecord, received_at: str) -> str:
     obj["level"] = level_name(r.level)
     if not r.timestamp:
         obj["timestamp"] = received_at
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+    line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    if not line.isprintable():
+        line = line.translate(_JSON_EXTRA_ESCAPES)
+    return line + "\n"
 
 
 FORMATTERS: dict[str, LineFormatter] = {"text": format_text, "json": format_json}

@@ -66,7 +66,7 @@ class Server:
                 raise PermissionError(13, "Permission denied")
         except OSError as exc:
             raise StartupError(
-                f"cannot write to log directory {config.log_dir}: {exc.strerror or exc}"
+                f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
             ) from None
         self.pipeline = LogPipeline(
             Sequencer(last_seq), FORMATTERS[config.format], config.max_queue_bytes
@@ -79,7 +79,7 @@ class Server:
         except OSError as exc:
             self.sink.close()
             raise StartupError(
-                f"cannot listen on TCP {config.host}:{config.port}: {exc.strerror or exc}"
+                f"cannot listen on TCP {config.host}:{config.port}: {_describe(exc)}"
             ) from None
         listeners = f"tcp={_address(tcp_host, tcp_port)}"
         if not config.tcp_only:
@@ -134,8 +134,12 @@ class Server:
             await self._writer_task
         except asyncio.CancelledError:
             unwritten = self.pipeline.queued_lines
-            print(f"log_server: error: stopped by a second signal with {unwritten} accepted "
-                  "lines not written", file=sys.stderr, flush=True)
+            print(
+                f"log_server: error: stopped by a second signal with {unwritten} accepted "
+                "lines not written",
+                file=sys.stderr,
+                flush=True,
+            )
             raise UnwrittenLinesError(unwritten) from None
         finally:
             try:
@@ -173,6 +177,10 @@ class Server:
             f"max_queue_size={format_size(c.max_queue_bytes)} "
             f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only}"
         )
+
+
+def _describe(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def _address(host: str, port: int) -> str:

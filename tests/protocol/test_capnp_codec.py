@@ -12,15 +12,40 @@ from log_server.protocol.capnp_codec import CapnpDecoder
 from log_server.protocol.errors import PayloadError
 
 ALL_FIELDS = dict(
-    timestamp="2026-11-27T10:00:00.000001+00:00", hostname="host-1", loggerName="app.db",
-    module="db", level="critical", filename="db.py", functionName="connect", lineNumber="42",
-    message="connection refused", pathName="/srv/db.py", processId="123", processName="worker",
-    threadId="456", threadName="MainThread", serviceName="billing", stackTrace="Traceback...",
+    timestamp="2026-11-27T10:00:00.000001+00:00",
+    hostname="host-1",
+    loggerName="app.db",
+    module="db",
+    level="critical",
+    filename="db.py",
+    functionName="connect",
+    lineNumber="42",
+    message="connection refused",
+    pathName="/srv/db.py",
+    processId="123",
+    processName="worker",
+    threadId="456",
+    threadName="MainThread",
+    serviceName="billing",
+    stackTrace="Traceback...",
 )
 EXPECTED = LogRecord(
-    "2026-11-27T10:00:00.000001+00:00", "host-1", "app.db", "db", Level.CRITICAL, "db.py",
-    "connect", "42", "connection refused", "/srv/db.py", "123", "worker", "456", "MainThread",
-    "billing", "Traceback...",
+    "2026-11-27T10:00:00.000001+00:00",
+    "host-1",
+    "app.db",
+    "db",
+    Level.CRITICAL,
+    "db.py",
+    "connect",
+    "42",
+    "connection refused",
+    "/srv/db.py",
+    "123",
+    "worker",
+    "456",
+    "MainThread",
+    "billing",
+    "Traceback...",
 )
 
 

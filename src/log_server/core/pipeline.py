@@ -48,8 +48,10 @@ class LogPipeline:
         if received_at is None:
             received_at = now_iso()
         fmt = self._format
-        lines = [fmt(seq, r, received_at) for seq, r in zip(self.sequencer.take(len(records)),
-                                                            records, strict=True)]
+        lines = [
+            fmt(seq, r, received_at)
+            for seq, r in zip(self.sequencer.take(len(records)), records, strict=True)
+        ]
         self._lines.extend(lines)
         self._pending_bytes += sum(map(len, lines))
         self.received += len(records)

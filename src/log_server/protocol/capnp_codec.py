@@ -17,12 +17,26 @@ _UNPACKED_MARK = b"\x00\x00\x00\x00"
 
 # Cap'n Proto field names, in LogRecord's order (the schema's ordinals).
 _CAPNP_FIELDS = (
-    "timestamp", "hostname", "loggerName", "module", "level", "filename", "functionName",
-    "lineNumber", "message", "pathName", "processId", "processName", "threadId", "threadName",
-    "serviceName", "stackTrace",
+    "timestamp",
+    "hostname",
+    "loggerName",
+    "module",
+    "level",
+    "filename",
+    "functionName",
+    "lineNumber",
+    "message",
+    "pathName",
+    "processId",
+    "processName",
+    "threadId",
+    "threadName",
+    "serviceName",
+    "stackTrace",
 )
 assert len(_CAPNP_FIELDS) == len(FIELD_NAMES)
 _TEXT_FIELDS = tuple(name for name in _CAPNP_FIELDS if name != "level")
+_LEVEL_INDEX = _CAPNP_FIELDS.index("level")
 
 
 def _load_schemas() -> tuple[Any, Any]:
@@ -44,8 +58,10 @@ class CapnpDecoder:
         self._msg, self._raw = _load_schemas()
         # Packed text barely compresses, so a legitimate message unpacks to about its frame
         # size; twice the frame size (in 8-byte words) leaves room and bounds hostile input.
-        self._limits = {"traversal_limit_in_words": max_frame_bytes // 4 + 1024,
-                        "nesting_limit": 16}
+        self._limits = {
+            "traversal_limit_in_words": max_frame_bytes // 4 + 1024,
+            "nesting_limit": 16,
+        }
 
     def decode(self, payload: bytes) -> LogRecord:
         try:
@@ -59,14 +75,15 @@ class CapnpDecoder:
 
     def _read(self, reader: Any, payload: bytes, packed: bool) -> LogRecord:
         get = reader._get
+        values: list[Any]
         try:
-            texts = [get(name) for name in _TEXT_FIELDS]
+            values = [get(name) for name in _TEXT_FIELDS]
         except UnicodeDecodeError:
-            texts = self._read_replacing(payload, packed)
-        level = get("level").raw
-        return LogRecord(*texts[:4], level, *texts[4:])
+            values = self._read_replacing(payload, packed)
+        values.insert(_LEVEL_INDEX, get("level").raw)
+        return LogRecord(*values)
 
-    def _read_replacing(self, payload: bytes, packed: bool) -> list[str]:
+    def _read_replacing(self, payload: bytes, packed: bool) -> list[Any]:
         """Slow path for invalid UTF-8: read the fields as bytes and replace bad sequences."""
         if packed:
             return self._raw_texts(self._raw.from_bytes_packed(payload, **self._limits))
@@ -74,8 +91,8 @@ class CapnpDecoder:
             return self._raw_texts(raw)
 
     @staticmethod
-    def _raw_texts(raw: Any) -> list[str]:
-        out = []
+    def _raw_texts(raw: Any) -> list[Any]:
+        out: list[Any] = []
         for name in _TEXT_FIELDS:
             data = bytes(raw._get(name))
             if data.endswith(b"\x00"):  # Text's NUL terminator

@@ -7,12 +7,17 @@ health service reports SERVING while writes succeed; reflection lets `grpcurl` l
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+# gRPC's core prints its own errors (e.g. for a port in use) to stderr; the server reports
+# those failures itself, in one line. It reads this once, at import. The user's value wins.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+import grpc  # noqa: E402
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
+from grpc_reflection.v1alpha import reflection  # noqa: E402
 
 from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
@@ -86,10 +91,10 @@ class GrpcSource:
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             bound = server.add_insecure_port(address)
-        except RuntimeError as exc:
-            raise OSError(f"cannot bind gRPC to {address}: {exc}") from None
+        except RuntimeError:
+            bound = 0
         if bound == 0:
-            raise OSError(f"cannot bind gRPC to {address}")
+            raise OSError("address in use or not available")
         await server.start()
         self._server = server
         await self._publish_health(self.health_state.ok)

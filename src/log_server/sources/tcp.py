@@ -12,7 +12,7 @@ from log_server.core.pipeline import LogPipeline
 from log_server.core.records import LogRecord
 from log_server.events import ServerEvents
 from log_server.protocol.capnp_codec import CapnpDecoder
-from log_server.protocol.errors import PayloadError
+from log_server.protocol.errors import PayloadError, ProtocolError
 from log_server.protocol.framing import FrameDecoder, HealthRequested
 
 
@@ -46,7 +46,7 @@ class TcpConnection(asyncio.Protocol):
         if not self._announced:
             self._announced = True
             self.source.events.connection_opened(self.peer)
-        error = stop
+        error: ProtocolError | None = stop
         records: list[LogRecord] = []
         decode = self.source.decoder.decode
         for payload in payloads:

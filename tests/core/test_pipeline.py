@@ -1,0 +1,72 @@
+"""LogPipeline: sequence order, byte bound with pause/resume of producers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from log_server.core.pipeline import LogPipeline
+from log_server.core.records import LogRecord
+from log_server.core.sequencer import Sequencer
+
+
+def plain(seq: int, record: LogRecord, received_at: str) -> str:
+    return f"{seq} {record.message}\n"
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.paused = False
+        self.calls: list[str] = []
+
+    def pause_reading(self) -> None:
+        self.paused = True
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.paused = False
+        self.calls.append("resume")
+
+
+def test_lines_come_out_in_sequence_order_across_submits() -> None:
+    pipeline = LogPipeline(Sequencer(10), plain, max_queue_bytes=1 << 20)
+    pipeline.submit([LogRecord(message="a"), LogRecord(message="b")])
+    pipeline.submit([LogRecord(message="c")])
+    assert pipeline.take() == ["11 a\n", "12 b\n", "13 c\n"]
+    assert pipeline.take() == []
+    assert pipeline.received == 3 and pipeline.queued_lines == 3
+
+
+def test_producers_pause_at_the_bound_and_resume_at_half() -> None:
+    pipeline = LogPipeline(Sequencer(), plain, max_queue_bytes=100)
+    producer = Producer()
+    pipeline.register(producer)
+    pipeline.submit([LogRecord(message="x" * 96)])  # "1 " + 96 + "\n" = 99 bytes
+    assert not producer.paused and pipeline.has_room
+    pipeline.submit([LogRecord(message="y")])
+    assert producer.paused and not pipeline.has_room
+    late = Producer()
+    pipeline.register(late)
+    assert late.paused
+    batch = pipeline.take()
+    assert producer.paused, "the batch in flight still counts until it is written"
+    pipeline.mark_written(len(batch), sum(map(len, batch)))
+    assert not producer.paused and not late.paused and pipeline.has_room
+    assert producer.calls == ["pause", "resume"]
+    assert pipeline.queued_bytes == 0 and pipeline.written == 2
+
+
+def test_wait_for_data_wakes_on_submit_and_on_close() -> None:
+    async def scenario() -> list[str]:
+        pipeline = LogPipeline(Sequencer(), plain, max_queue_bytes=1000)
+        waiter = asyncio.create_task(pipeline.wait_for_data())
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        pipeline.submit([LogRecord(message="m")])
+        await asyncio.wait_for(waiter, 1)
+        lines = pipeline.take()
+        closing = asyncio.create_task(pipeline.wait_for_data())
+        pipeline.close()
+        await asyncio.wait_for(closing, 1)
+        return lines
+
+    assert asyncio.run(scenario()) == ["1 m\n"]

@@ -1,0 +1,154 @@
+"""RotatingFileSink on real files: rotation order, limits, whole lines, last sequence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from log_server.sinks.rotating_file import RotatingFileSink, read_last_sequence
+
+
+def numbered(first: int, count: int, width: int = 20) -> bytes:
+    return b"".join(f"{i:>{width - 1}}\n".encode() for i in range(first, first + count))
+
+
+def files_oldest_first(directory: Path, max_files: int) -> list[Path]:
+    rotated = [directory / f"_main.log.{i}" for i in range(max_files - 1, -1, -1)]
+    return [p for p in rotated if p.exists()] + [directory / "_main.log"]
+
+
+def test_rotates_before_passing_the_limit_newest_in_dot_zero(tmp_path: Path) -> None:
+    sink = RotatingFileSink(tmp_path, max_file_bytes=100, max_files=3)
+    sink.open()
+    sink.write(numbered(1, 5))  # 100 bytes: exactly full
+    assert not (tmp_path / "_main.log.0").exists()
+    sink.write(numbered(6, 1))
+    assert (tmp_path / "_main.log.0").read_bytes() == numbered(1, 5)
+    assert (tmp_path / "_main.log").read_bytes() == numbered(6, 1)
+
+
+def test_keeps_only_max_files_rotations(tmp_path: Path) -> None:
+    sink = RotatingFileSink(tmp_path, max_file_bytes=40, max_files=3)
+    sink.open()
+    for first in range(1, 20, 2):
+        sink.write(numbered(first, 2))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["_main.log", "_main.log.0", "_main.log.1", "_main.log.2"]
+    assert (tmp_path / "_main.log").read_bytes() == numbered(19, 2)
+    assert (tmp_path / "_main.log.0").read_bytes() == numbered(17, 2)
+    assert (tmp_path / "_main.log.2").read_bytes() == numbered(13, 2)
+
+
+def test_a_batch_larger_than_a_file_is_split_at_line_boundaries(tmp_path: Path) -> None:
+    sink = RotatingFileSink(tmp_path, max_file_bytes=50, max_files=10)
+    sink.open()
+    sink.write(numbered(1, 10))
+    files = files_oldest_first(tmp_path, 10)
+    assert b"".join(p.read_bytes() for p in files) == numbered(1, 10)
+    for path in files:
+        data = path.read_bytes()
+        assert len(data) <= 50 and data.endswith(b"\n")
+
+
+def test_a_line_longer_than_the_limit_gets_a_file_of_its_own(tmp_path: Path) -> None:
+    sink = RotatingFileSink(tmp_path, max_file_bytes=10, max_files=5)
+    sink.open()
+    sink.write(b"short\n" + b"x" * 30 + b"\n" + b"tail\n")
+    contents = [p.read_bytes() for p in files_oldest_first(tmp_path, 5)]
+    assert contents == [b"short\n", b"x" * 30 + b"\n", b"tail\n"]
+
+
+def test_zero_max_files_keeps_no_rotations(tmp_path: Path) -> None:
+    sink = RotatingFileSink(tmp_path, max_file_bytes=20, max_files=0)
+    sink.open()
+    sink.write(numbered(1, 3))
+    assert [p.name for p in tmp_path.iterdir()] == ["_main.log"]
+    assert (tmp_path / "_main.log").read_bytes() == numbered(3, 1)
+
+
+def test_appends_to_an_existing_file_and_counts_its_size(tmp_path: Path) -> None:
+    (tmp_path / "_main.log").write_bytes(numbered(1, 4))
+    sink = RotatingFileSink(tmp_path, max_file_bytes=100, max_files=2)
+    sink.open()
+    assert sink.size == 80
+    sink.write(numbered(5, 2))
+    assert (tmp_path / "_main.log.0").read_bytes() == numbered(1, 5)
+    assert (tmp_path / "_main.log").read_bytes() == numbered(6, 1)
+
+
+def test_an_unterminated_last_line_is_ended_on_open(tmp_path: Path) -> None:
+    (tmp_path / "_main.log").write_bytes(b"         1 complete\n         2 cut sho")
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2)
+    sink.open()
+    sink.write(b"         3 next\n")
+    assert (tmp_path / "_main.log").read_bytes().splitlines()[-1] == b"         3 next"
+
+
+def test_last_sequence_reads_active_then_dot_zero(tmp_path: Path) -> None:
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2)
+    assert sink.last_sequence() == 0
+    (tmp_path / "_main.log.0").write_bytes(numbered(1, 7))
+    (tmp_path / "_main.log").write_bytes(b"")
+    assert sink.last_sequence() == 7
+    (tmp_path / "_main.log").write_bytes(numbered(8, 2) + b"        1")  # cut last line
+    assert sink.last_sequence() == 9
+
+
+def test_last_sequence_finds_a_line_behind_a_long_one(tmp_path: Path) -> None:
+    path = tmp_path / "_main.log"
+    path.write_bytes(b"        41 short\n        42 " + b"m" * 300_000 + b"\n")
+    assert read_last_sequence(path) == 42
+
+
+def test_last_sequence_skips_lines_that_are_not_ours(tmp_path: Path) -> None:
+    path = tmp_path / "_main.log"
+    path.write_bytes(b'{"seq":5,"x":1}\nsomething else\n')
+    assert read_last_sequence(path) == 5
+
+
+def test_reopen_recreates_a_deleted_active_file(tmp_path: Path) -> None:
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2)
+    sink.open()
+    sink.write(numbered(1, 1))
+    (tmp_path / "_main.log").unlink()
+    sink.reopen()
+    sink.write(numbered(2, 1))
+    assert (tmp_path / "_main.log").read_bytes() == numbered(2, 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    max_file_bytes=st.integers(15, 200),
+    max_files=st.integers(0, 4),
+    batches=st.lists(st.lists(st.integers(1, 60), max_size=8), max_size=12),
+)
+def test_model_every_kept_line_in_order_files_within_limit(
+    tmp_path_factory: pytest.TempPathFactory,
+    max_file_bytes: int,
+    max_files: int,
+    batches: list[list[int]],
+) -> None:
+    """Against a model: the kept files hold a contiguous, ordered tail of all lines written,
+    and a file passes the limit only when it holds one line."""
+    directory = tmp_path_factory.mktemp("model")
+    sink = RotatingFileSink(directory, max_file_bytes, max_files)
+    sink.open()
+    written: list[bytes] = []
+    seq = 0
+    for batch in batches:
+        lines = []
+        for length in batch:
+            seq += 1
+            lines.append(f"{seq} ".encode() + b"x" * length + b"\n")
+        sink.write(b"".join(lines))
+        written.extend(lines)
+    files = files_oldest_first(directory, max(max_files, 1))
+    assert len(files) <= max_files + 1
+    kept = [line + b"\n" for p in files for line in p.read_bytes().splitlines()]
+    assert kept == written[len(written) - len(kept) :]
+    for path in files:
+        data = path.read_bytes()
+        assert len(data) <= max_file_bytes or data.count(b"\n") == 1
