@@ -103,6 +103,11 @@ class RunningServer:
     def wait_for_text(self, text: str, count: int = 1, timeout_s: float = 15.0) -> list[str]:
         return self.wait_for(lambda ls: sum(text in line for line in ls) >= count, timeout_s)
 
+    def wait_for_line(self, text: str, timeout_s: float = 15.0) -> str:
+        """The first line containing `text`, once there is one."""
+        lines = self.wait_for_text(text, 1, timeout_s)
+        return next(line for line in lines if text in line)
+
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)

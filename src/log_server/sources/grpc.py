@@ -16,13 +16,13 @@ from typing import Any
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import grpc  # noqa: E402
+from google.protobuf.message import DecodeError  # noqa: E402
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
 from grpc_reflection.v1alpha import reflection  # noqa: E402
 
 from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
 from log_server.generated import log_service_pb2 as pb
-from log_server.generated import log_service_pb2_grpc as pb_grpc
 from log_server.health import Health
 from log_server.protocol.proto_codec import record_from_request
 
@@ -37,26 +37,48 @@ _ACCEPTED = pb.LogResponse(success=True)
 
 class LogServiceHandler:
     """Implements both services. `success=true` means accepted: sequenced and queued for
-    the writer, which will write it (docs/protocol.md)."""
+    the writer, which will write it (docs/protocol.md).
+
+    Requests arrive as raw bytes and are parsed here, so that bytes which are not a
+    LogRequest get INVALID_ARGUMENT and a log line rather than grpc's generic UNKNOWN."""
 
     def __init__(self, pipeline: LogPipeline, events: ServerEvents) -> None:
         self.pipeline = pipeline
         self.events = events
 
-    async def LogMessage(self, request: Any, context: Any) -> Any:  # noqa: N802 (gRPC name)
+    async def log_message(self, raw: bytes, context: Any) -> Any:
+        request = await self._parse(raw, context, "LogMessage")
         await self._wait_for_room(context)
         self.pipeline.submit([record_from_request(request)])
         return _ACCEPTED
 
-    async def StreamLogs(  # noqa: N802 (gRPC name)
-        self, request_iterator: AsyncIterator[Any], context: Any
-    ) -> Any:
+    async def stream_logs(self, raw_requests: AsyncIterator[bytes], context: Any) -> Any:
         pipeline = self.pipeline
-        async for request in request_iterator:
+        async for raw in raw_requests:
+            request = await self._parse(raw, context, "StreamLogs")
             if not pipeline.has_room:
                 await self._wait_for_room(context)
             pipeline.submit([record_from_request(request)])
         return _ACCEPTED
+
+    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        serialize = pb.LogResponse.SerializeToString
+        return {
+            "LogMessage": grpc.unary_unary_rpc_method_handler(
+                self.log_message, response_serializer=serialize
+            ),
+            "StreamLogs": grpc.stream_unary_rpc_method_handler(
+                self.stream_logs, response_serializer=serialize
+            ),
+        }
+
+    async def _parse(self, raw: bytes, context: Any, method: str) -> Any:
+        try:
+            return pb.LogRequest.FromString(raw)
+        except DecodeError as exc:
+            reason = f"not a logservice.LogRequest: {exc}"
+            self.events.grpc_request_failed(method, context.peer(), reason)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
 
     async def _wait_for_room(self, context: Any) -> None:
         if self.pipeline.has_room:
@@ -82,8 +104,10 @@ class GrpcSource:
     async def start(self, host: str, port: int) -> int:
         """Bind and serve; returns the bound port. Raises OSError when it cannot bind."""
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-        pb_grpc.add_LogServiceServicer_to_server(self.handler, server)
-        pb_grpc.add_LogBridgeServicer_to_server(self.handler, server)
+        handlers = self.handler.method_handlers()
+        server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(name, handlers) for name in SERVICE_NAMES]
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server

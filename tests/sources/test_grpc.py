@@ -1,0 +1,118 @@
+"""The gRPC listener against the real server process, through generated stubs."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from support import RunningServer, seq_of
+
+from log_server.generated import log_service_pb2 as pb
+from log_server.generated import log_service_pb2_grpc as pb_grpc
+
+
+@pytest.fixture
+def channel(server: RunningServer) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as ch:
+        yield ch
+
+
+def test_unary_log_message_is_accepted_and_written(
+    server: RunningServer, channel: grpc.Channel
+) -> None:
+    reply = pb_grpc.LogServiceStub(channel).LogMessage(
+        pb.LogRequest(
+            hostname="api-1",
+            logger_name="orders",
+            level=pb.ERROR,
+            filename="orders.go",
+            function_name="Place",
+            line_number="12",
+            message="out of stock",
+            thread_name="worker-3",
+        ),
+        timeout=10,
+    )
+    assert reply.success is True
+    line = server.wait_for_line("out of stock")
+    assert re.search(
+        r"api-1\s+orders\s+ERROR\s+orders\.go\s+Place\s+12 out of stock "
+        r"thread=worker-3$",
+        line,
+    ), line
+
+
+def test_stream_logs_keeps_order(server: RunningServer, channel: grpc.Channel) -> None:
+    requests = (pb.LogRequest(message=f"streamed-{i}", level=pb.INFO) for i in range(2000))
+    reply = pb_grpc.LogServiceStub(channel).StreamLogs(requests, timeout=30)
+    assert reply.success
+    lines = server.wait_for_text("streamed-", 2000)
+    ours = [ln for ln in lines if "streamed-" in ln]
+    assert [int(ln.rsplit("-", 1)[1]) for ln in ours] == list(range(2000))
+    seqs = [seq_of(ln) for ln in ours]
+    assert seqs == list(range(seqs[0], seqs[0] + 2000)), "one stream, consecutive numbers"
+
+
+def test_log_bridge_serves_the_same_methods(server: RunningServer, channel: grpc.Channel) -> None:
+    bridge = pb_grpc.LogBridgeStub(channel)
+    assert bridge.LogMessage(pb.LogRequest(message="via bridge"), timeout=10).success
+    assert bridge.StreamLogs(iter([pb.LogRequest(message="bridge stream")]), timeout=10).success
+    server.wait_for_text("via bridge")
+    server.wait_for_text("bridge stream")
+
+
+def test_health_service_reports_serving(channel: grpc.Channel) -> None:
+    stub = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "logservice.LogService", "logservice.LogBridge"):
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_the_services(channel: grpc.Channel) -> None:
+    services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {"logservice.LogService", "logservice.LogBridge", "grpc.health.v1.Health"} <= services
+
+
+def test_unknown_level_number_is_kept(server: RunningServer, channel: grpc.Channel) -> None:
+    request = pb.LogRequest(message="from the future")
+    request.level = 42  # type: ignore[assignment]  # proto3 enums are open
+    assert pb_grpc.LogServiceStub(channel).LogMessage(request, timeout=10).success
+    assert " LEVEL42 " in server.wait_for_line("from the future")
+
+
+def test_malformed_request_gets_a_status_not_a_hang(
+    server: RunningServer, channel: grpc.Channel
+) -> None:
+    call = channel.unary_unary(
+        "/logservice.LogService/LogMessage",
+        request_serializer=lambda b: b,
+        response_deserializer=lambda b: b,
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        call(b"\xff\xff\xff\xff", timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a logservice.LogRequest" in (info.value.details() or "")
+    assert "grpc_request_failed" in server.wait_for_line("not a logservice.LogRequest")
+
+
+def test_tcp_only_does_not_listen_for_grpc(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory("--tcp_only")
+    assert server.grpc_port is None
+    assert "grpc=" not in server.wait_for_line("listening on")
+    server.send(b"")
+    assert server.health().startswith("OK ")
+
+
+def test_grpc_listens_on_the_given_port(server_factory) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = server_factory("--grpc_port", str(port))
+    assert server.grpc_port == port

@@ -1,0 +1,163 @@
+"""The TCP listener against the real server process, over real sockets."""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import threading
+
+from support import RunningServer, frame, msg_frame, seq_of
+
+
+def message_lines(lines: list[str], marker: str) -> list[str]:
+    return [line for line in lines if marker in line]
+
+
+def test_one_packed_message_lands_with_its_fields(server: RunningServer) -> None:
+    server.send(
+        msg_frame(
+            True,
+            timestamp="2026-11-27T10:00:00.000001+00:00",
+            hostname="web1",
+            loggerName="shop",
+            level="warning",
+            filename="cart.py",
+            functionName="checkout",
+            lineNumber="88",
+            message="card declined",
+            processId="4242",
+            serviceName="shop-api",
+        )
+    )
+    line = server.wait_for_line("card declined")
+    assert re.search(
+        r"^\s*\d+ 2026-11-27T10:00:00\.000001\+00:00\s+web1\s+shop\s+WARNING\s+cart\.py\s+"
+        r"checkout\s+88 card declined pid=4242 service=shop-api$",
+        line,
+    ), line
+
+
+def test_packed_and_unpacked_from_many_connections_keep_order(server: RunningServer) -> None:
+    connections, per_connection = 4, 500
+
+    def client(c: int) -> None:
+        data = b"".join(
+            msg_frame(i % 2 == 0, message=f"conn{c}-{i}", level="info")
+            + (frame(b"") if i % 50 == 0 else b"")  # keep-alives in between
+            for i in range(per_connection)
+        )
+        with server.connect() as sock:
+            for start in range(0, len(data), 997):  # odd-sized writes split frames
+                sock.sendall(data[start : start + 997])
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ours = re.compile(r" conn\d+-\d+$")
+    lines = server.wait_for(
+        lambda ls: sum(bool(ours.search(ln)) for ln in ls) == connections * per_connection
+    )
+    seqs = [seq_of(line) for line in lines]
+    assert seqs == sorted(set(seqs)), "global sequence strictly increasing in the file"
+    for c in range(connections):
+        got = [re.search(rf"conn{c}-(\d+)$", line) for line in lines]
+        indices = [int(m.group(1)) for m in got if m]
+        assert indices == list(range(per_connection)), f"connection {c} out of order or lost"
+
+
+def test_health_answers_one_status_line_and_closes(server: RunningServer) -> None:
+    server.send(msg_frame(message="before health"))
+    server.wait_for_text("before health")
+    status = server.health()
+    assert status.endswith("\n") and status.count("\n") == 1
+    assert re.fullmatch(
+        r"OK LogServer uptime=\d+s received=\d+ written=\d+ queued=\d+ connections=\d+\n", status
+    )
+    assert int(re.search(r"received=(\d+)", status).group(1)) >= 2  # type: ignore[union-attr]
+
+
+def test_health_answers_without_waiting_for_end_of_input(server: RunningServer) -> None:
+    """As `nc` does: send the word and keep our side open."""
+    with server.connect() as sock:
+        sock.sendall(b"health\n")
+        sock.settimeout(5)
+        assert sock.recv(4096).startswith(b"OK LogServer ")
+
+
+def test_garbage_closes_only_that_connection(server: RunningServer) -> None:
+    with server.connect() as good:
+        good.sendall(msg_frame(message="good-1"))
+        with server.connect() as bad:
+            bad.sendall(frame(b"this is not capn proto at all!!!"))
+            bad.settimeout(5)
+            assert bad.recv(100) == b"", "the bad connection is closed by the server"
+        good.sendall(msg_frame(message="good-2"))
+        server.wait_for_text("good-2")
+    lines = server.wait_for_text("frame_rejected")
+    rejected = [line for line in lines if "frame_rejected" in line]
+    assert re.search(
+        r"ERROR .* closing connection from 127\.0\.0\.1:\d+: invalid Cap'n Proto", rejected[0]
+    ), rejected[0]
+    assert server.health().startswith("OK ")
+
+
+def test_oversized_frame_closes_with_the_reason(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory("--max_frame_size", "1KB")
+    with server.connect() as sock:
+        sock.sendall(msg_frame(message="fits"))
+        sock.sendall(struct.pack(">I", 5000) + b"x" * 5000)
+        sock.settimeout(5)
+        assert sock.recv(100) == b""
+    lines = server.wait_for_text("exceeds the limit")
+    assert any("frame of 5000 bytes exceeds the limit of 1024 bytes" in ln for ln in lines)
+    assert message_lines(lines, " fits")
+
+
+def test_good_frames_before_a_bad_one_in_the_same_read_are_kept(server: RunningServer) -> None:
+    server.send(msg_frame(message="kept-1") + msg_frame(message="kept-2") + frame(b"\xff" * 16))
+    lines = server.wait_for_text("frame_rejected")
+    assert message_lines(lines, "kept-1") and message_lines(lines, "kept-2")
+
+
+def test_hostile_fields_are_escaped_onto_one_line(server: RunningServer) -> None:
+    server.send(
+        msg_frame(
+            message="evil\n         9 2026 forged line\x1b[31m red",
+            hostname="h\r\nx",
+            stackTrace="Traceback:\n  boom",
+        )
+    )
+    line = server.wait_for_line("evil")
+    assert "evil\\n         9 2026 forged line\\x1b[31m red" in line
+    assert 'stack="Traceback:\\n  boom"' in line
+    assert not any("forged line" in ln and "evil" not in ln for ln in server.lines())
+
+
+def test_connection_lines_name_peer_and_counts(server: RunningServer) -> None:
+    with server.connect() as sock:
+        sock.sendall(msg_frame(message="a") + msg_frame(message="b"))
+        port = sock.getsockname()[1]
+    lines = server.wait_for_text(f"127.0.0.1:{port} closed")
+    assert any(
+        f"connection from 127.0.0.1:{port}" in ln and "connection_opened" in ln for ln in lines
+    )
+    closed = next(ln for ln in lines if f"127.0.0.1:{port} closed" in ln)
+    assert "messages=2" in closed
+
+
+def test_ipv6_loopback(server_factory) -> None:  # type: ignore[no-untyped-def]
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        import pytest
+
+        pytest.skip("this machine has no IPv6 loopback (::1 cannot be bound)")
+    server = server_factory("--host", "::1")
+    with socket.create_connection(("::1", server.tcp_port), timeout=10) as sock:
+        sock.sendall(msg_frame(message="over ipv6"))
+    server.wait_for_text("over ipv6")
