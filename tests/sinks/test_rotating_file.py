@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,23 @@ def test_reopen_recreates_a_deleted_active_file(tmp_path: Path) -> None:
     sink.reopen()
     sink.write(numbered(2, 1))
     assert (tmp_path / "_main.log").read_bytes() == numbered(2, 1)
+
+
+def test_a_file_replaced_behind_our_back_is_reopened_before_the_next_write(
+    tmp_path: Path,
+) -> None:
+    """Regression: writes must not go on into a descriptor whose file was renamed away
+    (an outside logrotate) or deleted, where nobody would find them."""
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2)
+    sink.open()
+    sink.write(numbered(1, 1))
+    os.replace(tmp_path / "_main.log", tmp_path / "rotated-by-someone-else")
+    sink.write(numbered(2, 1))
+    assert (tmp_path / "_main.log").read_bytes() == numbered(2, 1)
+    (tmp_path / "_main.log").unlink()
+    sink.write(numbered(3, 1))
+    assert (tmp_path / "_main.log").read_bytes() == numbered(3, 1)
+    assert (tmp_path / "rotated-by-someone-else").read_bytes() == numbered(1, 1)
 
 
 @settings(max_examples=60, deadline=None)

@@ -40,6 +40,7 @@ class RotatingFileSink:
         self.max_files = max_files
         self._on_rotate = on_rotate
         self._fd = -1
+        self._identity: tuple[int, int] = (0, 0)
         self.size = 0
 
     def rotated_path(self, index: int) -> Path:
@@ -49,8 +50,7 @@ class RotatingFileSink:
         """Open (or create) the active file for appending and count its size. A last line
         left unterminated by a crash is ended, so the next line starts on a line of its own."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.size = os.fstat(self._fd).st_size
+        self._open_active()
         if self.size and _last_byte(self.path) != b"\n":
             self._write_all(memoryview(b"\n"))
 
@@ -60,12 +60,32 @@ class RotatingFileSink:
         self.close()
         self.open()
 
+    def _open_active(self) -> None:
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        stat = os.fstat(self._fd)
+        self.size = stat.st_size
+        self._identity = (stat.st_dev, stat.st_ino)
+
+    def _is_current(self) -> bool:
+        """Whether the path still names the file we hold open (one stat per batch)."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (stat.st_dev, stat.st_ino) == self._identity
+
     def write(self, data: bytes) -> None:
         """Write whole lines, rotating between them as needed. On failure raises
-        SinkWriteError saying how much was written, so a retry neither loses nor repeats."""
+        SinkWriteError saying how much was written, so a retry neither loses nor repeats.
+
+        If the active file was removed or replaced behind our back (an outside rotation,
+        an operator's `rm`), it is reopened by path first: no line goes into a file that
+        nobody can find any more."""
         view = memoryview(data)
         done = 0
         try:
+            if not self._is_current():
+                self.reopen()
             while done < len(data):
                 room = self.max_file_bytes - self.size
                 end = len(data)
@@ -102,8 +122,7 @@ class RotatingFileSink:
                 if src.exists():
                     os.replace(src, self.rotated_path(index + 1))
             os.replace(self.path, self.rotated_path(0))
-        self.size = 0
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._open_active()
         if self._on_rotate is not None:
             self._on_rotate(self.rotated_path(0))
 

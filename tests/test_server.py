@@ -1,0 +1,185 @@
+"""The whole server: rotation, restart, shutdown, its own lines, and a failing disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support import RunningServer, msg_frame, seq_of
+
+Factory = Callable[..., RunningServer]
+
+
+def test_rotation_keeps_newest_in_dot_zero_and_contiguous_sequence(
+    server_factory: Factory,
+) -> None:
+    server = server_factory("--max_file_size", "4KB", "--max_files", "3")
+    # ~200 bytes a line: 40 lines per batch of frames -> many rotations.
+    for batch in range(10):
+        server.send(
+            b"".join(msg_frame(message=f"rot-{batch}-{i:02d} " + "x" * 60) for i in range(40))
+        )
+    server.wait_for_text("rot-9-39")
+    names = sorted(p.name for p in server.log_dir.iterdir())
+    assert names == ["_main.log", "_main.log.0", "_main.log.1", "_main.log.2"]
+    for path in server.log_files():
+        data = path.read_bytes()
+        assert len(data) <= 4096, path
+        assert data.endswith(b"\n") or not data
+    newest_rotated = server.log_dir / "_main.log.0"
+    assert newest_rotated.stat().st_mtime <= server.active_log.stat().st_mtime + 1
+    seqs = [seq_of(line) for line in server.lines()]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "contiguous across kept files"
+    assert seq_of(newest_rotated.read_text().splitlines()[-1]) + 1 == seq_of(
+        server.active_log.read_text().splitlines()[0]
+    )
+    assert any("file_rotated" in line for line in server.lines())
+
+
+def test_restart_continues_the_sequence(server_factory: Factory, tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    first = server_factory(log_dir=log_dir)
+    first.send(msg_frame(message="before restart"))
+    first.wait_for_text("before restart")
+    assert first.stop() == 0
+    last_before = seq_of(first.lines()[-1])
+
+    second = server_factory(log_dir=log_dir)
+    second.send(msg_frame(message="after restart"))
+    line = second.wait_for_line("after restart")
+    seqs = [seq_of(ln) for ln in second.lines()]
+    assert seqs == sorted(set(seqs))
+    assert seq_of(line) > last_before
+    assert seqs[seqs.index(last_before) + 1] == last_before + 1, "no gap, no reuse"
+
+
+def test_restart_continues_after_a_rotation_left_the_active_file_empty(
+    server_factory: Factory, tmp_path: Path
+) -> None:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    (log_dir / "_main.log.0").write_text("      7001 older line\n")
+    (log_dir / "_main.log").write_text("")
+    server = server_factory(log_dir=log_dir)
+    assert seq_of(server.wait_for_line("listening on")) == 7002
+
+
+def test_sigterm_drains_a_burst_sent_just_before(server_factory: Factory) -> None:
+    server = server_factory()
+    count = 20_000
+    data = b"".join(msg_frame(message=f"burst-{i}") for i in range(count))
+    with server.connect() as sock:
+        sock.sendall(data)
+        server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=30) == 0
+    lines = server.lines()
+    burst = [int(ln.rsplit("-", 1)[1]) for ln in lines if re.search(r" burst-\d+$", ln)]
+    assert burst == list(range(count)), "every message of the burst, once, in order"
+    assert "intake stopped after" in lines[-1]
+    assert any("SIGTERM received: draining connections" in ln for ln in lines)
+
+
+def test_sigint_also_stops_cleanly(server_factory: Factory) -> None:
+    server = server_factory()
+    server.send(msg_frame(message="last words"))
+    server.wait_for_text("last words")
+    assert server.stop(signal.SIGINT) == 0
+    assert any("SIGINT received" in ln for ln in server.lines())
+
+
+def test_own_lines_startup_and_throughput(server_factory: Factory) -> None:
+    server = server_factory("--name", "Collector", "--stats_interval", "0.2")
+    started = server.wait_for_line("listening on")
+    assert re.search(
+        r"Collector\s+INFO\s+log_server\s+started\s+log_server \S+ listening on "
+        r"tcp=127\.0\.0\.1:\d+ grpc=127\.0\.0\.1:\d+; log_dir=",
+        started,
+    ), started
+    server.send(msg_frame(message="counted"))
+    stats = server.wait_for_line("throughput msgs/s=")
+    assert re.search(r"msgs/s=[\d.]+ MB/s=[\d.]+ queued=\d+ connections=\d+", stats)
+
+
+def test_json_format_end_to_end(server_factory: Factory) -> None:
+    server = server_factory("--format", "json")
+    server.send(msg_frame(message="as json\nline", level="error", hostname="h"))
+    line = server.wait_for_line("as json")
+    obj = json.loads(line)
+    assert obj["message"] == "as json\nline" and obj["level"] == "ERROR"
+    assert obj["seq"] > 1 and obj["received_at"].endswith("+00:00")
+    assert obj["timestamp"] == obj["received_at"]
+    assert server.stop() == 0
+    again = server_factory("--format", "json", log_dir=server.log_dir)  # seq read from JSON
+    again.send(msg_frame(message="second run"))
+    assert json.loads(again.wait_for_line("second run"))["seq"] > obj["seq"]
+
+
+def test_failing_disk_degrades_keeps_everything_and_recovers(server_factory: Factory) -> None:
+    """A real write error: the active file is replaced by a link to /dev/full (ENOSPC)."""
+    server = server_factory("--tcp_only")
+    server.send(msg_frame(message="before fault"))
+    server.wait_for_text("before fault")
+    active = server.active_log
+    kept = active.with_name("before-fault.log")
+    os.replace(active, kept)
+    os.symlink("/dev/full", active)
+    with server.connect() as sock:
+        sock.sendall(b"".join(msg_frame(message=f"during fault {i}") for i in range(50)))
+    deadline = time.monotonic() + 15
+    while not (status := server.health()).startswith("DEGRADED"):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+    assert "No space left on device" in status
+    assert "writes_degraded" in server.stderr()
+
+    os.unlink(active)  # the disk "recovers": the writer reopens the path as a new file
+    lines = server.wait_for_text("writing again after", timeout_s=20)
+    assert server.health().startswith("OK ")
+    during = [ln for ln in lines if "during fault" in ln]
+    assert [int(ln.rsplit(" ", 1)[1]) for ln in during] == list(range(50))
+    text = active.read_text()
+    assert "write attempt 1 failed" in text and "No space left on device" in text
+
+
+def test_grpc_health_follows_write_failures(server_factory: Factory) -> None:
+    server = server_factory()
+    active = server.active_log
+    os.replace(active, active.with_name("moved.log"))
+    os.symlink("/dev/full", active)
+    server.send(msg_frame(message="cannot be written yet"))
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+
+        def status() -> int:
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+            return int(reply.status)
+
+        deadline = time.monotonic() + 15
+        while status() != health_pb2.HealthCheckResponse.NOT_SERVING:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.unlink(active)
+        server.wait_for_text("cannot be written yet", timeout_s=20)
+        deadline = time.monotonic() + 15
+        while status() != health_pb2.HealthCheckResponse.SERVING:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_refused_connection_when_stopped(server_factory: Factory) -> None:
+    server = server_factory()
+    port = server.tcp_port
+    assert server.stop() == 0
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return
+    raise AssertionError("the port still accepts connections after shutdown")
