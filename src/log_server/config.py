@@ -92,7 +92,7 @@ class Config:
     )
     max_queue_bytes: int = _option(
         64 * MIB,
-        ("--max_queue_size",),
+        ("--max_queue_bytes",),
         "accepted but unwritten lines held in memory before intake pauses",
         parse_size,
         format_size,
@@ -123,7 +123,7 @@ class Config:
         if not 1 <= self.max_frame_bytes <= MAX_FRAME_LIMIT_BYTES:
             out.append(("--max_frame_size", f"must be between 1 byte and {format_size(GIB)}"))
         if self.max_queue_bytes < 1:
-            out.append(("--max_queue_size", "must be at least 1 byte"))
+            out.append(("--max_queue_bytes", "must be at least 1 byte"))
         if self.stats_interval_s < 0:
             out.append(("--stats_interval", "must be 0 (off) or more seconds"))
         if not self.name.strip() or any(c.isspace() for c in self.name):

@@ -174,7 +174,7 @@ class Server:
         return (
             f"log_dir={c.log_dir} format={c.format} max_file_size={format_size(c.max_file_bytes)} "
             f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
-            f"max_queue_size={format_size(c.max_queue_bytes)} "
+            f"max_queue_bytes={format_size(c.max_queue_bytes)} "
             f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only}"
         )
 
