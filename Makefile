@@ -3,7 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NATIVE_STAMP := $(VENV)/.native-installed
+NATIVE_SOURCES := $(wildcard native/src/*.rs) native/Cargo.toml native/Cargo.lock native/pyproject.toml
 ARGS ?=
+# rustup installs cargo here; make it visible even where a login shell did not add it.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+# Keep cargo's build products between installs, so a rebuild after a change is incremental.
+export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
 .PHONY: run test lint typecheck check gen-proto bench clean
 
@@ -15,10 +21,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The compiled TCP kernel (Rust, built by maturin from crates.io sources).
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps ./native
+	touch $(NATIVE_STAMP)
+
+run: $(NATIVE_STAMP)
 	$(BIN)/log_server $(ARGS)
 
-test: $(STAMP)
+test: $(NATIVE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -97,6 +97,12 @@ class Config:
         parse_size,
         format_size,
     )
+    kernel: str = _option(
+        "auto",
+        ("--kernel",),
+        "TCP decoder: the compiled one (native), pycapnp (python), or native when installed",
+        choices=("auto", "native", "python"),
+    )
     stats_interval_s: float = _option(
         60.0,
         ("--stats_interval",),

@@ -15,6 +15,7 @@ from log_server.core.sequencer import Sequencer
 from log_server.events import ServerEvents
 from log_server.format import FORMATTERS
 from log_server.health import Health, status_line
+from log_server.protocol.connection import decoder_factory, native_kernel_available
 from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
 from log_server.sources.grpc import GrpcSource
@@ -73,7 +74,8 @@ class Server:
         )
         self.events = ServerEvents(config.name, self.pipeline)
         self.writer = BatchWriter(self.pipeline, self.sink, self.events, self.health)
-        self.tcp = TcpSource(self.pipeline, self.events, config.max_frame_bytes, self.status_line)
+        new_decoder = decoder_factory(config.kernel, config.max_frame_bytes, config.format)
+        self.tcp = TcpSource(self.pipeline, self.events, new_decoder, self.status_line)
         try:
             tcp_host, tcp_port = await self.tcp.start(config.host, config.port)
         except OSError as exc:
@@ -175,8 +177,15 @@ class Server:
             f"log_dir={c.log_dir} format={c.format} max_file_size={format_size(c.max_file_bytes)} "
             f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
-            f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only}"
+            f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} "
+            f"kernel={self._kernel_in_use()}"
         )
+
+    def _kernel_in_use(self) -> str:
+        kernel = self.config.kernel
+        if kernel == "auto":
+            return "native" if native_kernel_available() else "python (native not installed)"
+        return kernel
 
 
 def _describe(exc: OSError) -> str:

@@ -31,9 +31,12 @@ def test_lines_come_out_in_sequence_order_across_submits() -> None:
     pipeline = LogPipeline(Sequencer(10), plain, max_queue_bytes=1 << 20)
     pipeline.submit([LogRecord(message="a"), LogRecord(message="b")])
     pipeline.submit([LogRecord(message="c")])
-    assert pipeline.take() == ["11 a\n", "12 b\n", "13 c\n"]
-    assert pipeline.take() == []
-    assert pipeline.received == 3 and pipeline.queued_lines == 3
+    assert pipeline.next_seq == 14
+    pipeline.submit_formatted(b"14 pre\n15 formatted\n", 2)
+    pipeline.submit([LogRecord(message="d")])
+    assert pipeline.take() == (b"11 a\n12 b\n13 c\n14 pre\n15 formatted\n16 d\n", 6)
+    assert pipeline.take() == (b"", 0)
+    assert pipeline.received == 6 and pipeline.queued_lines == 6
 
 
 def test_producers_pause_at_the_bound_and_resume_at_half() -> None:
@@ -47,16 +50,16 @@ def test_producers_pause_at_the_bound_and_resume_at_half() -> None:
     late = Producer()
     pipeline.register(late)
     assert late.paused
-    batch = pipeline.take()
+    batch, count = pipeline.take()
     assert producer.paused, "the batch in flight still counts until it is written"
-    pipeline.mark_written(len(batch), sum(map(len, batch)))
+    pipeline.mark_written(count, len(batch))
     assert not producer.paused and not late.paused and pipeline.has_room
     assert producer.calls == ["pause", "resume"]
     assert pipeline.queued_bytes == 0 and pipeline.written == 2
 
 
 def test_wait_for_data_wakes_on_submit_and_on_close() -> None:
-    async def scenario() -> list[str]:
+    async def scenario() -> tuple[bytes, int]:
         pipeline = LogPipeline(Sequencer(), plain, max_queue_bytes=1000)
         waiter = asyncio.create_task(pipeline.wait_for_data())
         await asyncio.sleep(0)
@@ -69,4 +72,4 @@ def test_wait_for_data_wakes_on_submit_and_on_close() -> None:
         await asyncio.wait_for(closing, 1)
         return lines
 
-    assert asyncio.run(scenario()) == ["1 m\n"]
+    assert asyncio.run(scenario()) == (b"1 m\n", 1)

@@ -28,7 +28,8 @@ class LogPipeline:
         self.sequencer = sequencer
         self.max_queue_bytes = max_queue_bytes
         self._format = formatter
-        self._lines: list[str] = []
+        self._chunks: list[bytes] = []
+        self._pending_lines = 0
         self._pending_bytes = 0
         self._inflight_bytes = 0
         self._data_ready = asyncio.Event()
@@ -48,13 +49,26 @@ class LogPipeline:
         if received_at is None:
             received_at = now_iso()
         fmt = self._format
-        lines = [
-            fmt(seq, r, received_at)
-            for seq, r in zip(self.sequencer.take(len(records)), records, strict=True)
-        ]
-        self._lines.extend(lines)
-        self._pending_bytes += sum(map(len, lines))
-        self.received += len(records)
+        seqs = self.sequencer.take(len(records))
+        text = "".join([fmt(seq, r, received_at) for seq, r in zip(seqs, records, strict=True)])
+        self._accept(text.encode("utf-8", "backslashreplace"), len(records))
+
+    @property
+    def next_seq(self) -> int:
+        """The number the next accepted message gets (for decoders that format lines)."""
+        return self.sequencer.last_issued + 1
+
+    def submit_formatted(self, lines: bytes, count: int) -> None:
+        """Accept `count` lines that a decoder already formatted, numbered from `next_seq`."""
+        if count:
+            self.sequencer.take(count)
+            self._accept(lines, count)
+
+    def _accept(self, chunk: bytes, count: int) -> None:
+        self._chunks.append(chunk)
+        self._pending_lines += count
+        self._pending_bytes += len(chunk)
+        self.received += count
         self._data_ready.set()
         if self._room.is_set() and self.queued_bytes >= self.max_queue_bytes:
             self._room.clear()
@@ -89,18 +103,19 @@ class LogPipeline:
 
     @property
     def has_waiting_lines(self) -> bool:
-        return bool(self._lines)
+        return bool(self._chunks)
 
     async def wait_for_data(self) -> None:
         await self._data_ready.wait()
 
-    def take(self) -> list[str]:
-        """Everything waiting, in sequence order, as one batch."""
-        lines, self._lines = self._lines, []
+    def take(self) -> tuple[bytes, int]:
+        """Everything waiting, in sequence order, as one batch: (lines, how many)."""
+        chunks, count = self._chunks, self._pending_lines
+        self._chunks, self._pending_lines = [], 0
         self._inflight_bytes += self._pending_bytes
         self._pending_bytes = 0
         self._data_ready.clear()
-        return lines
+        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), count
 
     def mark_written(self, count: int, size: int) -> None:
         self.written += count

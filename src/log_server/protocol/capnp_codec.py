@@ -97,6 +97,10 @@ class CapnpDecoder:
             data = bytes(raw._get(name))
             if data.endswith(b"\x00"):  # Text's NUL terminator
                 data = data[:-1]
+            elif raw._has(name):
+                # Read as Text this is an error too; pycapnp merely failed to word it (the
+                # offending byte is in its message and is not UTF-8).
+                raise PayloadError("Message contains text that is not NUL-terminated")
             out.append(data.decode("utf-8", "replace"))
         return out
 

@@ -41,16 +41,15 @@ class BatchWriter:
                     return
                 await pipeline.wait_for_data()
                 continue
-            lines = pipeline.take()
-            size = sum(map(len, lines))
-            data = "".join(lines).encode("utf-8", "backslashreplace")
+            data, count = pipeline.take()
             await self._write(data)
             self.bytes_written += len(data)
-            pipeline.mark_written(len(lines), size)
+            pipeline.mark_written(count, len(data))
             # Let the sources run between batches, so batches grow under load.
             await asyncio.sleep(0)
 
     async def _write(self, data: bytes) -> None:
+        """Until all of `data` is in the file; a partial write is resumed where it stopped."""
         failures = 0
         first_failure = 0.0
         while True:
@@ -62,7 +61,6 @@ class BatchWriter:
             except (SinkWriteError, OSError) as exc:
                 if isinstance(exc, SinkWriteError):
                     data = data[exc.written :]
-                    self.bytes_written += exc.written
                     cause = exc.cause
                 else:
                     cause = exc

@@ -1,5 +1,5 @@
-"""TCP listener: a thin adapter that feeds each connection's bytes to a FrameDecoder,
-decodes the frames and submits the records. A peer error is one log line and a close."""
+"""TCP listener: a thin adapter that feeds each connection's bytes to its decoder and
+submits the lines that come out. A peer error is one log line and a close."""
 
 from __future__ import annotations
 
@@ -9,23 +9,22 @@ from collections.abc import Callable
 from typing import cast
 
 from log_server.core.pipeline import LogPipeline
-from log_server.core.records import LogRecord
 from log_server.events import ServerEvents
-from log_server.protocol.capnp_codec import CapnpDecoder
-from log_server.protocol.errors import PayloadError, ProtocolError
-from log_server.protocol.framing import FrameDecoder, HealthRequested
+from log_server.format import now_iso
+from log_server.protocol.connection import DecoderFactory
 
 
 class TcpConnection(asyncio.Protocol):
     def __init__(self, source: TcpSource) -> None:
         self.source = source
-        self.framer = FrameDecoder(source.max_frame_bytes)
+        self.decoder = source.new_decoder()
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.messages = 0
         self.bytes_received = 0
         self.last_data_at = self.opened_at = time.monotonic()
         self._announced = False
+        self._is_health_probe = False
         self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -38,29 +37,28 @@ class TcpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.bytes_received += len(data)
         self.last_data_at = time.monotonic()
-        payloads = self.framer.feed(data)
-        stop = self.framer.stop
-        if isinstance(stop, HealthRequested):
+        pipeline = self.source.pipeline
+        lines, count, stop = self.decoder.feed(data, pipeline.next_seq, now_iso())
+        if count:
+            pipeline.submit_formatted(lines, count)
+            self.messages += count
+        if stop is None:
+            if not self._announced:
+                self._announce()
+            return
+        kind, reason = stop
+        if kind == "health":
+            self._is_health_probe = True
             self._answer_health()
             return
         if not self._announced:
-            self._announced = True
-            self.source.events.connection_opened(self.peer)
-        error: ProtocolError | None = stop
-        records: list[LogRecord] = []
-        decode = self.source.decoder.decode
-        for payload in payloads:
-            try:
-                records.append(decode(payload))
-            except PayloadError as exc:
-                error = exc
-                break
-        if records:
-            self.source.pipeline.submit(records)
-            self.messages += len(records)
-        if error is not None:
-            self.source.events.frame_rejected(self.peer, error.reason)
-            self._close()
+            self._announce()
+        self.source.events.frame_rejected(self.peer, reason)
+        self._close()
+
+    def _announce(self) -> None:
+        self._announced = True
+        self.source.events.connection_opened(self.peer)
 
     def _answer_health(self) -> None:
         assert self.transport is not None
@@ -74,7 +72,7 @@ class TcpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.source.connections.discard(self)
         self.source.pipeline.unregister(self)
-        if self._announced or (self.framer.stop is None and self.bytes_received == 0):
+        if not self._is_health_probe:
             self.source.events.connection_closed(
                 self.peer, self.messages, self.bytes_received, time.monotonic() - self.opened_at
             )
@@ -95,14 +93,13 @@ class TcpSource:
         self,
         pipeline: LogPipeline,
         events: ServerEvents,
-        max_frame_bytes: int,
+        new_decoder: DecoderFactory,
         status_line: Callable[[], str],
     ) -> None:
         self.pipeline = pipeline
         self.events = events
-        self.max_frame_bytes = max_frame_bytes
+        self.new_decoder = new_decoder
         self.status_line = status_line
-        self.decoder = CapnpDecoder(max_frame_bytes)
         self.connections: set[TcpConnection] = set()
         self._server: asyncio.Server | None = None
 

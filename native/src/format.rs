@@ -1,0 +1,204 @@
+//! Record -> one line, byte for byte what `log_server/format.py` writes (the Python path is
+//! the reference; tests/protocol/test_native.py checks both give identical lines).
+
+use std::fmt::Write as _;
+
+pub const LEVEL_NAMES: [&str; 12] = [
+    "NOTSET", "DEBUG", "STREAM", "INFO", "LOGON", "LOGOUT", "TRADE", "SCHEDULE", "REPORT",
+    "WARNING", "ERROR", "CRITICAL",
+];
+
+/// The 16 fields in schema order, with `level` kept as its number.
+pub struct Fields<'a> {
+    pub text: [std::borrow::Cow<'a, str>; 15],
+    pub level: u16,
+}
+
+// Indices into Fields::text (the schema order without `level`).
+const TIMESTAMP: usize = 0;
+const HOSTNAME: usize = 1;
+const LOGGER: usize = 2;
+const MODULE: usize = 3;
+const FILENAME: usize = 4;
+const FUNCTION: usize = 5;
+const LINE: usize = 6;
+const MESSAGE: usize = 7;
+const PATH: usize = 8;
+const PID: usize = 9;
+const PROCESS: usize = 10;
+const TID: usize = 11;
+const THREAD: usize = 12;
+const SERVICE: usize = 13;
+const STACK: usize = 14;
+
+const EXTRAS: [(&str, usize); 8] = [
+    ("module", MODULE),
+    ("path", PATH),
+    ("pid", PID),
+    ("process", PROCESS),
+    ("tid", TID),
+    ("thread", THREAD),
+    ("service", SERVICE),
+    ("stack", STACK),
+];
+
+const JSON_NAMES: [&str; 15] = [
+    "timestamp", "hostname", "logger_name", "module", "filename", "function_name",
+    "line_number", "message", "path_name", "process_id", "process_name", "thread_id",
+    "thread_name", "service_name", "stack_trace",
+];
+
+fn level_name(level: u16, out: &mut String) {
+    match LEVEL_NAMES.get(level as usize) {
+        Some(name) => out.push_str(name),
+        None => {
+            let _ = write!(out, "LEVEL{level}");
+        }
+    }
+}
+
+#[inline]
+fn needs_escape(c: char) -> bool {
+    let n = c as u32;
+    n < 0x20 || (0x7f..0xa0).contains(&n) || n == 0x2028 || n == 0x2029
+}
+
+/// Control characters as `\n`, `\r`, `\t`, `\xNN`, `\uNNNN` (format.escape).
+pub fn escape_into(text: &str, out: &mut String) {
+    if !text.chars().any(needs_escape) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        if !needs_escape(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) <= 0xff => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+        }
+    }
+}
+
+/// `{:<W.W}` (cut to W characters, pad to W) or `{:>W.W}` of Python's str.format.
+fn column(text: &str, width: usize, right: bool, out: &mut String) {
+    let mut chars = 0;
+    let mut end = text.len();
+    for (i, _) in text.char_indices() {
+        if chars == width {
+            end = i;
+            break;
+        }
+        chars += 1;
+    }
+    let cut = &text[..end];
+    let pad = width.saturating_sub(chars);
+    if right {
+        out.extend(std::iter::repeat_n(' ', pad));
+        out.push_str(cut);
+    } else {
+        out.push_str(cut);
+        out.extend(std::iter::repeat_n(' ', pad));
+    }
+}
+
+fn escaped_column(text: &str, width: usize, right: bool, scratch: &mut String, out: &mut String) {
+    scratch.clear();
+    escape_into(text, scratch);
+    column(scratch, width, right, out);
+}
+
+pub fn text_line(seq: u64, f: &Fields, received_at: &str, scratch: &mut String, out: &mut String) {
+    let _ = write!(out, "{seq:>10} ");
+    if f.text[TIMESTAMP].is_empty() {
+        column(received_at, 33, false, out);
+    } else {
+        escaped_column(&f.text[TIMESTAMP], 33, false, scratch, out);
+    }
+    out.push(' ');
+    escaped_column(&f.text[HOSTNAME], 12, false, scratch, out);
+    out.push(' ');
+    escaped_column(&f.text[LOGGER], 15, false, scratch, out);
+    out.push(' ');
+    scratch.clear();
+    level_name(f.level, scratch);
+    column(scratch, 8, false, out);
+    out.push(' ');
+    escaped_column(&f.text[FILENAME], 20, false, scratch, out);
+    out.push(' ');
+    escaped_column(&f.text[FUNCTION], 25, false, scratch, out);
+    out.push(' ');
+    escaped_column(&f.text[LINE], 6, true, scratch, out);
+    out.push(' ');
+    escape_into(&f.text[MESSAGE], out);
+    for (key, index) in EXTRAS {
+        let value = &f.text[index];
+        if value.is_empty() {
+            continue;
+        }
+        out.push(' ');
+        out.push_str(key);
+        out.push('=');
+        scratch.clear();
+        escape_into(value, scratch);
+        if scratch.contains([' ', '"', '=']) {
+            out.push('"');
+            out.push_str(&scratch.replace('"', "\\\""));
+            out.push('"');
+        } else {
+            out.push_str(scratch);
+        }
+    }
+    out.push('\n');
+}
+
+/// json.dumps(ensure_ascii=False) string escaping, plus the extra escapes of format.py.
+fn json_string(text: &str, out: &mut String) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+pub fn json_line(seq: u64, f: &Fields, received_at: &str, scratch: &mut String, out: &mut String) {
+    let _ = write!(out, "{{\"seq\":{seq},\"received_at\":");
+    json_string(received_at, out);
+    for (index, name) in JSON_NAMES.iter().enumerate() {
+        if index == FILENAME {
+            out.push_str(",\"level\":");
+            scratch.clear();
+            level_name(f.level, scratch);
+            json_string(scratch, out);
+        }
+        out.push_str(",\"");
+        out.push_str(name);
+        out.push_str("\":");
+        if index == TIMESTAMP && f.text[TIMESTAMP].is_empty() {
+            json_string(received_at, out);
+        } else {
+            json_string(&f.text[index], out);
+        }
+    }
+    out.push_str("}\n");
+}

@@ -1,0 +1,265 @@
+//! log_server's compiled batch kernel: a connection's bytes in, formatted lines out.
+//!
+//! `ConnectionDecoder` does per connection what the Python path does with
+//! `protocol.framing.FrameDecoder` + `protocol.capnp_codec.CapnpDecoder` + `format.py`, in
+//! one call per read instead of several Python calls per message. It is sans-IO like its
+//! Python twin, and must give byte-identical lines (tests/protocol/test_native.py).
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use capnp::message::ReaderOptions;
+use capnp::{serialize, serialize_packed, Word};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+mod format;
+#[allow(clippy::all, dead_code, unused_parens)]
+mod logger_capnp;
+
+const HEADER_BYTES: usize = 4;
+const HEALTH_WORD: &[u8] = b"health";
+const SCRATCH_START_WORDS: usize = 8 * 1024;
+
+thread_local! {
+    /// One unpack buffer for all connections (the server is single-threaded); it grows to
+    /// the largest message seen, bounded by the traversal limit.
+    static SCRATCH: RefCell<Vec<Word>> = RefCell::new(Word::allocate_zeroed_vec(SCRATCH_START_WORDS));
+}
+
+enum Stop {
+    Health,
+    Framing(String),
+    Payload(String),
+}
+
+#[pyclass(module = "log_server_native")]
+pub struct ConnectionDecoder {
+    max_frame_bytes: usize,
+    json: bool,
+    options: ReaderOptions,
+    traversal_limit_words: usize,
+    pending: Vec<u8>,
+    need: usize,
+    at_start: bool,
+    stopped: bool,
+    scratch_text: String,
+    line: String,
+}
+
+fn fields_of<'a>(msg: logger_capnp::logger_msg::Reader<'a>) -> capnp::Result<format::Fields<'a>> {
+    fn t(r: capnp::Result<capnp::text::Reader<'_>>) -> capnp::Result<Cow<'_, str>> {
+        Ok(String::from_utf8_lossy(r?.as_bytes()))
+    }
+    let level = match msg.get_level() {
+        Ok(level) => level as u16,
+        Err(capnp::NotInSchema(raw)) => raw,
+    };
+    Ok(format::Fields {
+        text: [
+            t(msg.get_timestamp())?,
+            t(msg.get_hostname())?,
+            t(msg.get_logger_name())?,
+            t(msg.get_module())?,
+            t(msg.get_filename())?,
+            t(msg.get_function_name())?,
+            t(msg.get_line_number())?,
+            t(msg.get_message())?,
+            t(msg.get_path_name())?,
+            t(msg.get_process_id())?,
+            t(msg.get_process_name())?,
+            t(msg.get_thread_id())?,
+            t(msg.get_thread_name())?,
+            t(msg.get_service_name())?,
+            t(msg.get_stack_trace())?,
+        ],
+        level,
+    })
+}
+
+impl ConnectionDecoder {
+    /// Decode one frame payload and append its line to `out`.
+    fn decode_into(&mut self, payload: &[u8], seq: u64, received_at: &str, out: &mut Vec<u8>) -> Result<(), String> {
+        let result = if payload.starts_with(&[0, 0, 0, 0]) {
+            let mut slice = payload;
+            serialize::read_message_from_flat_slice_no_alloc(&mut slice, self.options)
+                .and_then(|message| self.format_message(&message, seq, received_at))
+        } else {
+            self.decode_packed(payload, seq, received_at)
+        };
+        match result {
+            Ok(()) => {
+                out.extend_from_slice(self.line.as_bytes());
+                Ok(())
+            }
+            Err(e) => Err(format!("invalid Cap'n Proto LoggerMsg: {e}")),
+        }
+    }
+
+    fn decode_packed(&mut self, payload: &[u8], seq: u64, received_at: &str) -> capnp::Result<()> {
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let limit = self.traversal_limit_words + 512;
+            loop {
+                let words = scratch.len();
+                {
+                    let buffer = Word::words_to_bytes_mut(&mut scratch[..]);
+                    match serialize_packed::read_message_no_alloc(payload, buffer, self.options) {
+                        Ok(message) => return self.format_message(&message, seq, received_at),
+                        Err(e) if e.kind == capnp::ErrorKind::BufferNotLargeEnough && words < limit => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                *scratch = Word::allocate_zeroed_vec((words * 2).min(limit));
+            }
+        })
+    }
+
+    fn format_message<S: capnp::message::ReaderSegments>(
+        &mut self,
+        message: &capnp::message::Reader<S>,
+        seq: u64,
+        received_at: &str,
+    ) -> capnp::Result<()> {
+        let root: logger_capnp::logger_msg::Reader = message.get_root()?;
+        let fields = fields_of(root)?;
+        self.line.clear();
+        if self.json {
+            format::json_line(seq, &fields, received_at, &mut self.scratch_text, &mut self.line);
+        } else {
+            format::text_line(seq, &fields, received_at, &mut self.scratch_text, &mut self.line);
+        }
+        Ok(())
+    }
+
+    fn split(&mut self, buf: &[u8], first_seq: u64, received_at: &str, out: &mut Vec<u8>) -> (usize, Option<Stop>) {
+        let mut pos = 0;
+        let mut count = 0usize;
+        let end_of_data = buf.len();
+        while end_of_data - pos >= HEADER_BYTES {
+            let length = u32::from_be_bytes(buf[pos..pos + 4].try_into().unwrap()) as usize;
+            if length > self.max_frame_bytes {
+                return (count, Some(Stop::Framing(format!(
+                    "frame of {length} bytes exceeds the limit of {} bytes (--max_frame_size) at stream offset +{pos}",
+                    self.max_frame_bytes
+                ))));
+            }
+            let end = pos + HEADER_BYTES + length;
+            if end > end_of_data {
+                break;
+            }
+            if length > 0 {
+                let payload = &buf[pos + HEADER_BYTES..end];
+                if let Err(reason) = self.decode_into(payload, first_seq + count as u64, received_at, out) {
+                    return (count, Some(Stop::Payload(reason)));
+                }
+                count += 1;
+            }
+            pos = end;
+        }
+        if pos < end_of_data {
+            self.pending.extend_from_slice(&buf[pos..]);
+            self.need = if end_of_data - pos >= HEADER_BYTES {
+                HEADER_BYTES + u32::from_be_bytes(buf[pos..pos + 4].try_into().unwrap()) as usize
+            } else {
+                HEADER_BYTES
+            };
+        }
+        (count, None)
+    }
+
+    fn feed_inner(&mut self, data: &[u8], first_seq: u64, received_at: &str, out: &mut Vec<u8>) -> (usize, Option<Stop>) {
+        if self.stopped || data.is_empty() {
+            return (0, None);
+        }
+        let owned;
+        let buf: &[u8] = if !self.pending.is_empty() {
+            self.pending.extend_from_slice(data);
+            if self.pending.len() < self.need && !self.at_start {
+                return (0, None);
+            }
+            owned = std::mem::take(&mut self.pending);
+            &owned
+        } else {
+            data
+        };
+        if self.at_start {
+            let n = buf.len().min(HEALTH_WORD.len());
+            if HEALTH_WORD[..n] == buf[..n] && buf.len() < HEALTH_WORD.len() {
+                self.pending.extend_from_slice(buf);
+                self.need = HEALTH_WORD.len();
+                return (0, None);
+            }
+            self.at_start = false;
+            if buf.starts_with(HEALTH_WORD) {
+                return (0, Some(Stop::Health));
+            }
+        }
+        self.split(buf, first_seq, received_at, out)
+    }
+}
+
+#[pymethods]
+impl ConnectionDecoder {
+    #[new]
+    #[pyo3(signature = (max_frame_bytes, line_format="text"))]
+    fn new(max_frame_bytes: usize, line_format: &str) -> PyResult<Self> {
+        let json = match line_format {
+            "text" => false,
+            "json" => true,
+            other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown format {other:?}"))),
+        };
+        // The same limits as protocol/capnp_codec.py: twice the frame size, nesting 16.
+        let traversal_limit_words = max_frame_bytes / 4 + 1024;
+        let mut options = ReaderOptions::new();
+        options.traversal_limit_in_words(Some(traversal_limit_words)).nesting_limit(16);
+        Ok(Self {
+            max_frame_bytes,
+            json,
+            options,
+            traversal_limit_words,
+            pending: Vec::new(),
+            need: HEADER_BYTES,
+            at_start: true,
+            stopped: false,
+            scratch_text: String::new(),
+            line: String::new(),
+        })
+    }
+
+    /// Feed bytes as they arrive. Returns (lines, count, stop): the formatted lines of the
+    /// complete frames, numbered from `first_seq`; and why the stream cannot go on, if it
+    /// cannot: None, ("health", ""), ("framing", reason) or ("payload", reason).
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+        first_seq: u64,
+        received_at: &str,
+    ) -> (Bound<'py, PyBytes>, usize, Option<(&'static str, String)>) {
+        let mut out = Vec::with_capacity(data.len() + data.len() / 2);
+        let (count, stop) = self.feed_inner(data, first_seq, received_at, &mut out);
+        let stop = stop.map(|s| {
+            self.stopped = true;
+            self.pending = Vec::new();
+            match s {
+                Stop::Health => ("health", String::new()),
+                Stop::Framing(reason) => ("framing", reason),
+                Stop::Payload(reason) => ("payload", reason),
+            }
+        });
+        (PyBytes::new(py, &out), count, stop)
+    }
+
+    /// Bytes of an incomplete frame held back (0 between frames).
+    #[getter]
+    fn buffered_bytes(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[pymodule]
+fn log_server_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ConnectionDecoder>()?;
+    Ok(())
+}

@@ -1,0 +1,140 @@
+"""The two ConnectionDecoders (pycapnp reference, compiled kernel) give identical output
+for the same bytes: valid frames with any field text, any split, and invalid input."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support import encode_msg, frame
+
+from log_server.protocol.connection import PythonConnectionDecoder, native_kernel_available
+
+native = pytest.importorskip(
+    "log_server_native",
+    reason="the compiled kernel (native/) is not installed; `make test` builds it",
+)
+
+RECEIVED = "2026-11-27T12:00:00.000000+00:00"
+TEXT_FIELDS = (
+    "timestamp",
+    "hostname",
+    "loggerName",
+    "module",
+    "filename",
+    "functionName",
+    "lineNumber",
+    "message",
+    "pathName",
+    "processId",
+    "processName",
+    "threadId",
+    "threadName",
+    "serviceName",
+    "stackTrace",
+)
+
+
+def both(max_frame_bytes: int = 1 << 20, line_format: str = "text") -> tuple[Any, Any]:
+    return (
+        PythonConnectionDecoder(max_frame_bytes, line_format),
+        native.ConnectionDecoder(max_frame_bytes, line_format),
+    )
+
+
+def run(decoder: Any, pieces: list[bytes], first_seq: int = 1) -> list[tuple[bytes, int, Any]]:
+    out = []
+    seq = first_seq
+    for piece in pieces:
+        lines, count, stop = decoder.feed(piece, seq, RECEIVED)
+        seq += count
+        out.append((lines, count, stop[0] if stop else None))
+    return out
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c for c in cuts if 0 < c < len(data)})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+any_text = st.text(max_size=40) | st.sampled_from(
+    ["", "x" * 50, "a\nb\r\x1b[31m\x00\x7f\x85\u2028", 'q"uo=te d', "\\path\\C:", "ünï✓"]
+)
+fields = st.fixed_dictionaries(
+    {name: any_text for name in TEXT_FIELDS}, optional={"level": st.integers(0, 11)}
+)
+
+
+def test_kernel_is_installed_where_make_test_runs() -> None:
+    assert native_kernel_available()
+
+
+@pytest.mark.parametrize("line_format", ["text", "json"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    messages=st.lists(st.tuples(fields, st.booleans()), min_size=1, max_size=6),
+    cuts=st.lists(st.integers(0, 3000), max_size=6),
+    first_seq=st.integers(1, 10**12),
+)
+def test_valid_frames_give_identical_lines(
+    line_format: str,
+    messages: list[tuple[dict[str, Any], bool]],
+    cuts: list[int],
+    first_seq: int,
+) -> None:
+    data = b"".join(
+        frame(encode_msg(packed, **{k: v for k, v in f.items() if v != ""}))
+        for f, packed in messages
+    )
+    py, rs = both(line_format=line_format)
+    pieces = split(data, cuts)
+    expected = run(py, pieces, first_seq)
+    assert run(rs, pieces, first_seq) == expected
+    assert sum(count for _, count, _ in expected) == len(messages)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=600), cuts=st.lists(st.integers(0, 600), max_size=4))
+def test_any_bytes_give_identical_results(data: bytes, cuts: list[int]) -> None:
+    py, rs = both(max_frame_bytes=256)
+    pieces = split(data, cuts)
+    assert run(rs, pieces) == run(py, pieces)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=fields,
+    flips=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), min_size=1, max_size=4),
+    packed=st.booleans(),
+)
+def test_corrupted_messages_give_identical_results(
+    base: dict[str, Any], flips: list[tuple[int, int]], packed: bool
+) -> None:
+    """Valid messages with a few bytes changed: bad pointers, bad UTF-8, broken lengths."""
+    payload = bytearray(encode_msg(packed, **{k: v for k, v in base.items() if v != ""}))
+    for at, value in flips:
+        payload[at % len(payload)] = value
+    py, rs = both()
+    data = frame(bytes(payload)) + frame(encode_msg(True, message="after"))
+    assert run(rs, [data]) == run(py, [data])
+
+
+def test_invalid_utf8_is_replaced_the_same_way() -> None:
+    unpacked = bytearray(encode_msg(False, message="ab\u00e9cd\u4e2dxyz"))
+    at = unpacked.find("\u00e9".encode())
+    unpacked[at : at + 2] = b"\xed\xa0"  # a surrogate's lead bytes: invalid in UTF-8
+    unpacked[at + 4 : at + 7] = b"\xe4\xb8\xff"
+    py, rs = both()
+    expected = run(py, [frame(bytes(unpacked))])
+    assert "\ufffd" in expected[0][0].decode()
+    assert run(rs, [frame(bytes(unpacked))]) == expected
+
+
+@pytest.mark.parametrize("first", [b"health\n", b"hea", b"heal", b"healthy"])
+def test_health_and_oversize_the_same(first: bytes) -> None:
+    py, rs = both(max_frame_bytes=100)
+    pieces = [first, b"th\n", struct.pack(">I", 500)]
+    assert run(rs, pieces) == run(py, pieces)
