@@ -90,6 +90,6 @@ def decoder_factory(kernel: str, max_frame_bytes: int, line_format: str) -> Deco
     if kernel == "native" or (kernel == "auto" and native_kernel_available()):
         from log_server_native import ConnectionDecoder as NativeConnectionDecoder
 
-        return lambda: NativeConnectionDecoder(max_frame_bytes, line_format)  # type: ignore[no-any-return]
+        return lambda: NativeConnectionDecoder(max_frame_bytes, line_format)
     shared = CapnpDecoder(max_frame_bytes)
     return lambda: PythonConnectionDecoder(max_frame_bytes, line_format, shared)
