@@ -63,9 +63,16 @@ fn needs_escape(c: char) -> bool {
     n < 0x20 || (0x7f..0xa0).contains(&n) || n == 0x2028 || n == 0x2029
 }
 
+/// Printable ASCII only: nothing to escape, and one byte is one character. The common case,
+/// checked a byte at a time (which the compiler vectorizes) before any per-character work.
+#[inline]
+fn is_plain_ascii(text: &str) -> bool {
+    text.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
 /// Control characters as `\n`, `\r`, `\t`, `\xNN`, `\uNNNN` (format.escape).
 pub fn escape_into(text: &str, out: &mut String) {
-    if !text.chars().any(needs_escape) {
+    if is_plain_ascii(text) || !text.chars().any(needs_escape) {
         out.push_str(text);
         return;
     }
@@ -88,8 +95,29 @@ pub fn escape_into(text: &str, out: &mut String) {
     }
 }
 
+fn push_spaces(n: usize, out: &mut String) {
+    const SPACES: &str = "                                        ";
+    let mut n = n;
+    while n > 0 {
+        let take = n.min(SPACES.len());
+        out.push_str(&SPACES[..take]);
+        n -= take;
+    }
+}
+
 /// `{:<W.W}` (cut to W characters, pad to W) or `{:>W.W}` of Python's str.format.
 fn column(text: &str, width: usize, right: bool, out: &mut String) {
+    if text.is_ascii() {
+        let cut = &text[..text.len().min(width)];
+        if right {
+            push_spaces(width - cut.len(), out);
+        }
+        out.push_str(cut);
+        if !right {
+            push_spaces(width - cut.len(), out);
+        }
+        return;
+    }
     let mut chars = 0;
     let mut end = text.len();
     for (i, _) in text.char_indices() {
@@ -102,22 +130,45 @@ fn column(text: &str, width: usize, right: bool, out: &mut String) {
     let cut = &text[..end];
     let pad = width.saturating_sub(chars);
     if right {
-        out.extend(std::iter::repeat_n(' ', pad));
+        push_spaces(pad, out);
         out.push_str(cut);
     } else {
         out.push_str(cut);
-        out.extend(std::iter::repeat_n(' ', pad));
+        push_spaces(pad, out);
     }
 }
 
 fn escaped_column(text: &str, width: usize, right: bool, scratch: &mut String, out: &mut String) {
+    if is_plain_ascii(text) {
+        column(text, width, right, out);
+        return;
+    }
     scratch.clear();
     escape_into(text, scratch);
     column(scratch, width, right, out);
 }
 
+/// `{:>10}` of an integer, without the formatting machinery.
+fn push_seq(seq: u64, out: &mut String) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = seq;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let text = std::str::from_utf8(&digits[at..]).unwrap_or("0");
+    push_spaces(10usize.saturating_sub(text.len()), out);
+    out.push_str(text);
+}
+
 pub fn text_line(seq: u64, f: &Fields, received_at: &str, scratch: &mut String, out: &mut String) {
-    let _ = write!(out, "{seq:>10} ");
+    push_seq(seq, out);
+    out.push(' ');
     if f.text[TIMESTAMP].is_empty() {
         column(received_at, 33, false, out);
     } else {
@@ -147,6 +198,10 @@ pub fn text_line(seq: u64, f: &Fields, received_at: &str, scratch: &mut String, 
         out.push(' ');
         out.push_str(key);
         out.push('=');
+        if is_plain_ascii(value) && !value.contains([' ', '"', '=']) {
+            out.push_str(value);
+            continue;
+        }
         scratch.clear();
         escape_into(value, scratch);
         if scratch.contains([' ', '"', '=']) {

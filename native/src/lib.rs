@@ -44,12 +44,16 @@ pub struct ConnectionDecoder {
     at_start: bool,
     stopped: bool,
     scratch_text: String,
-    line: String,
 }
 
 fn fields_of<'a>(msg: logger_capnp::logger_msg::Reader<'a>) -> capnp::Result<format::Fields<'a>> {
     fn t(r: capnp::Result<capnp::text::Reader<'_>>) -> capnp::Result<Cow<'_, str>> {
-        Ok(String::from_utf8_lossy(r?.as_bytes()))
+        let bytes = r?.as_bytes();
+        // from_utf8 validates much faster than from_utf8_lossy walks; replace only if needed.
+        Ok(match std::str::from_utf8(bytes) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        })
     }
     let level = match msg.get_level() {
         Ok(level) => level as u16,
@@ -79,24 +83,22 @@ fn fields_of<'a>(msg: logger_capnp::logger_msg::Reader<'a>) -> capnp::Result<for
 
 impl ConnectionDecoder {
     /// Decode one frame payload and append its line to `out`.
-    fn decode_into(&mut self, payload: &[u8], seq: u64, received_at: &str, out: &mut Vec<u8>) -> Result<(), String> {
+    fn decode_into(&mut self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> Result<(), String> {
+        let mark = out.len();
         let result = if payload.starts_with(&[0, 0, 0, 0]) {
             let mut slice = payload;
             serialize::read_message_from_flat_slice_no_alloc(&mut slice, self.options)
-                .and_then(|message| self.format_message(&message, seq, received_at))
+                .and_then(|message| self.format_message(&message, seq, received_at, out))
         } else {
-            self.decode_packed(payload, seq, received_at)
+            self.decode_packed(payload, seq, received_at, out)
         };
-        match result {
-            Ok(()) => {
-                out.extend_from_slice(self.line.as_bytes());
-                Ok(())
-            }
-            Err(e) => Err(format!("invalid Cap'n Proto LoggerMsg: {e}")),
-        }
+        result.map_err(|e| {
+            out.truncate(mark);
+            format!("invalid Cap'n Proto LoggerMsg: {e}")
+        })
     }
 
-    fn decode_packed(&mut self, payload: &[u8], seq: u64, received_at: &str) -> capnp::Result<()> {
+    fn decode_packed(&mut self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> capnp::Result<()> {
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
             let limit = self.traversal_limit_words + 512;
@@ -105,7 +107,7 @@ impl ConnectionDecoder {
                 {
                     let buffer = Word::words_to_bytes_mut(&mut scratch[..]);
                     match serialize_packed::read_message_no_alloc(payload, buffer, self.options) {
-                        Ok(message) => return self.format_message(&message, seq, received_at),
+                        Ok(message) => return self.format_message(&message, seq, received_at, out),
                         Err(e) if e.kind == capnp::ErrorKind::BufferNotLargeEnough && words < limit => {}
                         Err(e) => return Err(e),
                     }
@@ -120,19 +122,19 @@ impl ConnectionDecoder {
         message: &capnp::message::Reader<S>,
         seq: u64,
         received_at: &str,
+        out: &mut String,
     ) -> capnp::Result<()> {
         let root: logger_capnp::logger_msg::Reader = message.get_root()?;
         let fields = fields_of(root)?;
-        self.line.clear();
         if self.json {
-            format::json_line(seq, &fields, received_at, &mut self.scratch_text, &mut self.line);
+            format::json_line(seq, &fields, received_at, &mut self.scratch_text, out);
         } else {
-            format::text_line(seq, &fields, received_at, &mut self.scratch_text, &mut self.line);
+            format::text_line(seq, &fields, received_at, &mut self.scratch_text, out);
         }
         Ok(())
     }
 
-    fn split(&mut self, buf: &[u8], first_seq: u64, received_at: &str, out: &mut Vec<u8>) -> (usize, Option<Stop>) {
+    fn split(&mut self, buf: &[u8], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
         let mut pos = 0;
         let mut count = 0usize;
         let end_of_data = buf.len();
@@ -168,7 +170,7 @@ impl ConnectionDecoder {
         (count, None)
     }
 
-    fn feed_inner(&mut self, data: &[u8], first_seq: u64, received_at: &str, out: &mut Vec<u8>) -> (usize, Option<Stop>) {
+    fn feed_inner(&mut self, data: &[u8], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
         if self.stopped || data.is_empty() {
             return (0, None);
         }
@@ -223,7 +225,6 @@ impl ConnectionDecoder {
             at_start: true,
             stopped: false,
             scratch_text: String::new(),
-            line: String::new(),
         })
     }
 
@@ -237,8 +238,10 @@ impl ConnectionDecoder {
         first_seq: u64,
         received_at: &str,
     ) -> (Bound<'py, PyBytes>, usize, Option<(&'static str, String)>) {
-        let mut out = Vec::with_capacity(data.len() + data.len() / 2);
-        let (count, stop) = self.feed_inner(data, first_seq, received_at, &mut out);
+        let mut out = String::with_capacity(data.len() + data.len() / 2);
+        // Without the GIL while decoding, so the writer thread can finish its write and
+        // return meanwhile (the server's two threads then really use two cores).
+        let (count, stop) = py.detach(|| self.feed_inner(data, first_seq, received_at, &mut out));
         let stop = stop.map(|s| {
             self.stopped = true;
             self.pending = Vec::new();
@@ -248,7 +251,7 @@ impl ConnectionDecoder {
                 Stop::Payload(reason) => ("payload", reason),
             }
         });
-        (PyBytes::new(py, &out), count, stop)
+        (PyBytes::new(py, out.as_bytes()), count, stop)
     }
 
     /// Bytes of an incomplete frame held back (0 between frames).

@@ -57,6 +57,7 @@ class Server:
 
     async def startup(self) -> None:
         config = self.config
+        self._loop = asyncio.get_running_loop()
         self.sink = RotatingFileSink(
             config.log_dir, config.max_file_bytes, config.max_files, self._rotated
         )
@@ -96,9 +97,8 @@ class Server:
                 ) from None
             listeners += f" grpc={_address(config.host, grpc_port)}"
         self._writer_task = asyncio.create_task(self.writer.run())
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_signal, sig)
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
         self.events.started(__version__, listeners, self._settings())
         print(f"log_server ready {listeners} log_dir={config.log_dir}", flush=True)
 
@@ -169,7 +169,8 @@ class Server:
             self._writer_task.cancel()
 
     def _rotated(self, rotated_to: object) -> None:
-        self.events.file_rotated(str(rotated_to))
+        """Called on the writer thread: hand the event to the loop."""
+        self._loop.call_soon_threadsafe(self.events.file_rotated, str(rotated_to))
 
     def _settings(self) -> str:
         c = self.config
