@@ -44,8 +44,9 @@ check: lint typecheck test
 gen-proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
 
-bench:
-	@echo "make bench: not built yet (see the benchmarks issue)"; exit 1
+bench: $(NATIVE_STAMP)
+	bash bench/setup.sh
+	cd bench && ../$(BIN)/python run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

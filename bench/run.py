@@ -1,0 +1,369 @@
+"""`make bench`: log_server against a private rsyslog on the same load, in the same run.
+
+Prints a table (msgs/s, MB/s, server CPU µs/msg, ratios) with each goal of the benchmarks
+issue marked met or not, and appends the raw results as JSON Lines to
+bench/results/results.jsonl. Figures are ratios measured in one run: this machine is
+noisy. Nothing here is a test; no timing is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import loadgen
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "src" / "log_server" / "schema" / "logger.capnp"
+RESULTS = ROOT / "bench" / "results" / "results.jsonl"
+RSYSLOG_CONF = """\
+global(workDirectory="{work}")
+module(load="imtcp")
+input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="bench")
+# One main-queue worker: the default of several reorders a few hundred lines per million.
+main_queue(queue.workerThreads="1")
+ruleset(name="bench") {{
+  action(type="omfile" file="{out}")
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout_s}s")
+
+
+class Process:
+    """A server started for one measurement and stopped by its PID."""
+
+    def __init__(self, argv: list[str], **kwargs: Any) -> None:
+        self.proc = subprocess.Popen(argv, **kwargs)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_log_server(log_dir: Path, *args: str) -> tuple[Process, int, int | None, float]:
+    """Start our server on free ports; returns it, its ports and seconds until healthy."""
+    started = time.perf_counter()
+    proc = Process(
+        [
+            sys.executable,
+            "-m",
+            "log_server",
+            "--log_dir",
+            str(log_dir),
+            "--port",
+            "0",
+            "--grpc_port",
+            "0",
+            "--stats_interval",
+            "0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.proc.stdout is not None
+    ready = proc.proc.stdout.readline()
+    proc.proc.stdout.close()
+    if not ready.startswith("log_server ready"):
+        proc.stop()
+        raise RuntimeError(f"log_server did not start: {ready!r}")
+    parts = dict(p.split("=", 1) for p in ready.split()[2:])
+    tcp = int(parts["tcp"].rsplit(":", 1)[1])
+    grpc_port = int(parts["grpc"].rsplit(":", 1)[1]) if "grpc" in parts else None
+    while True:
+        with socket.create_connection(("127.0.0.1", tcp), timeout=5) as sock:
+            sock.sendall(b"health\n")
+            if sock.recv(100).startswith(b"OK"):
+                break
+        time.sleep(0.005)
+    return proc, tcp, grpc_port, time.perf_counter() - started
+
+
+def measure_tcp(
+    name: str,
+    proc: Process,
+    port: int,
+    blobs: list[bytes],
+    n: int,
+    out_glob: str,
+    files: Callable[[], list[str]],
+    check_seq: bool,
+    output_bytes: Callable[[], int],
+) -> dict[str, Any]:
+    watcher = loadgen.Watcher(out_glob)
+    watcher.skip_existing()
+    cpu_before = loadgen.cpu_seconds(proc.pid)
+    result = loadgen.run_load("127.0.0.1", port, blobs, watcher, n)
+    cpu = loadgen.cpu_seconds(proc.pid) - cpu_before
+    rss = loadgen.peak_rss_mb(proc.pid)
+    watcher.close()
+    proc.stop()
+    check = loadgen.verify_files(files(), n, len(blobs), check_seq)
+    row = {
+        "name": name,
+        "n": n,
+        "conns": len(blobs),
+        "complete": result.complete,
+        "elapsed_s": round(result.elapsed_s, 4),
+        "send_s": round(result.send_s, 4),
+        "msgs_per_s": round(result.msgs_per_s),
+        "in_MB_per_s": round(result.bytes_sent / result.elapsed_s / 1e6, 1),
+        "out_bytes_per_line": round(output_bytes() / max(n, 1)),
+        "server_cpu_us_per_msg": round(cpu / n * 1e6, 3),
+        "peak_rss_mb": round(rss, 1),
+        "verified": check.ok,
+        "verification": asdict(check),
+    }
+    print(
+        f"  {name:<22} {row['msgs_per_s']:>10,} msgs/s  {row['in_MB_per_s']:>6} MB/s in  "
+        f"{row['server_cpu_us_per_msg']:>6} µs CPU/msg  RSS {row['peak_rss_mb']} MB  "
+        f"verified: {check.summary()}",
+        flush=True,
+    )
+    return row
+
+
+def bench_log_server(n: int, k: int, blobs: list[bytes], kernel: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-logs-") as tmp:
+        log_dir = Path(tmp)
+        # Enough rotated files to keep the whole run for verification.
+        max_files = str(n * 260 // (10 * 1024 * 1024) + 5)
+        proc, port, _, startup_s = start_log_server(
+            log_dir, "--tcp_only", "--kernel", kernel, "--max_files", max_files
+        )
+        active = str(log_dir / "_main.log")
+        row = measure_tcp(
+            f"log_server ({kernel})",
+            proc,
+            port,
+            blobs,
+            n,
+            active + "*",
+            lambda: loadgen.files_oldest_first(active),
+            True,
+            lambda: sum(os.path.getsize(p) for p in loadgen.files_oldest_first(active)),
+        )
+        row["startup_to_healthy_s"] = round(startup_s, 3)
+        return row
+
+
+def bench_rsyslog(n: int, k: int, blobs: list[bytes]) -> dict[str, Any] | None:
+    rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+    if not os.path.exists(rsyslogd):
+        print("  rsyslog: not installed (bench/setup.sh installs it); skipped", flush=True)
+        return None
+    with tempfile.TemporaryDirectory(prefix="bench-rsyslog-") as tmp:
+        port = free_port()
+        out = os.path.join(tmp, "out.log")
+        work = os.path.join(tmp, "work")
+        os.mkdir(work)
+        conf = os.path.join(tmp, "rsyslog.conf")
+        Path(conf).write_text(RSYSLOG_CONF.format(work=work, port=port, out=out))
+        proc = Process(
+            [rsyslogd, "-n", "-f", conf, "-i", os.path.join(tmp, "rsyslogd.pid")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(port)
+        return measure_tcp(
+            "rsyslog (1 worker)",
+            proc,
+            port,
+            blobs,
+            n,
+            out,
+            lambda: [out],
+            False,
+            lambda: os.path.getsize(out),
+        )
+
+
+def bench_latency(rate: int, seconds: float) -> dict[str, Any]:
+    """Receipt -> visible in the file at a steady `rate`: each message carries its send time;
+    a reader polling the file notes when it appears. An upper bound of the server's latency
+    (it includes loopback and the poll interval of 0.5 ms)."""
+    import capnp
+
+    capnp.remove_import_hook()
+    schema = capnp.load(str(SCHEMA))
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+        proc, port, _, _ = start_log_server(Path(tmp), "--tcp_only")
+        path = os.path.join(tmp, "_main.log")
+        fh = open(path, "rb")  # noqa: SIM115
+        fh.seek(0, os.SEEK_END)
+        count = int(rate * seconds)
+        delays: list[float] = []
+        buffer = b""
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            start = time.perf_counter()
+            for i in range(count):
+                due = start + i / rate
+                while (now := time.perf_counter()) < due:
+                    buffer = _collect(fh, buffer, delays)
+                    time.sleep(0.0005)
+                msg = schema.LoggerMsg.new_message(message=f"lat {now!r} ")
+                payload = msg.to_bytes_packed()
+                sock.sendall(len(payload).to_bytes(4, "big") + payload)
+            deadline = time.perf_counter() + 5
+            while len(delays) < count and time.perf_counter() < deadline:
+                buffer = _collect(fh, buffer, delays)
+                time.sleep(0.0005)
+        fh.close()
+        proc.stop()
+    delays.sort()
+    p = (
+        (lambda q: round(delays[min(len(delays) - 1, int(q * len(delays)))] * 1e3, 3))
+        if delays
+        else (lambda q: float("nan"))
+    )
+    row = {
+        "name": "latency",
+        "rate": rate,
+        "sent": count,
+        "seen": len(delays),
+        "p50_ms": p(0.50),
+        "p99_ms": p(0.99),
+        "max_ms": p(1.0),
+    }
+    print(
+        f"  latency at {rate}/s: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
+        f"max {row['max_ms']} ms ({len(delays)}/{count} seen)",
+        flush=True,
+    )
+    return row
+
+
+def _collect(fh: Any, buffer: bytes, delays: list[float]) -> bytes:
+    chunk = fh.read()
+    if not chunk:
+        return buffer
+    seen_at = time.perf_counter()
+    buffer += chunk
+    *lines, buffer = buffer.split(b"\n")
+    for line in lines:
+        at = line.find(b" lat ")
+        if at >= 0:
+            delays.append(seen_at - float(line[at + 5 :].split()[0]))
+    return buffer
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=1_000_000, help="messages per TCP run")
+    parser.add_argument("--conns", type=int, default=4)
+    parser.add_argument(
+        "--python-n",
+        type=int,
+        default=200_000,
+        help="messages for the pycapnp fallback run (slower)",
+    )
+    args = parser.parse_args()
+    n, k = args.n, args.conns
+    print(
+        f"log_server benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
+        flush=True,
+    )
+    print(f"encoding {n:,} messages over {k} connections ...", flush=True)
+    capnp_blobs = loadgen.capnp_blobs(n, k, SCHEMA)
+    syslog = loadgen.syslog_blobs(n, k)
+    print(
+        f"frames: {len(capnp_blobs[0]) // max(1, loadgen.split_counts(n, k)[0])} B capnp, "
+        f"{len(syslog[0]) // max(1, loadgen.split_counts(n, k)[0])} B syslog",
+        flush=True,
+    )
+    rows: list[dict[str, Any]] = []
+    ours = bench_log_server(n, k, capnp_blobs, "native")
+    rows.append(ours)
+    peer = bench_rsyslog(n, k, syslog)
+    if peer:
+        rows.append(peer)
+    fallback_blobs = loadgen.capnp_blobs(args.python_n, k, SCHEMA)
+    rows.append(bench_log_server(args.python_n, k, fallback_blobs, "python"))
+    latency = bench_latency(1000, 3.0)
+    rows.append(latency)
+
+    goals = [
+        (
+            "TCP msgs/s vs rsyslog",
+            ">= 1.0",
+            peer and ours["msgs_per_s"] / peer["msgs_per_s"],
+            lambda r: r >= 1.0,
+        ),
+        (
+            "server CPU/msg vs rsyslog",
+            "<= 1.0",
+            peer and ours["server_cpu_us_per_msg"] / peer["server_cpu_us_per_msg"],
+            lambda r: r <= 1.0,
+        ),
+        ("receipt -> disk p99 at 1000/s (ms)", "<= 20", latency["p99_ms"], lambda r: r <= 20),
+        ("peak RSS in the 1M run (MB)", "<= 150", ours["peak_rss_mb"], lambda r: r <= 150),
+        ("start-up to healthy (s)", "<= 1", ours["startup_to_healthy_s"], lambda r: r <= 1),
+    ]
+    print("\ngoal                                  target    measured  met")
+    for label, target, value, ok in goals:
+        shown = "n/a" if value is None or value is False else f"{value:.3g}"
+        met = "n/a" if shown == "n/a" else ("yes" if ok(value) else "NO")
+        print(f"{label:<37} {target:<9} {shown:>8}  {met}")
+    print("(gRPC and logging.Handler goals: not measured by this version of make bench)")
+    for row in rows:
+        if not row.get("verified", True):
+            print(f"VERIFICATION FAILED for {row['name']}: {row['verification']}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as fh:
+        fh.write(
+            json.dumps(
+                {
+                    "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "n": n,
+                    "conns": k,
+                    "machine": platform.node(),
+                    "rows": rows,
+                }
+            )
+            + "\n"
+        )
+    print(f"raw results appended to {RESULTS.relative_to(ROOT)}")
+    return 0 if all(r.get("verified", True) for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
