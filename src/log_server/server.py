@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from log_server import __version__
 from log_server.config import Config, format_size
@@ -18,8 +19,10 @@ from log_server.health import Health, status_line
 from log_server.protocol.connection import decoder_factory, native_kernel_available
 from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
-from log_server.sources.grpc import GrpcSource
 from log_server.sources.tcp import TcpSource
+
+if TYPE_CHECKING:
+    from log_server.sources.grpc import GrpcSource
 
 # On SIGTERM/SIGINT a TCP connection is kept open until it has been quiet this long, so
 # whatever the client had sent before the signal is read; at most DRAIN_MAX_S in all.
@@ -86,6 +89,9 @@ class Server:
             ) from None
         listeners = f"tcp={_address(tcp_host, tcp_port)}"
         if not config.tcp_only:
+            # Imported only when used: grpc costs memory and start-up time.
+            from log_server.sources.grpc import GrpcSource
+
             self.grpc = GrpcSource(self.pipeline, self.events, self.health)
             try:
                 grpc_port = await self.grpc.start(config.host, config.grpc_port)

@@ -34,9 +34,19 @@ def test_lines_come_out_in_sequence_order_across_submits() -> None:
     assert pipeline.next_seq == 14
     pipeline.submit_formatted(b"14 pre\n15 formatted\n", 2)
     pipeline.submit([LogRecord(message="d")])
-    assert pipeline.take() == (b"11 a\n12 b\n13 c\n14 pre\n15 formatted\n16 d\n", 6)
-    assert pipeline.take() == (b"", 0)
+    assert pipeline.take(1 << 20) == (b"11 a\n12 b\n13 c\n14 pre\n15 formatted\n16 d\n", 6)
+    assert pipeline.take(1 << 20) == (b"", 0)
     assert pipeline.received == 6 and pipeline.queued_lines == 6
+
+
+def test_take_returns_batches_of_about_max_bytes_in_order() -> None:
+    pipeline = LogPipeline(Sequencer(), plain, max_queue_bytes=1 << 20)
+    for letter in "abcde":
+        pipeline.submit([LogRecord(message=letter * 8)])  # 11 bytes a chunk
+    assert pipeline.take(25) == (b"1 aaaaaaaa\n2 bbbbbbbb\n", 2)
+    assert pipeline.take(5) == (b"3 cccccccc\n", 1), "at least one chunk"
+    assert pipeline.take(100) == (b"4 dddddddd\n5 eeeeeeee\n", 2)
+    assert not pipeline.has_waiting_lines and pipeline.queued_bytes == 55
 
 
 def test_producers_pause_at_the_bound_and_resume_at_half() -> None:
@@ -50,7 +60,7 @@ def test_producers_pause_at_the_bound_and_resume_at_half() -> None:
     late = Producer()
     pipeline.register(late)
     assert late.paused
-    batch, count = pipeline.take()
+    batch, count = pipeline.take(1 << 20)
     assert producer.paused, "the batch in flight still counts until it is written"
     pipeline.mark_written(count, len(batch))
     assert not producer.paused and not late.paused and pipeline.has_room
@@ -66,7 +76,7 @@ def test_wait_for_data_wakes_on_submit_and_on_close() -> None:
         assert not waiter.done()
         pipeline.submit([LogRecord(message="m")])
         await asyncio.wait_for(waiter, 1)
-        lines = pipeline.take()
+        lines = pipeline.take(1 << 20)
         closing = asyncio.create_task(pipeline.wait_for_data())
         pipeline.close()
         await asyncio.wait_for(closing, 1)

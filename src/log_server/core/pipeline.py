@@ -29,6 +29,7 @@ class LogPipeline:
         self.max_queue_bytes = max_queue_bytes
         self._format = formatter
         self._chunks: list[bytes] = []
+        self._chunk_lines: list[int] = []
         self._pending_lines = 0
         self._pending_bytes = 0
         self._inflight_bytes = 0
@@ -66,6 +67,7 @@ class LogPipeline:
 
     def _accept(self, chunk: bytes, count: int) -> None:
         self._chunks.append(chunk)
+        self._chunk_lines.append(count)
         self._pending_lines += count
         self._pending_bytes += len(chunk)
         self.received += count
@@ -108,14 +110,22 @@ class LogPipeline:
     async def wait_for_data(self) -> None:
         await self._data_ready.wait()
 
-    def take(self) -> tuple[bytes, int]:
-        """Everything waiting, in sequence order, as one batch: (lines, how many)."""
-        chunks, count = self._chunks, self._pending_lines
-        self._chunks, self._pending_lines = [], 0
-        self._inflight_bytes += self._pending_bytes
-        self._pending_bytes = 0
-        self._data_ready.clear()
-        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), count
+    def take(self, max_bytes: int) -> tuple[bytes, int]:
+        """The oldest waiting lines, in sequence order, as one batch of about `max_bytes`
+        (at least one submitted chunk): (lines, how many)."""
+        chunks, counts = self._chunks, self._chunk_lines
+        size = taken = 0
+        while taken < len(chunks) and (taken == 0 or size + len(chunks[taken]) <= max_bytes):
+            size += len(chunks[taken])
+            taken += 1
+        batch, count = chunks[:taken], sum(counts[:taken])
+        del chunks[:taken], counts[:taken]
+        self._pending_lines -= count
+        self._pending_bytes -= size
+        self._inflight_bytes += size
+        if not chunks:
+            self._data_ready.clear()
+        return (batch[0] if len(batch) == 1 else b"".join(batch)), count
 
     def mark_written(self, count: int, size: int) -> None:
         self.written += count
