@@ -93,6 +93,7 @@ class Watcher:
     poll_s: float = 0.005
     seen: int = 0
     files: dict[int, object] = field(default_factory=dict)
+    partial: dict[int, bytes] = field(default_factory=dict)
 
     def poll(self) -> int:
         for path in glob.glob(self.pattern):
@@ -105,10 +106,16 @@ class Watcher:
                     self.files[ino] = open(path, "rb")  # noqa: SIM115 (kept open on purpose)
                 except FileNotFoundError:
                     continue
-        for fh in self.files.values():
+        for ino, fh in self.files.items():
             chunk = fh.read()  # type: ignore[attr-defined]
-            if chunk:
-                self.seen += chunk.count(MARKER)
+            if not chunk:
+                continue
+            # Count complete lines only: a read may end in the middle of a line (or marker).
+            data = self.partial.pop(ino, b"") + chunk
+            end = data.rfind(b"\n") + 1
+            self.seen += data.count(MARKER, 0, end)
+            if end < len(data):
+                self.partial[ino] = data[end:]
         return self.seen
 
     def skip_existing(self) -> None:
