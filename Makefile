@@ -16,9 +16,9 @@ export CARGO_TARGET_DIR := $(CURDIR)/native/target
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml clients/python/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e 'clients/python[grpc]'
 	touch $(STAMP)
 
 # The compiled TCP kernel (Rust, built by maturin from crates.io sources).
@@ -33,8 +33,8 @@ test: $(NATIVE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts bench clients/python
+	$(BIN)/ruff format --check src tests scripts bench clients/python
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

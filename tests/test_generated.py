@@ -101,3 +101,19 @@ def test_capnp_contract_ordinals() -> None:
         "error",
         "critical",
     ]
+
+
+def test_python_client_copies_match_the_server() -> None:
+    """The client package carries copies (it must not depend on the server package)."""
+    client = ROOT / "clients" / "python" / "src" / "log_server_client"
+    server = ROOT / "src" / "log_server"
+    pairs = [
+        (client / "schema" / "logger.capnp", server / "schema" / "logger.capnp"),
+        (client / "generated" / "log_service_pb2.py", server / "generated" / "log_service_pb2.py"),
+        (
+            client / "generated" / "log_service_pb2.pyi",
+            server / "generated" / "log_service_pb2.pyi",
+        ),
+    ]
+    for copy, original in pairs:
+        assert copy.read_bytes() == original.read_bytes(), f"{copy} differs from {original}"

@@ -82,7 +82,10 @@ def config_from_args(argv: Sequence[str] | None = None) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = config_from_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["send"]:
+        return _send(args[1:])
+    config = config_from_args(args)
     try:
         _run(Server(config).run())
     except StartupError as exc:
@@ -91,6 +94,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnwrittenLinesError:
         return EXIT_STARTUP
     return 0
+
+
+def _send(argv: list[str]) -> int:
+    """`log_server send ...`: the Python client's `log_send`, under the server's command."""
+    try:
+        from log_server_client.cli import main as send_main
+    except ImportError:
+        print(
+            "log_server send: error: the Python client is not installed "
+            "(pip install clients/python)",
+            file=sys.stderr,
+        )
+        return EXIT_STARTUP
+    return send_main(argv, prog="log_server send")
 
 
 def _run(coro: Any) -> None:

@@ -39,12 +39,14 @@ _TEXT_FIELDS = tuple(name for name in _CAPNP_FIELDS if name != "level")
 _LEVEL_INDEX = _CAPNP_FIELDS.index("level")
 
 
-def _load_schemas() -> tuple[Any, Any]:
-    capnp.remove_import_hook()
+def _load_schemas() -> tuple[Any, Any, Any]:
+    """With a parser of our own, so that a program that also loads another copy of this
+    schema (same file id) through pycapnp's global parser does not abort."""
+    parser = capnp.SchemaParser()
     schema_file = resources.files("log_server") / "schema" / "logger.capnp"
     raw_file = resources.files("log_server") / "protocol" / "logger_raw.capnp"
     with resources.as_file(schema_file) as path, resources.as_file(raw_file) as raw_path:
-        return capnp.load(str(path)).LoggerMsg, capnp.load(str(raw_path)).LoggerMsgRaw
+        return parser, parser.load(str(path)).LoggerMsg, parser.load(str(raw_path)).LoggerMsgRaw
 
 
 class CapnpDecoder:
@@ -55,7 +57,7 @@ class CapnpDecoder:
     """
 
     def __init__(self, max_frame_bytes: int) -> None:
-        self._msg, self._raw = _load_schemas()
+        self._parser, self._msg, self._raw = _load_schemas()
         # Packed text barely compresses, so a legitimate message unpacks to about its frame
         # size; twice the frame size (in 8-byte words) leaves room and bounds hostile input.
         self._limits = {

@@ -1,0 +1,114 @@
+"""GrpcLogClient: the same log() surface over logservice.LogService (needs the [grpc] extra)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Literal
+
+import grpc
+
+from log_server_client.encoding import Level, default_fields, to_level
+from log_server_client.generated import log_service_pb2 as pb
+from log_server_client.sender import BackgroundSender, OnFull
+
+_SERVICE = "/logservice.LogService/"
+
+
+class GrpcTransport:
+    def __init__(self, target: str, mode: Literal["stream", "unary"], timeout_s: float) -> None:
+        self.target = target
+        self.mode = mode
+        self.timeout_s = timeout_s
+        self._channel: grpc.Channel | None = None
+
+    def connect(self) -> None:
+        channel = grpc.insecure_channel(self.target)
+        grpc.channel_ready_future(channel).result(timeout=self.timeout_s)
+        self._channel = channel
+        serialize = pb.LogRequest.SerializeToString
+        parse = pb.LogResponse.FromString
+        self._unary = channel.unary_unary(
+            _SERVICE + "LogMessage", request_serializer=serialize, response_deserializer=parse
+        )
+        self._stream = channel.stream_unary(
+            _SERVICE + "StreamLogs", request_serializer=serialize, response_deserializer=parse
+        )
+
+    def send(self, batch: list[Any]) -> None:
+        if self.mode == "stream":
+            replies = [self._stream(iter(batch), timeout=self.timeout_s)]
+        else:
+            replies = [self._unary(request, timeout=self.timeout_s) for request in batch]
+        if not all(reply.success for reply in replies):
+            raise ConnectionError("the log server answered success=false")
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+
+class GrpcLogClient:
+    """`mode="stream"` sends each batch on one StreamLogs call (fast); `"unary"` makes one
+    LogMessage call per message (what older servers understand)."""
+
+    def __init__(
+        self,
+        target: str = "127.0.0.1:4021",
+        *,
+        mode: Literal["stream", "unary"] = "stream",
+        queue_size: int = 100_000,
+        on_full: OnFull = "block",
+        block_timeout_s: float | None = None,
+        timeout_s: float = 10.0,
+        logger_name: str = "",
+        service_name: str = "",
+    ) -> None:
+        self.logger_name = logger_name
+        self.service_name = service_name
+        self._sender = BackgroundSender(
+            GrpcTransport(target, mode, timeout_s),
+            name=f"log_server_client-grpc-{target}",
+            queue_size=queue_size,
+            on_full=on_full,
+            block_timeout_s=block_timeout_s,
+        )
+
+    def log(self, level: Level | int | str, message: str, **fields: Any) -> bool:
+        values = default_fields()
+        if self.logger_name:
+            values["logger_name"] = self.logger_name
+        if self.service_name:
+            values["service_name"] = self.service_name
+        values.update(fields)
+        request = pb.LogRequest(
+            level=int(to_level(level)),  # type: ignore[arg-type]  # proto enums take ints
+            message=str(message),
+            **{k: str(v) for k, v in values.items() if v is not None},
+        )
+        return self._sender.put(request)
+
+    @property
+    def dropped(self) -> int:
+        return self._sender.dropped
+
+    @property
+    def last_error(self) -> BaseException | None:
+        return self._sender.last_error
+
+    def wait_connected(self, timeout_s: float = 5.0) -> bool:
+        return self._sender.wait_connected(timeout_s)
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        return self._sender.flush(timeout_s)
+
+    def close(self, timeout_s: float | None = 10.0) -> bool:
+        return self._sender.close(timeout_s)
+
+    def __enter__(self) -> GrpcLogClient:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

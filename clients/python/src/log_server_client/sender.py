@@ -1,0 +1,183 @@
+"""A bounded queue and one background thread that sends it in batches, reconnecting with
+exponential backoff. Shared by the TCP and gRPC clients; only the transport differs."""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import sys
+import threading
+import time
+import weakref
+from typing import Any, Literal, Protocol
+
+OnFull = Literal["block", "drop"]
+BATCH_ITEMS = 2000
+ATEXIT_FLUSH_S = 5.0
+
+
+class QueueFullError(Exception):
+    """The queue stayed full for the whole `block_timeout_s` (policy "block")."""
+
+
+class Transport(Protocol):
+    def connect(self) -> None: ...
+    def send(self, batch: list[Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+class BackgroundSender:
+    """Items put here are sent in order. Policy when the queue is full: "block" (wait for
+    room, up to `block_timeout_s`, then raise QueueFullError) or "drop" (count it in
+    `dropped`). A batch that fails is kept and sent again after reconnecting, so a message
+    is never lost by the client; one may arrive twice if the connection broke mid-batch."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        name: str,
+        queue_size: int = 100_000,
+        on_full: OnFull = "block",
+        block_timeout_s: float | None = None,
+        reconnect_initial_s: float = 0.05,
+        reconnect_max_s: float = 5.0,
+    ) -> None:
+        if on_full not in ("block", "drop"):
+            raise ValueError(f"on_full must be 'block' or 'drop', not {on_full!r}")
+        self.transport = transport
+        self.queue_size = queue_size
+        self.on_full = on_full
+        self.block_timeout_s = block_timeout_s
+        self.reconnect_initial_s = reconnect_initial_s
+        self.reconnect_max_s = reconnect_max_s
+        self.dropped = 0
+        self.sent = 0
+        self.last_error: BaseException | None = None
+        self.connected = False
+        self._queue: collections.deque[Any] = collections.deque()
+        self._inflight = 0
+        self._closing = False
+        self._connect_requested = False
+        self._cond = threading.Condition()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        _flush_at_exit(self)
+
+    @property
+    def queued(self) -> int:
+        """Messages not yet handed to the server."""
+        return len(self._queue) + self._inflight
+
+    def put(self, item: Any) -> bool:
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("the client is closed")
+            if len(self._queue) >= self.queue_size:
+                if self.on_full == "drop":
+                    self.dropped += 1
+                    return False
+                if not self._cond.wait_for(
+                    lambda: len(self._queue) < self.queue_size, self.block_timeout_s
+                ):
+                    raise QueueFullError(
+                        f"{self.queue_size} messages waiting for the log server for "
+                        f"{self.block_timeout_s}s (last error: {self.last_error})"
+                    )
+            self._queue.append(item)
+            if len(self._queue) == 1:
+                self._cond.notify_all()
+        return True
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Connect now (if not yet) and say whether it worked within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while not self.connected and time.monotonic() < deadline:
+            with self._cond:
+                self._connect_requested = True
+                self._cond.notify_all()
+            self._wake.set()
+            time.sleep(0.01)
+        return self.connected
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until everything queued so far was handed to the server."""
+        self._wake.set()
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._inflight, timeout_s)
+
+    def close(self, timeout_s: float | None = 10.0) -> bool:
+        """Flush (up to `timeout_s`), then stop. False if messages were left undelivered;
+        those are also reported on stderr, never dropped silently."""
+        delivered = self.flush(timeout_s)
+        with self._cond:
+            self._closing = True
+            left = self.queued
+            self._cond.notify_all()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self.transport.close()
+        if not delivered and left:
+            print(
+                f"log_server_client: {left} messages not delivered to the log server "
+                f"(last error: {self.last_error})",
+                file=sys.stderr,
+            )
+        return delivered
+
+    def _run(self) -> None:
+        delay = self.reconnect_initial_s
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._queue or self._closing or self._connect_requested)
+                if self._closing:
+                    return
+                self._connect_requested = False
+                batch = [self._queue.popleft() for _ in range(min(BATCH_ITEMS, len(self._queue)))]
+                self._inflight = len(batch)
+                self._cond.notify_all()  # room for blocked producers
+            if not batch:
+                if not self.connected:
+                    try:
+                        self.transport.connect()
+                        self.connected = True
+                    except Exception as exc:
+                        self.last_error = exc
+                continue
+            while True:
+                try:
+                    if not self.connected:
+                        self.transport.connect()
+                        self.connected = True
+                        delay = self.reconnect_initial_s
+                    if batch:
+                        self.transport.send(batch)
+                    self.sent += len(batch)
+                    break
+                except Exception as exc:  # any failure: reconnect and send the batch again
+                    self.last_error = exc
+                    self.connected = False
+                    self.transport.close()
+                    self._wake.clear()
+                    self._wake.wait(delay)
+                    delay = min(delay * 2, self.reconnect_max_s)
+                    if self._closing:
+                        with self._cond:
+                            self._queue.extendleft(reversed(batch))
+                            self._inflight = 0
+                            self._cond.notify_all()
+                        return
+            with self._cond:
+                self._inflight = 0
+                self._cond.notify_all()
+
+
+def _flush_at_exit(sender: BackgroundSender) -> None:
+    ref = weakref.ref(sender)
+
+    def flush() -> None:
+        live = ref()
+        if live is not None and not live._closing:
+            live.close(ATEXIT_FLUSH_S)
+
+    atexit.register(flush)
