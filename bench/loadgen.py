@@ -96,6 +96,9 @@ class Watcher:
     partial: dict[int, bytes] = field(default_factory=dict)
 
     def poll(self) -> int:
+        return self.poll_marker(MARKER)
+
+    def poll_marker(self, marker: bytes) -> int:
         for path in glob.glob(self.pattern):
             try:
                 ino = os.stat(path).st_ino
@@ -113,7 +116,7 @@ class Watcher:
             # Count complete lines only: a read may end in the middle of a line (or marker).
             data = self.partial.pop(ino, b"") + chunk
             end = data.rfind(b"\n") + 1
-            self.seen += data.count(MARKER, 0, end)
+            self.seen += data.count(marker, 0, end)
             if end < len(data):
                 self.partial[ino] = data[end:]
         return self.seen

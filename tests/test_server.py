@@ -28,6 +28,7 @@ def test_rotation_keeps_newest_in_dot_zero_and_contiguous_sequence(
             b"".join(msg_frame(message=f"rot-{batch}-{i:02d} " + "x" * 60) for i in range(40))
         )
     server.wait_for_text("rot-9-39")
+    assert server.stop() == 0  # no rotation while the files are inspected
     names = sorted(p.name for p in server.log_dir.iterdir())
     assert names == ["_main.log", "_main.log.0", "_main.log.1", "_main.log.2"]
     for path in server.log_files():

@@ -106,16 +106,22 @@ class FrameEncoder:
         self._new = schema.LoggerMsg.new_message
 
     def encode(self, level: Level, message: str, fields: dict[str, Any]) -> bytes:
+        unknown = fields.keys() - FIELD_NAMES.keys()
+        if unknown:
+            raise TypeError(f"unknown log field(s) {sorted(unknown)}; known: {list(FIELD_NAMES)}")
+        return self.encode_values(
+            level, message, [(FIELD_NAMES[name], value) for name, value in fields.items()]
+        )
+
+    def encode_values(self, level: int, message: str, values: Any) -> bytes:
+        """The fast path: `values` are (Cap'n Proto field name, value) pairs; empty values
+        are skipped, others made str."""
         msg = self._new()
         put = msg._set
         put("level", int(level))
         put("message", message)
-        for name, value in fields.items():
-            if value is None or value == "":
-                continue
-            try:
-                put(FIELD_NAMES[name], str(value))
-            except KeyError:
-                raise TypeError(f"unknown log field {name!r}") from None
+        for name, value in values:
+            if value or value == 0:  # skips None and "", keeps 0
+                put(name, value if type(value) is str else str(value))
         payload: bytes = msg.to_bytes_packed()
         return _length(len(payload)) + payload

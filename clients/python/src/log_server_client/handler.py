@@ -59,38 +59,32 @@ class LogServerHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.client.send_frame(
-                self._encoder.encode(
-                    to_server_level(record.levelno), record.getMessage(), self.fields(record)
-                )
+            frame = self._encoder.encode_values(
+                to_server_level(record.levelno), record.getMessage(), self.values(record)
             )
+            self.client.send_frame(frame)
         except Exception:
             self.handleError(record)
 
-    def fields(self, record: logging.LogRecord) -> dict[str, Any]:
-        stack = ""
-        if record.exc_info:
-            stack = _formatter.formatException(record.exc_info)
-        elif record.exc_text:
-            stack = record.exc_text
-        if record.stack_info:
-            stack = f"{stack}\n{record.stack_info}" if stack else record.stack_info
-        return {
-            "timestamp": _iso_utc(record.created),
-            "hostname": _HOSTNAME,
-            "logger_name": record.name,
-            "module": record.module,
-            "filename": record.filename,
-            "function_name": record.funcName,
-            "line_number": record.lineno,
-            "path_name": record.pathname,
-            "process_id": record.process if record.process is not None else os.getpid(),
-            "process_name": record.processName,
-            "thread_id": record.thread,
-            "thread_name": record.threadName,
-            "service_name": self.service_name,
-            "stack_trace": stack,
-        }
+    def values(self, record: logging.LogRecord) -> tuple[tuple[str, Any], ...]:
+        """(Cap'n Proto field, value) pairs of a record: the hot path of every log call."""
+        has_stack = record.exc_info or record.exc_text or record.stack_info
+        return (
+            ("timestamp", _iso_utc(record.created)),
+            ("hostname", _HOSTNAME),
+            ("loggerName", record.name),
+            ("module", record.module),
+            ("filename", record.filename),
+            ("functionName", record.funcName),
+            ("lineNumber", record.lineno),
+            ("pathName", record.pathname),
+            ("processId", record.process if record.process is not None else os.getpid()),
+            ("processName", record.processName),
+            ("threadId", record.thread),
+            ("threadName", record.threadName),
+            ("serviceName", self.service_name),
+            ("stackTrace", _stack_trace(record) if has_stack else ""),
+        )
 
     def flush(self) -> None:
         self.client.flush(timeout_s=10.0)
@@ -100,6 +94,17 @@ class LogServerHandler(logging.Handler):
             self.client.close()
         finally:
             super().close()
+
+
+def _stack_trace(record: logging.LogRecord) -> str:
+    stack = ""
+    if record.exc_info:
+        stack = _formatter.formatException(record.exc_info)
+    elif record.exc_text:
+        stack = record.exc_text
+    if record.stack_info:
+        stack = f"{stack}\n{record.stack_info}" if stack else record.stack_info
+    return stack
 
 
 def _iso_utc(created: float) -> str:
