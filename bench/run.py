@@ -306,7 +306,7 @@ def bench_handler(n: int, reps: int = 3) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory(prefix="bench-handler-") as tmp:
         proc, port, _, _ = start_log_server(Path(tmp) / "logs", "--tcp_only")
-        ours, files, e2e = [], [], []
+        ours, pycapnp_only, files, e2e = [], [], [], []
         for rep in range(reps):
             file_handler = logging.FileHandler(os.path.join(tmp, f"file-{rep}.log"))
             file_handler.setFormatter(
@@ -328,20 +328,29 @@ def bench_handler(n: int, reps: int = 3) -> dict[str, Any]:
             e2e.append(n / (time.perf_counter() - start))
             watcher.close()
             handler.close()
+            handler = LogServerHandler("127.0.0.1", port, compiled_encoder=False)
+            pycapnp_only.append(timed(handler, f"pycapnp{rep}"))
+            handler.close()
         proc.stop()
-    ours.sort(), files.sort(), e2e.sort()
+    ours.sort(), pycapnp_only.sort(), files.sort(), e2e.sort()
     row = {
         "name": "logging handler",
         "n": n,
         "reps": reps,
         "handler_us_per_call": round(ours[reps // 2] * 1e6, 2),
         "filehandler_us_per_call": round(files[reps // 2] * 1e6, 2),
+        "handler_pycapnp_us_per_call": round(pycapnp_only[reps // 2] * 1e6, 2),
         "end_to_end_msgs_per_s": round(e2e[reps // 2]),
     }
     row["ratio"] = round(row["handler_us_per_call"] / row["filehandler_us_per_call"], 3)
+    row["ratio_pycapnp"] = round(
+        row["handler_pycapnp_us_per_call"] / row["filehandler_us_per_call"], 3
+    )
     print(
         f"  logger.info(): LogServerHandler {row['handler_us_per_call']} µs/call, "
-        f"FileHandler {row['filehandler_us_per_call']} µs/call (ratio {row['ratio']}); "
+        f"FileHandler {row['filehandler_us_per_call']} µs/call (ratio {row['ratio']}; "
+        f"with the pycapnp encoder {row['handler_pycapnp_us_per_call']} µs/call, "
+        f"ratio {row['ratio_pycapnp']}); "
         f"end to end {row['end_to_end_msgs_per_s']:,} msgs/s",
         flush=True,
     )

@@ -13,6 +13,7 @@ use capnp::{serialize, serialize_packed, Word};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+mod encode;
 mod format;
 #[allow(clippy::all, dead_code, unused_parens)]
 mod logger_capnp;
@@ -264,5 +265,6 @@ impl ConnectionDecoder {
 #[pymodule]
 fn log_server_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ConnectionDecoder>()?;
+    m.add_function(wrap_pyfunction!(encode::encode_frame, m)?)?;
     Ok(())
 }

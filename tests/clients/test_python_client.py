@@ -13,10 +13,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from log_server_client import AsyncLogClient, Level, LogClient, LogServerHandler, QueueFullError
+from log_server_client.encoding import TEXT_FIELDS, FrameEncoder
 from log_server_client.grpc_client import GrpcLogClient
 from log_server_client.handler import to_server_level
-from support import RunningServer, free_port, start_server
+from support import LOGGER_SCHEMA, RunningServer, free_port, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -261,3 +264,24 @@ def test_log_send_fails_clearly_when_nothing_listens() -> None:
     assert result.stderr.strip() == (
         f"log_send: error: cannot reach the log server at 127.0.0.1:{port}: Connection refused"
     )
+
+
+text_values = st.one_of(st.none(), st.text(max_size=30), st.integers(0, 10**9))
+
+
+@settings(max_examples=200, deadline=None)
+@given(level=st.integers(0, 11), texts=st.tuples(*[text_values] * 15))
+def test_native_and_pycapnp_encoders_encode_the_same_message(
+    level: int, texts: tuple[object, ...]
+) -> None:
+    native = pytest.importorskip("log_server_native", reason="the compiled module is optional")
+    pycapnp_encoder = FrameEncoder(native=False)
+    frames = [native.encode_frame(level, texts), pycapnp_encoder.encode_texts(level, texts)]
+    decoded = []
+    for frame in frames:
+        assert int.from_bytes(frame[:4], "big") == len(frame) - 4
+        reader = LOGGER_SCHEMA.LoggerMsg.from_bytes_packed(frame[4:])
+        decoded.append((reader.level.raw, [reader._get(name) for name in TEXT_FIELDS]))
+    assert decoded[0] == decoded[1]
+    expected = ["" if v is None else str(v) for v in texts]
+    assert decoded[0] == (level, expected)

@@ -24,6 +24,7 @@ _LEVELS = {
     40: Level.ERROR,
     50: Level.CRITICAL,
 }
+_LEVEL_NUMBERS = {number: int(level) for number, level in _LEVELS.items() if number}
 _formatter = logging.Formatter()
 
 
@@ -49,41 +50,45 @@ class LogServerHandler(logging.Handler):
         queue_size: int = 100_000,
         on_full: OnFull = "block",
         block_timeout_s: float | None = None,
+        compiled_encoder: bool = True,
     ) -> None:
         super().__init__(level)
         self.service_name = service_name or ""
         self.client = LogClient(
             host, port, queue_size=queue_size, on_full=on_full, block_timeout_s=block_timeout_s
         )
-        self._encoder = FrameEncoder()
+        self._encoder = FrameEncoder(native=compiled_encoder)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            frame = self._encoder.encode_values(
-                to_server_level(record.levelno), record.getMessage(), self.values(record)
+            self.client.send_frame(
+                self._encoder.encode_texts(
+                    _LEVEL_NUMBERS.get(record.levelno) or int(to_server_level(record.levelno)),
+                    self.texts(record),
+                )
             )
-            self.client.send_frame(frame)
         except Exception:
             self.handleError(record)
 
-    def values(self, record: logging.LogRecord) -> tuple[tuple[str, Any], ...]:
-        """(Cap'n Proto field, value) pairs of a record: the hot path of every log call."""
+    def texts(self, record: logging.LogRecord) -> tuple[Any, ...]:
+        """The record as LoggerMsg's 15 Text fields in schema order: the hot path."""
         has_stack = record.exc_info or record.exc_text or record.stack_info
         return (
-            ("timestamp", _iso_utc(record.created)),
-            ("hostname", _HOSTNAME),
-            ("loggerName", record.name),
-            ("module", record.module),
-            ("filename", record.filename),
-            ("functionName", record.funcName),
-            ("lineNumber", record.lineno),
-            ("pathName", record.pathname),
-            ("processId", record.process if record.process is not None else os.getpid()),
-            ("processName", record.processName),
-            ("threadId", record.thread),
-            ("threadName", record.threadName),
-            ("serviceName", self.service_name),
-            ("stackTrace", _stack_trace(record) if has_stack else ""),
+            _iso_utc(record.created),
+            _HOSTNAME,
+            record.name,
+            record.module,
+            record.filename,
+            record.funcName,
+            record.lineno,
+            record.getMessage(),
+            record.pathname,
+            record.process if record.process is not None else os.getpid(),
+            record.processName,
+            record.thread,
+            record.threadName,
+            self.service_name,
+            _stack_trace(record) if has_stack else "",
         )
 
     def flush(self) -> None:
