@@ -11,6 +11,7 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import IntEnum
 from importlib import resources
@@ -118,10 +119,16 @@ TEXT_FIELDS = (
 KEYWORDS = tuple({v: k for k, v in FIELD_NAMES.items()}.get(f, f) for f in TEXT_FIELDS)
 
 
+EncodeTexts = Callable[[int, tuple[Any, ...]], bytes]
+"""(level number, the 15 Text fields in schema order) -> frame."""
+
+
 class FrameEncoder:
     """Builds frames. With the compiled module of the server repository installed
     (`log_server_native`, optional) one call does it all; otherwise pycapnp, with fields
     set one by one (`_set`), far cheaper than pycapnp's `new_message(**fields)`."""
+
+    encode_texts: EncodeTexts
 
     def __init__(self, native: bool = True) -> None:
         encode_frame = _native_encoder() if native else None
@@ -152,9 +159,9 @@ class FrameEncoder:
         return _length(len(payload)) + payload
 
 
-def _native_encoder() -> Any:
+def _native_encoder() -> EncodeTexts | None:
     try:
         from log_server_native import encode_frame
     except ImportError:
         return None
-    return encode_frame
+    return encode_frame  # type: ignore[no-any-return]
