@@ -30,6 +30,7 @@ DRAIN_IDLE_S = 0.2
 DRAIN_MAX_S = 5.0
 # gRPC calls in progress get this long to finish after the signal.
 GRPC_GRACE_S = 5.0
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 class StartupError(Exception):
@@ -61,6 +62,10 @@ class Server:
     async def startup(self) -> None:
         config = self.config
         self._loop = asyncio.get_running_loop()
+        # The writer thread needs the GIL for a moment after each write; with Python's
+        # default 5 ms switch interval it can wait that long for the busy loop thread, and
+        # the disk sits idle meanwhile (make bench: about 10% more throughput at 0.5 ms).
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self.sink = RotatingFileSink(
             config.log_dir, config.max_file_bytes, config.max_files, self._rotated
         )
