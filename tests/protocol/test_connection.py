@@ -119,7 +119,25 @@ def test_corrupted_messages_give_identical_results(
         payload[at % len(payload)] = value
     py, rs = both()
     data = frame(bytes(payload)) + frame(encode_msg(True, message="after"))
-    assert run(rs, [data]) == run(py, [data])
+    native = rs.feed(data, 1, RECEIVED)
+    reference = run(py, [data])
+    if native[2] is not None and "out-of-bounds pointer" in native[2][1]:
+        # The one known difference: Cap'n Proto's C++ library (under pycapnp) treats an
+        # out-of-bounds pointer as a recoverable error and reads the field as empty; the
+        # Rust library rejects the message. The kernel's stricter answer is the one in use.
+        assert native[:2] == (b"", 0)
+        return
+    assert [(native[0], native[1], native[2][0] if native[2] else None)] == reference
+
+
+def test_out_of_bounds_pointer_is_rejected_by_the_kernel() -> None:
+    """Regression for the difference above, found by the property test: flipping byte 2 of
+    this packed message makes the root pointer point outside the message."""
+    payload = bytearray(encode_msg(True, filename="00000000", message="00\x80\x80\x80\x80"))
+    payload[2] = 10
+    lines, count, stop = native.ConnectionDecoder(1 << 20).feed(frame(bytes(payload)), 1, "t")
+    assert (lines, count) == (b"", 0)
+    assert stop is not None and stop[0] == "payload" and "out-of-bounds pointer" in stop[1]
 
 
 def test_invalid_utf8_is_replaced_the_same_way() -> None:
