@@ -11,7 +11,7 @@ pub const LEVEL_NAMES: [&str; 12] = [
 /// The 16 fields in schema order, with `level` kept as its number.
 pub struct Fields<'a> {
     pub text: [std::borrow::Cow<'a, str>; 15],
-    pub level: u16,
+    pub level: i64,
 }
 
 // Indices into Fields::text (the schema order without `level`).
@@ -48,8 +48,8 @@ const JSON_NAMES: [&str; 15] = [
     "thread_name", "service_name", "stack_trace",
 ];
 
-fn level_name(level: u16, out: &mut String) {
-    match LEVEL_NAMES.get(level as usize) {
+fn level_name(level: i64, out: &mut String) {
+    match usize::try_from(level).ok().and_then(|i| LEVEL_NAMES.get(i)) {
         Some(name) => out.push_str(name),
         None => {
             let _ = write!(out, "LEVEL{level}");

@@ -15,6 +15,7 @@ use pyo3::types::PyBytes;
 
 mod encode;
 mod format;
+mod proto;
 #[allow(clippy::all, dead_code, unused_parens)]
 mod logger_capnp;
 
@@ -57,8 +58,8 @@ fn fields_of<'a>(msg: logger_capnp::logger_msg::Reader<'a>) -> capnp::Result<for
         })
     }
     let level = match msg.get_level() {
-        Ok(level) => level as u16,
-        Err(capnp::NotInSchema(raw)) => raw,
+        Ok(level) => level as i64,
+        Err(capnp::NotInSchema(raw)) => i64::from(raw),
     };
     Ok(format::Fields {
         text: [
@@ -266,5 +267,6 @@ impl ConnectionDecoder {
 fn log_server_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ConnectionDecoder>()?;
     m.add_function(wrap_pyfunction!(encode::encode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(proto::decode_log_batch, m)?)?;
     Ok(())
 }

@@ -16,7 +16,11 @@ from log_server.core.sequencer import Sequencer
 from log_server.events import ServerEvents
 from log_server.format import FORMATTERS
 from log_server.health import Health, status_line
-from log_server.protocol.connection import decoder_factory, native_kernel_available
+from log_server.protocol.connection import (
+    decoder_factory,
+    native_kernel_available,
+    use_native_kernel,
+)
 from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
 from log_server.sources.tcp import TcpSource
@@ -94,10 +98,12 @@ class Server:
             ) from None
         listeners = f"tcp={_address(tcp_host, tcp_port)}"
         if not config.tcp_only:
-            # Imported only when used: grpc costs memory and start-up time.
+            # Imported only when used: grpc and protobuf cost memory and start-up time.
+            from log_server.protocol.proto_codec import batch_decoder
             from log_server.sources.grpc import GrpcSource
 
-            self.grpc = GrpcSource(self.pipeline, self.events, self.health)
+            decode_batch = batch_decoder(use_native_kernel(config.kernel), config.format)
+            self.grpc = GrpcSource(self.pipeline, self.events, self.health, decode_batch)
             try:
                 grpc_port = await self.grpc.start(config.host, config.grpc_port)
             except OSError as exc:

@@ -188,7 +188,7 @@ def test_block_policy_with_timeout_raises_instead_of_losing() -> None:
     client.close(timeout_s=0.1)
 
 
-@pytest.mark.parametrize("mode", ["stream", "unary"])
+@pytest.mark.parametrize("mode", ["batch", "stream", "unary"])
 def test_grpc_client(server: RunningServer, mode: str) -> None:
     client = GrpcLogClient(
         f"127.0.0.1:{server.grpc_port}",

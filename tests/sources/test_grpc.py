@@ -60,6 +60,33 @@ def test_stream_logs_keeps_order(server: RunningServer, channel: grpc.Channel) -
     assert seqs == list(range(seqs[0], seqs[0] + 2000)), "one stream, consecutive numbers"
 
 
+def test_log_batch_is_accepted_in_order(server: RunningServer, channel: grpc.Channel) -> None:
+    batch = pb.LogBatchRequest(requests=[pb.LogRequest(message=f"batched-{i}") for i in range(500)])
+    assert pb_grpc.LogServiceStub(channel).LogBatch(batch, timeout=10).success
+    assert (
+        pb_grpc.LogBridgeStub(channel)
+        .LogBatch(pb.LogBatchRequest(requests=[pb.LogRequest(message="bridge batch")]), timeout=10)
+        .success
+    )
+    lines = server.wait_for_text("batched-", 500)
+    ours = [ln for ln in lines if "batched-" in ln]
+    assert [int(ln.rsplit("-", 1)[1]) for ln in ours] == list(range(500))
+    seqs = [seq_of(ln) for ln in ours]
+    assert seqs == list(range(seqs[0], seqs[0] + 500))
+    server.wait_for_text("bridge batch")
+
+
+def test_malformed_batch_gets_invalid_argument(
+    server: RunningServer, channel: grpc.Channel
+) -> None:
+    call = channel.unary_unary("/logservice.LogService/LogBatch")
+    with pytest.raises(grpc.RpcError) as info:
+        call(b"\x0a\x05\xff", timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a logservice.LogBatchRequest" in (info.value.details() or "")
+    server.wait_for_text("LogBatch from")
+
+
 def test_log_bridge_serves_the_same_methods(server: RunningServer, channel: grpc.Channel) -> None:
     bridge = pb_grpc.LogBridgeStub(channel)
     assert bridge.LogMessage(pb.LogRequest(message="via bridge"), timeout=10).success

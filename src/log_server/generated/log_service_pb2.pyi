@@ -1,6 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -67,6 +69,12 @@ class LogRequest(_message.Message):
     service_name: str
     stack_trace: str
     def __init__(self, timestamp: _Optional[str] = ..., hostname: _Optional[str] = ..., logger_name: _Optional[str] = ..., module: _Optional[str] = ..., level: _Optional[_Union[Level, str]] = ..., filename: _Optional[str] = ..., function_name: _Optional[str] = ..., line_number: _Optional[str] = ..., message: _Optional[str] = ..., path_name: _Optional[str] = ..., process_id: _Optional[str] = ..., process_name: _Optional[str] = ..., thread_id: _Optional[str] = ..., thread_name: _Optional[str] = ..., service_name: _Optional[str] = ..., stack_trace: _Optional[str] = ...) -> None: ...
+
+class LogBatchRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[LogRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[LogRequest, _Mapping]]] = ...) -> None: ...
 
 class LogResponse(_message.Message):
     __slots__ = ("success",)

@@ -44,6 +44,11 @@ class LogServiceStub:
                 request_serializer=log__service__pb2.LogRequest.SerializeToString,
                 response_deserializer=log__service__pb2.LogResponse.FromString,
                 _registered_method=True)
+        self.LogBatch = channel.unary_unary(
+                '/logservice.LogService/LogBatch',
+                request_serializer=log__service__pb2.LogBatchRequest.SerializeToString,
+                response_deserializer=log__service__pb2.LogResponse.FromString,
+                _registered_method=True)
 
 
 class LogServiceServicer:
@@ -63,6 +68,13 @@ class LogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LogBatch(self, request, context):
+        """Many messages in one request; answers once all are accepted, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LogServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -74,6 +86,11 @@ def add_LogServiceServicer_to_server(servicer, server):
             'StreamLogs': grpc.stream_unary_rpc_method_handler(
                     servicer.StreamLogs,
                     request_deserializer=log__service__pb2.LogRequest.FromString,
+                    response_serializer=log__service__pb2.LogResponse.SerializeToString,
+            ),
+            'LogBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogBatch,
+                    request_deserializer=log__service__pb2.LogBatchRequest.FromString,
                     response_serializer=log__service__pb2.LogResponse.SerializeToString,
             ),
     }
@@ -141,6 +158,33 @@ class LogService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def LogBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logservice.LogService/LogBatch',
+            log__service__pb2.LogBatchRequest.SerializeToString,
+            log__service__pb2.LogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class LogBridgeStub:
     """The same methods under the name newer clients of this protocol use.
@@ -162,6 +206,11 @@ class LogBridgeStub:
                 request_serializer=log__service__pb2.LogRequest.SerializeToString,
                 response_deserializer=log__service__pb2.LogResponse.FromString,
                 _registered_method=True)
+        self.LogBatch = channel.unary_unary(
+                '/logservice.LogBridge/LogBatch',
+                request_serializer=log__service__pb2.LogBatchRequest.SerializeToString,
+                response_deserializer=log__service__pb2.LogResponse.FromString,
+                _registered_method=True)
 
 
 class LogBridgeServicer:
@@ -180,6 +229,12 @@ class LogBridgeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LogBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LogBridgeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -191,6 +246,11 @@ def add_LogBridgeServicer_to_server(servicer, server):
             'StreamLogs': grpc.stream_unary_rpc_method_handler(
                     servicer.StreamLogs,
                     request_deserializer=log__service__pb2.LogRequest.FromString,
+                    response_serializer=log__service__pb2.LogResponse.SerializeToString,
+            ),
+            'LogBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogBatch,
+                    request_deserializer=log__service__pb2.LogBatchRequest.FromString,
                     response_serializer=log__service__pb2.LogResponse.SerializeToString,
             ),
     }
@@ -248,6 +308,33 @@ class LogBridge:
             target,
             '/logservice.LogBridge/StreamLogs',
             log__service__pb2.LogRequest.SerializeToString,
+            log__service__pb2.LogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/logservice.LogBridge/LogBatch',
+            log__service__pb2.LogBatchRequest.SerializeToString,
             log__service__pb2.LogResponse.FromString,
             options,
             channel_credentials,

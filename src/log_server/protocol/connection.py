@@ -85,9 +85,13 @@ def native_kernel_available() -> bool:
     return True
 
 
-def decoder_factory(kernel: str, max_frame_bytes: int, line_format: str) -> DecoderFactory:
+def use_native_kernel(kernel: str) -> bool:
     """`kernel`: "native", "python", or "auto" (native when installed)."""
-    if kernel == "native" or (kernel == "auto" and native_kernel_available()):
+    return kernel == "native" or (kernel == "auto" and native_kernel_available())
+
+
+def decoder_factory(kernel: str, max_frame_bytes: int, line_format: str) -> DecoderFactory:
+    if use_native_kernel(kernel):
         from log_server_native import ConnectionDecoder as NativeConnectionDecoder
 
         return lambda: NativeConnectionDecoder(max_frame_bytes, line_format)

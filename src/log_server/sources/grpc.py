@@ -22,9 +22,10 @@ from grpc_reflection.v1alpha import reflection  # noqa: E402
 
 from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
+from log_server.format import now_iso
 from log_server.generated import log_service_pb2 as pb
 from log_server.health import Health
-from log_server.protocol.proto_codec import record_from_request
+from log_server.protocol.proto_codec import BatchDecoder, record_from_request
 
 SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
 
@@ -42,9 +43,12 @@ class LogServiceHandler:
     Requests arrive as raw bytes and are parsed here, so that bytes which are not a
     LogRequest get INVALID_ARGUMENT and a log line rather than grpc's generic UNKNOWN."""
 
-    def __init__(self, pipeline: LogPipeline, events: ServerEvents) -> None:
+    def __init__(
+        self, pipeline: LogPipeline, events: ServerEvents, decode_batch: BatchDecoder
+    ) -> None:
         self.pipeline = pipeline
         self.events = events
+        self.decode_batch = decode_batch
 
     async def log_message(self, raw: bytes, context: Any) -> Any:
         request = await self._parse(raw, context, "LogMessage")
@@ -61,6 +65,16 @@ class LogServiceHandler:
             pipeline.submit([record_from_request(request)])
         return _ACCEPTED
 
+    async def log_batch(self, raw: bytes, context: Any) -> Any:
+        await self._wait_for_room(context)
+        try:
+            lines, count = self.decode_batch(raw, self.pipeline.next_seq, now_iso())
+        except ValueError as exc:
+            self.events.grpc_request_failed("LogBatch", context.peer(), str(exc))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        self.pipeline.submit_formatted(lines, count)
+        return _ACCEPTED
+
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         serialize = pb.LogResponse.SerializeToString
         return {
@@ -69,6 +83,9 @@ class LogServiceHandler:
             ),
             "StreamLogs": grpc.stream_unary_rpc_method_handler(
                 self.stream_logs, response_serializer=serialize
+            ),
+            "LogBatch": grpc.unary_unary_rpc_method_handler(
+                self.log_batch, response_serializer=serialize
             ),
         }
 
@@ -94,8 +111,14 @@ class LogServiceHandler:
 
 
 class GrpcSource:
-    def __init__(self, pipeline: LogPipeline, events: ServerEvents, health_state: Health):
-        self.handler = LogServiceHandler(pipeline, events)
+    def __init__(
+        self,
+        pipeline: LogPipeline,
+        events: ServerEvents,
+        health_state: Health,
+        decode_batch: BatchDecoder,
+    ) -> None:
+        self.handler = LogServiceHandler(pipeline, events, decode_batch)
         self.health_state = health_state
         self.health_servicer = health.aio.HealthServicer()
         self._server: Any = None

@@ -15,7 +15,9 @@ _SERVICE = "/logservice.LogService/"
 
 
 class GrpcTransport:
-    def __init__(self, target: str, mode: Literal["stream", "unary"], timeout_s: float) -> None:
+    def __init__(
+        self, target: str, mode: Literal["batch", "stream", "unary"], timeout_s: float
+    ) -> None:
         self.target = target
         self.mode = mode
         self.timeout_s = timeout_s
@@ -33,9 +35,16 @@ class GrpcTransport:
         self._stream = channel.stream_unary(
             _SERVICE + "StreamLogs", request_serializer=serialize, response_deserializer=parse
         )
+        self._batch = channel.unary_unary(
+            _SERVICE + "LogBatch",
+            request_serializer=pb.LogBatchRequest.SerializeToString,
+            response_deserializer=parse,
+        )
 
     def send(self, batch: list[Any]) -> None:
-        if self.mode == "stream":
+        if self.mode == "batch":
+            replies = [self._batch(pb.LogBatchRequest(requests=batch), timeout=self.timeout_s)]
+        elif self.mode == "stream":
             replies = [self._stream(iter(batch), timeout=self.timeout_s)]
         else:
             replies = [self._unary(request, timeout=self.timeout_s) for request in batch]
@@ -49,14 +58,15 @@ class GrpcTransport:
 
 
 class GrpcLogClient:
-    """`mode="stream"` sends each batch on one StreamLogs call (fast); `"unary"` makes one
-    LogMessage call per message (what older servers understand)."""
+    """`mode="batch"` (default) sends each batch as one LogBatch call (the fast path);
+    `"stream"` sends it on one StreamLogs call; `"unary"` makes one LogMessage call per
+    message (what every server of this protocol understands)."""
 
     def __init__(
         self,
         target: str = "127.0.0.1:4021",
         *,
-        mode: Literal["stream", "unary"] = "stream",
+        mode: Literal["batch", "stream", "unary"] = "batch",
         queue_size: int = 100_000,
         on_full: OnFull = "block",
         block_timeout_s: float | None = None,

@@ -1,0 +1,107 @@
+//! gRPC `LogBatchRequest` bytes -> formatted lines, for the `LogBatch` method.
+//!
+//! The messages are declared here with prost's derive (field numbers from
+//! log_service.proto; tests/protocol/test_proto_batch.py checks the result against the
+//! Python path on the same bytes), so no protoc is needed to build.
+
+use std::borrow::Cow;
+
+use prost::Message;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::format::{self, Fields};
+
+#[derive(Clone, PartialEq, Message)]
+pub struct LogRequest {
+    #[prost(string, tag = "1")]
+    pub timestamp: String,
+    #[prost(string, tag = "2")]
+    pub hostname: String,
+    #[prost(string, tag = "3")]
+    pub logger_name: String,
+    #[prost(string, tag = "4")]
+    pub module: String,
+    #[prost(int32, tag = "5")]
+    pub level: i32,
+    #[prost(string, tag = "6")]
+    pub filename: String,
+    #[prost(string, tag = "7")]
+    pub function_name: String,
+    #[prost(string, tag = "8")]
+    pub line_number: String,
+    #[prost(string, tag = "9")]
+    pub message: String,
+    #[prost(string, tag = "10")]
+    pub path_name: String,
+    #[prost(string, tag = "11")]
+    pub process_id: String,
+    #[prost(string, tag = "12")]
+    pub process_name: String,
+    #[prost(string, tag = "13")]
+    pub thread_id: String,
+    #[prost(string, tag = "14")]
+    pub thread_name: String,
+    #[prost(string, tag = "15")]
+    pub service_name: String,
+    #[prost(string, tag = "16")]
+    pub stack_trace: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct LogBatchRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub requests: Vec<LogRequest>,
+}
+
+fn b(s: &str) -> Cow<'_, str> {
+    Cow::Borrowed(s)
+}
+
+fn fields_of(r: &LogRequest) -> Fields<'_> {
+    Fields {
+        text: [
+            b(&r.timestamp), b(&r.hostname), b(&r.logger_name), b(&r.module), b(&r.filename),
+            b(&r.function_name), b(&r.line_number), b(&r.message), b(&r.path_name),
+            b(&r.process_id), b(&r.process_name), b(&r.thread_id), b(&r.thread_name),
+            b(&r.service_name), b(&r.stack_trace),
+        ],
+        level: i64::from(r.level),
+    }
+}
+
+/// `decode_log_batch(data, first_seq, received_at, line_format)` -> (lines, count).
+/// Raises ValueError when the bytes are not a LogBatchRequest.
+#[pyfunction]
+#[pyo3(signature = (data, first_seq, received_at, line_format="text"))]
+pub fn decode_log_batch<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    first_seq: u64,
+    received_at: &str,
+    line_format: &str,
+) -> PyResult<(Bound<'py, PyBytes>, usize)> {
+    let json = match line_format {
+        "text" => false,
+        "json" => true,
+        other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
+    };
+    let result = py.detach(|| -> Result<(String, usize), String> {
+        let batch = LogBatchRequest::decode(data).map_err(|e| format!("not a logservice.LogBatchRequest: {e}"))?;
+        let mut out = String::with_capacity(data.len() + data.len() / 2);
+        let mut scratch = String::new();
+        for (i, request) in batch.requests.iter().enumerate() {
+            let fields = fields_of(request);
+            let seq = first_seq + i as u64;
+            if json {
+                format::json_line(seq, &fields, received_at, &mut scratch, &mut out);
+            } else {
+                format::text_line(seq, &fields, received_at, &mut scratch, &mut out);
+            }
+        }
+        Ok((out, batch.requests.len()))
+    });
+    let (lines, count) = result.map_err(PyValueError::new_err)?;
+    Ok((PyBytes::new(py, lines.as_bytes()), count))
+}
