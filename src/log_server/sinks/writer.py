@@ -1,7 +1,8 @@
 """The single writer: drains the pipeline into the file sink, one write call per batch,
 retrying failures until they succeed.
 
-The write system call itself runs on one helper thread. Copying a batch into the page
+The write system call itself runs on one helper thread (except for small batches, see
+INLINE_WRITE_BYTES). Copying a batch into the page
 cache is about a fifth of the work per message; on its own thread (os.write releases the
 GIL) it overlaps with decoding the next batch on the event loop, and a slow disk never
 stalls the loop. There is still only one batch in flight, so order is kept. The hand-off
@@ -23,6 +24,10 @@ from log_server.sinks.rotating_file import RotatingFileSink, SinkWriteError
 # Bytes per write call: large enough that the per-batch costs (a thread hand-off, a stat,
 # the syscall) vanish per line; small enough that joining a batch costs little memory.
 BATCH_BYTES = 1024 * 1024
+# A batch this small is written on the loop thread itself: the hand-off to the writer thread
+# (two wake-ups, ~60 µs here) would cost more than the write. At low load, as with unary
+# gRPC calls, every message is such a batch.
+INLINE_WRITE_BYTES = 16 * 1024
 
 
 class BatchWriter:
@@ -69,7 +74,10 @@ class BatchWriter:
         first_failure = 0.0
         while True:
             try:
-                await loop.run_in_executor(self._thread, self._write_once, data, failures > 0)
+                if len(data) <= INLINE_WRITE_BYTES and not failures:
+                    self._write_once(data, False)
+                else:
+                    await loop.run_in_executor(self._thread, self._write_once, data, failures > 0)
                 break
             except (SinkWriteError, OSError) as exc:
                 if isinstance(exc, SinkWriteError):
