@@ -408,6 +408,7 @@ def bench_grpc_unary(n: int, in_flight: int = 64) -> dict[str, Any]:
             counting = Process(
                 [sys.executable, str(Path(__file__).parent / "grpc_counting_server.py")],
                 stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
                 text=True,
             )
             assert counting.proc.stdout is not None

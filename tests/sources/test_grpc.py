@@ -143,3 +143,12 @@ def test_grpc_listens_on_the_given_port(server_factory) -> None:  # type: ignore
         port = probe.getsockname()[1]
     server = server_factory("--grpc_port", str(port))
     assert server.grpc_port == port
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 300, 16_383, 16_384, 70_000])
+def test_one_request_wrapped_as_a_batch_of_one(size: int) -> None:
+    from log_server.sources.grpc import as_batch
+
+    request = pb.LogRequest(message="m" * size, level=pb.ERROR)
+    batch = pb.LogBatchRequest.FromString(as_batch(request.SerializeToString()))
+    assert list(batch.requests) == [request]

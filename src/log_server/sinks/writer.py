@@ -28,6 +28,9 @@ BATCH_BYTES = 1024 * 1024
 # (two wake-ups, ~60 µs here) would cost more than the write. At low load, as with unary
 # gRPC calls, every message is such a batch.
 INLINE_WRITE_BYTES = 16 * 1024
+# How long the writer lets a small batch grow. Far below the 20 ms a line may take to reach
+# the file, so `tail -f` still feels live.
+GATHER_S = 0.002
 
 
 class BatchWriter:
@@ -59,6 +62,10 @@ class BatchWriter:
                     self._thread.shutdown()
                     return
                 await pipeline.wait_for_data()
+                if not pipeline.closed and pipeline.queued_bytes < INLINE_WRITE_BYTES:
+                    # Little is waiting: gather for a moment, so that a trickle of single
+                    # messages (unary gRPC calls, say) is not one write call each.
+                    await asyncio.sleep(GATHER_S)
                 continue
             data, count = pipeline.take(BATCH_BYTES)
             await self._write(data)

@@ -16,7 +16,6 @@ from typing import Any
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 import grpc  # noqa: E402
-from google.protobuf.message import DecodeError  # noqa: E402
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
 from grpc_reflection.v1alpha import reflection  # noqa: E402
 
@@ -25,7 +24,7 @@ from log_server.events import ServerEvents
 from log_server.format import now_iso
 from log_server.generated import log_service_pb2 as pb
 from log_server.health import Health
-from log_server.protocol.proto_codec import BatchDecoder, record_from_request
+from log_server.protocol.proto_codec import BatchDecoder
 
 SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
 
@@ -40,7 +39,8 @@ class LogServiceHandler:
     """Implements both services. `success=true` means accepted: sequenced and queued for
     the writer, which will write it (docs/protocol.md).
 
-    Requests arrive as raw bytes and are parsed here, so that bytes which are not a
+    Requests arrive as raw bytes and are decoded here (one LogRequest is decoded as a
+    LogBatchRequest of one, by the same kernel as LogBatch), so that bytes which are not a
     LogRequest get INVALID_ARGUMENT and a log line rather than grpc's generic UNKNOWN."""
 
     def __init__(
@@ -51,29 +51,35 @@ class LogServiceHandler:
         self.decode_batch = decode_batch
 
     async def log_message(self, raw: bytes, context: Any) -> Any:
-        request = await self._parse(raw, context, "LogMessage")
-        await self._wait_for_room(context)
-        self.pipeline.submit([record_from_request(request)])
+        if not self.pipeline.has_room:
+            await self._wait_for_room(context)
+        await self._accept(as_batch(raw), context, "LogMessage")
         return _ACCEPTED
 
     async def stream_logs(self, raw_requests: AsyncIterator[bytes], context: Any) -> Any:
-        pipeline = self.pipeline
         async for raw in raw_requests:
-            request = await self._parse(raw, context, "StreamLogs")
-            if not pipeline.has_room:
+            if not self.pipeline.has_room:
                 await self._wait_for_room(context)
-            pipeline.submit([record_from_request(request)])
+            await self._accept(as_batch(raw), context, "StreamLogs")
         return _ACCEPTED
 
     async def log_batch(self, raw: bytes, context: Any) -> Any:
-        await self._wait_for_room(context)
-        try:
-            lines, count = self.decode_batch(raw, self.pipeline.next_seq, now_iso())
-        except ValueError as exc:
-            self.events.grpc_request_failed("LogBatch", context.peer(), str(exc))
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        self.pipeline.submit_formatted(lines, count)
+        if not self.pipeline.has_room:
+            await self._wait_for_room(context)
+        await self._accept(raw, context, "LogBatch")
         return _ACCEPTED
+
+    async def _accept(self, batch: bytes, context: Any, method: str) -> None:
+        """Decode, number and queue the messages of a LogBatchRequest's bytes."""
+        try:
+            lines, count = self.decode_batch(batch, self.pipeline.next_seq, now_iso())
+        except ValueError as exc:
+            reason = str(exc)
+            if method != "LogBatch":
+                reason = reason.replace("LogBatchRequest", "LogRequest")
+            self.events.grpc_request_failed(method, context.peer(), reason)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
+        self.pipeline.submit_formatted(lines, count)
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         serialize = pb.LogResponse.SerializeToString
@@ -89,14 +95,6 @@ class LogServiceHandler:
             ),
         }
 
-    async def _parse(self, raw: bytes, context: Any, method: str) -> Any:
-        try:
-            return pb.LogRequest.FromString(raw)
-        except DecodeError as exc:
-            reason = f"not a logservice.LogRequest: {exc}"
-            self.events.grpc_request_failed(method, context.peer(), reason)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
-
     async def _wait_for_room(self, context: Any) -> None:
         if self.pipeline.has_room:
             return
@@ -108,6 +106,17 @@ class LogServiceHandler:
             reason = "the log server is not keeping up (writes failing or slow); retry later"
             self.events.grpc_request_failed("LogService", context.peer(), reason)
             await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
+
+
+def as_batch(request: bytes) -> bytes:
+    """The bytes of a LogBatchRequest holding just this LogRequest: field 1, length-delimited."""
+    size = len(request)
+    prefix = bytearray(b"\x0a")
+    while size >= 0x80:
+        prefix.append((size & 0x7F) | 0x80)
+        size >>= 7
+    prefix.append(size)
+    return bytes(prefix) + request
 
 
 class GrpcSource:
