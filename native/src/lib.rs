@@ -24,6 +24,7 @@ const HEALTH_WORD: &[u8] = b"health";
 const SCRATCH_START_WORDS: usize = 8 * 1024;
 
 thread_local! {
+    static OUT: RefCell<String> = const { RefCell::new(String::new()) };
     /// One unpack buffer for all connections (the server is single-threaded); it grows to
     /// the largest message seen, bounded by the traversal limit.
     static SCRATCH: RefCell<Vec<Word>> = RefCell::new(Word::allocate_zeroed_vec(SCRATCH_START_WORDS));
@@ -176,28 +177,60 @@ impl ConnectionDecoder {
         if self.stopped || data.is_empty() {
             return (0, None);
         }
-        let owned;
-        let buf: &[u8] = if !self.pending.is_empty() {
-            self.pending.extend_from_slice(data);
-            if self.pending.len() < self.need && !self.at_start {
+        if self.at_start {
+            return self.feed_at_start(data, first_seq, received_at, out);
+        }
+        if self.pending.is_empty() {
+            return self.split(data, first_seq, received_at, out);
+        }
+        // Complete the held-back frame with just the bytes it lacks, then go on in `data`
+        // itself: copying only the tail of a frame, not every read, into `pending`.
+        let mut rest = data;
+        if self.pending.len() < HEADER_BYTES {
+            let take = (HEADER_BYTES - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() < HEADER_BYTES {
                 return (0, None);
             }
+        }
+        let length = u32::from_be_bytes(self.pending[..HEADER_BYTES].try_into().unwrap()) as usize;
+        if length <= self.max_frame_bytes {
+            let take = (HEADER_BYTES + length - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() < HEADER_BYTES + length {
+                self.need = HEADER_BYTES + length;
+                return (0, None);
+            }
+        }
+        let frame = std::mem::take(&mut self.pending);
+        let (count, stop) = self.split(&frame, first_seq, received_at, out);
+        if stop.is_some() || rest.is_empty() {
+            return (count, stop);
+        }
+        let (more, stop) = self.split(rest, first_seq + count as u64, received_at, out);
+        (count + more, stop)
+    }
+
+    fn feed_at_start(&mut self, data: &[u8], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
+        let owned;
+        let buf: &[u8] = if self.pending.is_empty() {
+            data
+        } else {
+            self.pending.extend_from_slice(data);
             owned = std::mem::take(&mut self.pending);
             &owned
-        } else {
-            data
         };
-        if self.at_start {
-            let n = buf.len().min(HEALTH_WORD.len());
-            if HEALTH_WORD[..n] == buf[..n] && buf.len() < HEALTH_WORD.len() {
-                self.pending.extend_from_slice(buf);
-                self.need = HEALTH_WORD.len();
-                return (0, None);
-            }
-            self.at_start = false;
-            if buf.starts_with(HEALTH_WORD) {
-                return (0, Some(Stop::Health));
-            }
+        let n = buf.len().min(HEALTH_WORD.len());
+        if HEALTH_WORD[..n] == buf[..n] && buf.len() < HEALTH_WORD.len() {
+            self.pending.extend_from_slice(buf);
+            self.need = HEALTH_WORD.len();
+            return (0, None);
+        }
+        self.at_start = false;
+        if buf.starts_with(HEALTH_WORD) {
+            return (0, Some(Stop::Health));
         }
         self.split(buf, first_seq, received_at, out)
     }
@@ -240,7 +273,9 @@ impl ConnectionDecoder {
         first_seq: u64,
         received_at: &str,
     ) -> (Bound<'py, PyBytes>, usize, Option<(&'static str, String)>) {
-        let mut out = String::with_capacity(data.len() + data.len() / 2);
+        // One output buffer, reused: a fresh one per read costs page faults.
+        let mut out = OUT.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+        out.clear();
         // Without the GIL while decoding, so the writer thread can finish its write and
         // return meanwhile (the server's two threads then really use two cores).
         let (count, stop) = py.detach(|| self.feed_inner(data, first_seq, received_at, &mut out));
@@ -253,7 +288,9 @@ impl ConnectionDecoder {
                 Stop::Payload(reason) => ("payload", reason),
             }
         });
-        (PyBytes::new(py, out.as_bytes()), count, stop)
+        let lines = PyBytes::new(py, out.as_bytes());
+        OUT.with(|cell| *cell.borrow_mut() = out);
+        (lines, count, stop)
     }
 
     /// Bytes of an incomplete frame held back (0 between frames).
