@@ -35,7 +35,7 @@ _CAPNP_FIELDS = (
     "stackTrace",
 )
 assert len(_CAPNP_FIELDS) == len(FIELD_NAMES)
-_TEXT_FIELDS = tuple(name for name in _CAPNP_FIELDS if name != "level")
+TEXT_FIELDS = tuple(name for name in _CAPNP_FIELDS if name != "level")
 _LEVEL_INDEX = _CAPNP_FIELDS.index("level")
 
 
@@ -79,7 +79,7 @@ class CapnpDecoder:
         get = reader._get
         values: list[Any]
         try:
-            values = [get(name) for name in _TEXT_FIELDS]
+            values = [get(name) for name in TEXT_FIELDS]
         except UnicodeDecodeError:
             values = self._read_replacing(payload, packed)
         values.insert(_LEVEL_INDEX, get("level").raw)
@@ -95,7 +95,7 @@ class CapnpDecoder:
     @staticmethod
     def _raw_texts(raw: Any) -> list[Any]:
         out: list[Any] = []
-        for name in _TEXT_FIELDS:
+        for name in TEXT_FIELDS:
             data = bytes(raw._get(name))
             if data.endswith(b"\x00"):  # Text's NUL terminator
                 data = data[:-1]

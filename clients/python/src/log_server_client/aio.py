@@ -6,7 +6,7 @@ import asyncio
 import collections
 from typing import Any, Literal
 
-from log_server_client.encoding import FrameEncoder, Level, default_fields, to_level
+from log_server_client.encoding import FrameEncoder, Level, message_fields, to_level
 from log_server_client.sender import QueueFullError
 
 
@@ -54,12 +54,7 @@ class AsyncLogClient:
                 f"{self.queue_size} messages waiting for the log server "
                 f"(last error: {self.last_error})"
             )
-        values = default_fields()
-        if self.logger_name:
-            values["logger_name"] = self.logger_name
-        if self.service_name:
-            values["service_name"] = self.service_name
-        values.update(fields)
+        values = message_fields(self.logger_name, self.service_name, fields)
         self._queue.append(self._encoder.encode(to_level(level), str(message), values))
         self._idle.clear()
         self._ready.set()

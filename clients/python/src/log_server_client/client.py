@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import socket
-from types import TracebackType
 from typing import Any
 
-from log_server_client.encoding import FrameEncoder, Level, default_fields, to_level
-from log_server_client.sender import BackgroundSender, OnFull
+from log_server_client.encoding import FrameEncoder, Level, message_fields, to_level
+from log_server_client.sender import BackgroundSender, OnFull, QueuedClient
 
 
 class TcpTransport:
@@ -49,7 +48,7 @@ class TcpTransport:
             sock.close()
 
 
-class LogClient:
+class LogClient(QueuedClient):
     """Thread-safe client of the TCP protocol.
 
     `log()` fills in host, process, thread and call time, encodes the frame and queues it;
@@ -86,43 +85,9 @@ class LogClient:
         return self._sender.put(self.encode(level, message, fields))
 
     def encode(self, level: Level | int | str, message: str, fields: dict[str, Any]) -> bytes:
-        values = default_fields()
-        if self.logger_name:
-            values["logger_name"] = self.logger_name
-        if self.service_name:
-            values["service_name"] = self.service_name
-        values.update(fields)
+        values = message_fields(self.logger_name, self.service_name, fields)
         return self._encoder.encode(to_level(level), str(message), values)
 
     def send_frame(self, frame: bytes) -> bool:
         """Queue an already encoded frame (the logging handler encodes its own)."""
         return self._sender.put(frame)
-
-    @property
-    def dropped(self) -> int:
-        return self._sender.dropped
-
-    @property
-    def queued(self) -> int:
-        return self._sender.queued
-
-    @property
-    def last_error(self) -> BaseException | None:
-        return self._sender.last_error
-
-    def wait_connected(self, timeout_s: float = 5.0) -> bool:
-        return self._sender.wait_connected(timeout_s)
-
-    def flush(self, timeout_s: float | None = None) -> bool:
-        return self._sender.flush(timeout_s)
-
-    def close(self, timeout_s: float | None = 10.0) -> bool:
-        return self._sender.close(timeout_s)
-
-    def __enter__(self) -> LogClient:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

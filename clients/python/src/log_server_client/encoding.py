@@ -89,6 +89,17 @@ def default_fields() -> dict[str, str]:
     }
 
 
+def message_fields(logger_name: str, service_name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The defaults, the client's logger and service names, then the caller's fields."""
+    values: dict[str, Any] = default_fields()
+    if logger_name:
+        values["logger_name"] = logger_name
+    if service_name:
+        values["service_name"] = service_name
+    values.update(fields)
+    return values
+
+
 def _load_schema() -> tuple[Any, Any]:
     """With a parser of our own: a program that also loads the server's copy of this schema
     (same file id) through pycapnp's global parser would otherwise abort."""

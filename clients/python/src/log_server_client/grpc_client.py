@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any, Literal
 
 import grpc
 
-from log_server_client.encoding import Level, default_fields, to_level
+from log_server_client.encoding import Level, message_fields, to_level
 from log_server_client.generated import log_service_pb2 as pb
-from log_server_client.sender import BackgroundSender, OnFull
+from log_server_client.sender import BackgroundSender, OnFull, QueuedClient
 
 _SERVICE = "/logservice.LogService/"
 
@@ -57,7 +56,7 @@ class GrpcTransport:
             self._channel = None
 
 
-class GrpcLogClient:
+class GrpcLogClient(QueuedClient):
     """`mode="batch"` (default) sends each batch as one LogBatch call (the fast path);
     `"stream"` sends it on one StreamLogs call; `"unary"` makes one LogMessage call per
     message (what every server of this protocol understands)."""
@@ -85,40 +84,10 @@ class GrpcLogClient:
         )
 
     def log(self, level: Level | int | str, message: str, **fields: Any) -> bool:
-        values = default_fields()
-        if self.logger_name:
-            values["logger_name"] = self.logger_name
-        if self.service_name:
-            values["service_name"] = self.service_name
-        values.update(fields)
+        values = message_fields(self.logger_name, self.service_name, fields)
         request = pb.LogRequest(
             level=int(to_level(level)),  # type: ignore[arg-type]  # proto enums take ints
             message=str(message),
             **{k: str(v) for k, v in values.items() if v is not None},
         )
         return self._sender.put(request)
-
-    @property
-    def dropped(self) -> int:
-        return self._sender.dropped
-
-    @property
-    def last_error(self) -> BaseException | None:
-        return self._sender.last_error
-
-    def wait_connected(self, timeout_s: float = 5.0) -> bool:
-        return self._sender.wait_connected(timeout_s)
-
-    def flush(self, timeout_s: float | None = None) -> bool:
-        return self._sender.flush(timeout_s)
-
-    def close(self, timeout_s: float | None = 10.0) -> bool:
-        return self._sender.close(timeout_s)
-
-    def __enter__(self) -> GrpcLogClient:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

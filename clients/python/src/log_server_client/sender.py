@@ -9,7 +9,8 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Literal, Protocol
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self
 
 OnFull = Literal["block", "drop"]
 BATCH_ITEMS = 2000
@@ -170,6 +171,42 @@ class BackgroundSender:
             with self._cond:
                 self._inflight = 0
                 self._cond.notify_all()
+
+
+class QueuedClient:
+    """What LogClient and GrpcLogClient share: everything but encoding goes to a
+    BackgroundSender."""
+
+    _sender: BackgroundSender
+
+    @property
+    def dropped(self) -> int:
+        return self._sender.dropped
+
+    @property
+    def queued(self) -> int:
+        return self._sender.queued
+
+    @property
+    def last_error(self) -> BaseException | None:
+        return self._sender.last_error
+
+    def wait_connected(self, timeout_s: float = 5.0) -> bool:
+        return self._sender.wait_connected(timeout_s)
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        return self._sender.flush(timeout_s)
+
+    def close(self, timeout_s: float | None = 10.0) -> bool:
+        return self._sender.close(timeout_s)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def _flush_at_exit(sender: BackgroundSender) -> None:
