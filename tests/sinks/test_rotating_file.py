@@ -98,6 +98,14 @@ def test_last_sequence_reads_active_then_dot_zero(tmp_path: Path) -> None:
     assert sink.last_sequence() == 9
 
 
+def test_last_sequence_after_a_crash_in_the_middle_of_a_rotation(tmp_path: Path) -> None:
+    """Regression: `.0` was already shifted to `.1` and the active file not yet renamed
+    and recreated; the sequence must not start again from 1."""
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=3)
+    (tmp_path / "_main.log.1").write_bytes(numbered(1, 5))
+    assert sink.last_sequence() == 5
+
+
 def test_last_sequence_finds_a_line_behind_a_long_one(tmp_path: Path) -> None:
     path = tmp_path / "_main.log"
     path.write_bytes(b"        41 short\n        42 " + b"m" * 300_000 + b"\n")

@@ -139,9 +139,10 @@ class RotatingFileSink:
                 pass
 
     def last_sequence(self) -> int:
-        """The highest sequence number already on disk (0 for a new log), read from the end
-        of the active file, or of `.0` when the active file holds no complete line yet."""
-        for path in (self.path, self.rotated_path(0)):
+        """The highest sequence number already on disk (0 for a new log): from the end of the
+        newest file that has a complete line, the active file first, then `.0`, `.1`, ...
+        (a crash in the middle of a rotation can leave the active file and `.0` missing)."""
+        for path in (self.path, *map(self.rotated_path, range(max(self.max_files, 1)))):
             seq = read_last_sequence(path)
             if seq is not None:
                 return seq
