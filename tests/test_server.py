@@ -184,3 +184,12 @@ def test_refused_connection_when_stopped(server_factory: Factory) -> None:
     except OSError:
         return
     raise AssertionError("the port still accepts connections after shutdown")
+
+
+def test_loopback_detection_for_the_exposure_warning() -> None:
+    from log_server.server import _is_loopback
+
+    assert _is_loopback("127.0.0.1") and _is_loopback("127.1.2.3") and _is_loopback("::1")
+    assert _is_loopback("localhost")
+    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.5")
+    assert not _is_loopback("::") and not _is_loopback("myhost.example")

@@ -90,6 +90,17 @@ class Config:
     max_frame_bytes: int = _option(
         1 * MIB, ("--max_frame_size",), "largest TCP frame accepted", parse_size, format_size
     )
+    max_connections: int = _option(
+        1024, ("--max_connections",), "TCP connections open at once; more are refused", int
+    )
+    read_timeout_s: float = _option(
+        30.0,
+        ("--read_timeout",),
+        "seconds a TCP connection may stall in the middle of a frame before it is closed "
+        "(0 = never; idle between frames is always fine)",
+        float,
+        lambda v: f"{v:g}",
+    )
     max_queue_bytes: int = _option(
         64 * MIB,
         ("--max_queue_bytes",),
@@ -130,6 +141,10 @@ class Config:
             out.append(("--max_frame_size", f"must be between 1 byte and {format_size(GIB)}"))
         if self.max_queue_bytes < 1:
             out.append(("--max_queue_bytes", "must be at least 1 byte"))
+        if self.max_connections < 1:
+            out.append(("--max_connections", "must be at least 1"))
+        if self.read_timeout_s < 0:
+            out.append(("--read_timeout", "must be 0 (never) or more seconds"))
         if self.stats_interval_s < 0:
             out.append(("--stats_interval", "must be 0 (off) or more seconds"))
         if not self.name.strip() or any(c.isspace() for c in self.name):

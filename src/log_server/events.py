@@ -70,6 +70,29 @@ class ServerEvents:
             f"seconds={seconds:.3f}",
         )
 
+    def connection_refused(self, peer: str, limit: int) -> None:
+        self._emit(
+            "connection_refused",
+            Level.WARNING,
+            f"refusing connection from {peer}: {limit} connections open (--max_connections)",
+        )
+
+    def connection_stalled(self, peer: str, buffered: int, seconds: float) -> None:
+        self._emit(
+            "connection_stalled",
+            Level.WARNING,
+            f"closing connection from {peer}: stalled for {seconds:.0f}s in the middle "
+            f"of a frame ({buffered} bytes held; --read_timeout)",
+        )
+
+    def exposed(self, host: str) -> None:
+        self._emit(
+            "exposed",
+            Level.WARNING,
+            f"listening on {host}, which is not a loopback address: anyone who can "
+            "reach it can write to this log (there is no authentication)",
+        )
+
     def frame_rejected(self, peer: str, reason: str) -> None:
         self._emit("frame_rejected", Level.ERROR, f"closing connection from {peer}: {reason}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import signal
 import sys
@@ -88,7 +89,14 @@ class Server:
         self.events = ServerEvents(config.name, self.pipeline)
         self.writer = BatchWriter(self.pipeline, self.sink, self.events, self.health)
         new_decoder = decoder_factory(config.kernel, config.max_frame_bytes, config.format)
-        self.tcp = TcpSource(self.pipeline, self.events, new_decoder, self.status_line)
+        self.tcp = TcpSource(
+            self.pipeline,
+            self.events,
+            new_decoder,
+            self.status_line,
+            config.max_connections,
+            config.read_timeout_s,
+        )
         try:
             tcp_host, tcp_port = await self.tcp.start(config.host, config.port)
         except OSError as exc:
@@ -117,6 +125,8 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._on_signal, sig)
         self.events.started(__version__, listeners, self._settings())
+        if not _is_loopback(config.host):
+            self.events.exposed(config.host)
         print(f"log_server ready {listeners} log_dir={config.log_dir}", flush=True)
 
     async def main_loop(self) -> None:
@@ -196,6 +206,7 @@ class Server:
             f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
             f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} "
+            f"max_connections={c.max_connections} read_timeout={c.read_timeout_s:g}s "
             f"kernel={self._kernel_in_use()}"
         )
 
@@ -204,6 +215,15 @@ class Server:
         if kernel == "auto":
             return "native" if native_kernel_available() else "python (native not installed)"
         return kernel
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _describe(exc: OSError) -> str:

@@ -6,6 +6,7 @@ import re
 import socket
 import struct
 import threading
+import time
 
 from support import RunningServer, frame, msg_frame, seq_of
 
@@ -161,3 +162,47 @@ def test_ipv6_loopback(server_factory) -> None:  # type: ignore[no-untyped-def]
     with socket.create_connection(("::1", server.tcp_port), timeout=10) as sock:
         sock.sendall(msg_frame(message="over ipv6"))
     server.wait_for_text("over ipv6")
+
+
+def test_connections_past_the_limit_are_refused(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory("--max_connections", "2")
+    first, second = server.connect(), server.connect()
+    try:
+        first.sendall(msg_frame(message="first in"))
+        second.sendall(msg_frame(message="second in"))
+        server.wait_for_text("second in")
+        server.wait_for_text("first in")
+        with server.connect() as third:
+            third.settimeout(5)
+            try:
+                assert third.recv(10) == b""
+            except ConnectionResetError:
+                pass
+        line = server.wait_for_line("refusing connection")
+        assert "2 connections open (--max_connections)" in line
+        first.sendall(msg_frame(message="first still works"))
+        server.wait_for_text("first still works")
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_connection_stalled_mid_frame_is_closed_but_idle_ones_are_not(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory("--read_timeout", "0.5")
+    idle = server.connect()
+    stalled = server.connect()
+    try:
+        idle.sendall(msg_frame(message="before idling"))
+        data = msg_frame(message="never finished")
+        stalled.sendall(data[:-3])
+        stalled.settimeout(10)
+        assert stalled.recv(10) == b"", "the stalled connection is closed by the server"
+        line = server.wait_for_line("stalled for")
+        assert "in the middle of a frame" in line and "--read_timeout" in line
+        time.sleep(1.0)  # idle (between frames) for twice the timeout
+        idle.sendall(msg_frame(message="after idling"))
+        server.wait_for_text("after idling")
+        assert not any("never finished" in ln for ln in server.lines())
+    finally:
+        idle.close()
+        stalled.close()

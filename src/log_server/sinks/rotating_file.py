@@ -141,7 +141,7 @@ class RotatingFileSink:
     def last_sequence(self) -> int:
         """The highest sequence number already on disk (0 for a new log): from the end of the
         newest file that has a complete line, the active file first, then `.0`, `.1`, ...
-        (a crash in the middle of a rotation can leave the active file and `.0` missing)."""
+        (one may be missing after a crash or an operator's clean-up)."""
         for path in (self.path, *map(self.rotated_path, range(max(self.max_files, 1)))):
             seq = read_last_sequence(path)
             if seq is not None:

@@ -24,13 +24,18 @@ class TcpConnection(asyncio.Protocol):
         self.bytes_received = 0
         self.last_data_at = self.opened_at = time.monotonic()
         self._announced = False
-        self._is_health_probe = False
+        self._quiet = False  # health probes and refused connections write no open/close lines
         self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = self.transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if len(self.source.connections) >= self.source.max_connections:
+            self._quiet = True
+            self.source.events.connection_refused(self.peer, self.source.max_connections)
+            self.transport.abort()
+            return
         self.source.connections.add(self)
         self.source.pipeline.register(self)
 
@@ -48,7 +53,7 @@ class TcpConnection(asyncio.Protocol):
             return
         kind, reason = stop
         if kind == "health":
-            self._is_health_probe = True
+            self._quiet = True
             self._answer_health()
             return
         if not self._announced:
@@ -72,7 +77,7 @@ class TcpConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.source.connections.discard(self)
         self.source.pipeline.unregister(self)
-        if not self._is_health_probe:
+        if not self._quiet:
             self.source.events.connection_closed(
                 self.peer, self.messages, self.bytes_received, time.monotonic() - self.opened_at
             )
@@ -95,11 +100,16 @@ class TcpSource:
         events: ServerEvents,
         new_decoder: DecoderFactory,
         status_line: Callable[[], str],
+        max_connections: int = 1024,
+        read_timeout_s: float = 0.0,
     ) -> None:
         self.pipeline = pipeline
         self.events = events
         self.new_decoder = new_decoder
         self.status_line = status_line
+        self.max_connections = max_connections
+        self.read_timeout_s = read_timeout_s
+        self._sweeper: asyncio.Task[None] | None = None
         self.connections: set[TcpConnection] = set()
         self._server: asyncio.Server | None = None
 
@@ -110,9 +120,27 @@ class TcpSource:
             lambda: TcpConnection(self), host, port, reuse_address=True, backlog=1024
         )
         sockname = self._server.sockets[0].getsockname()
+        if self.read_timeout_s:
+            self._sweeper = loop.create_task(self._close_stalled())
         return sockname[0], sockname[1]
 
+    async def _close_stalled(self) -> None:
+        """Slowloris guard: a connection that stopped in the middle of a frame is closed
+        after --read_timeout; one that is idle between frames is left alone."""
+        interval = min(1.0, self.read_timeout_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for connection in list(self.connections):
+                buffered = connection.decoder.buffered_bytes
+                stalled_s = now - connection.last_data_at
+                if buffered and stalled_s >= self.read_timeout_s and not connection._paused:
+                    self.events.connection_stalled(connection.peer, buffered, stalled_s)
+                    connection._close()
+
     def stop_accepting(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._server is not None:
             self._server.close()
 
