@@ -11,7 +11,8 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Keep cargo's build products between installs, so a rebuild after a change is incremental.
 export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
-.PHONY: run test lint typecheck check gen-proto bench clean
+.PHONY: run test lint typecheck check gen-proto bench fuzz clean
+FUZZ_SECONDS ?= 60
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,13 @@ gen-proto: $(STAMP)
 bench: $(NATIVE_STAMP)
 	bash bench/setup.sh
 	cd bench && ../$(BIN)/python run.py $(BENCH_ARGS)
+
+# Coverage-guided fuzzing of the TCP decoders for FUZZ_SECONDS (docs/reliability.md).
+fuzz: $(NATIVE_STAMP)
+	$(BIN)/python -m pip install --quiet 'atheris>=2.3'
+	mkdir -p fuzz/corpus
+	$(BIN)/python fuzz/fuzz_connection.py fuzz/corpus -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		-print_final_stats=1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

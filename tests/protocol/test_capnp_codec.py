@@ -90,6 +90,14 @@ def test_bytes_that_are_not_a_message_raise_payload_error(
         decoder.decode(payload)
 
 
+def test_standard_encoding_must_be_whole_words(decoder: CapnpDecoder) -> None:
+    """Regression (found by `make fuzz`): pycapnp ignored an odd tail, the kernel refused."""
+    payload = encode_msg(False, message="x")
+    assert decoder.decode(payload).message == "x"
+    with pytest.raises(PayloadError, match="multiple of eight bytes"):
+        decoder.decode(payload + b"\x01\x02\x03")
+
+
 def test_truncated_packed_message_raises_payload_error(decoder: CapnpDecoder) -> None:
     with pytest.raises(PayloadError):
         decoder.decode(encode_msg(True, **ALL_FIELDS)[:-5])

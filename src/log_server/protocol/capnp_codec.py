@@ -68,10 +68,16 @@ class CapnpDecoder:
     def decode(self, payload: bytes) -> LogRecord:
         try:
             if payload.startswith(_UNPACKED_MARK):
+                if len(payload) % 8:
+                    # A standard-encoded message is whole 8-byte words; pycapnp would drop
+                    # the odd tail silently, the compiled kernel refuses it.
+                    raise PayloadError("input length must be a multiple of eight bytes")
                 with self._msg.from_bytes(payload, **self._limits) as reader:
                     return self._read(reader, payload, packed=False)
             reader = self._msg.from_bytes_packed(payload, **self._limits)
             return self._read(reader, payload, packed=True)
+        except PayloadError as exc:
+            raise PayloadError(f"invalid Cap'n Proto LoggerMsg: {exc.reason}") from None
         except Exception as exc:  # the trust boundary: hostile bytes raise only PayloadError
             raise PayloadError(f"invalid Cap'n Proto LoggerMsg: {_first_line(exc)}") from None
 
