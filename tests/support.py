@@ -80,8 +80,10 @@ class RunningServer:
     def lines(self) -> list[str]:
         out: list[str] = []
         for path in self.log_files():
-            if path.exists():
+            try:
                 out.extend(path.read_text(errors="replace").splitlines())
+            except FileNotFoundError:  # rotated away while we were reading the others
+                continue
         return out
 
     def wait_for(
@@ -158,3 +160,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def numbered_frames(tag: str, count: int) -> bytes:
+    """`count` packed frames with the messages `<tag> 0000000 ...` to `<tag> <count-1> ...`,
+    built from one encoded message with its digits patched (pycapnp is slow per message).
+    The tag fills the first word so the digits lie in one run of literal packed words."""
+    lead = f"{tag[:8]:<8}"
+    template = frame(encode_msg(True, message=f"{lead}n=9999999 padding-text"))
+    at = template.index(b"9999999")
+    head, tail = template[:at], template[at + 7 :]
+    data = b"".join([head + b"%07d" % i + tail for i in range(count)])
+    last = data[-len(template) :]
+    assert LOGGER_SCHEMA.LoggerMsg.from_bytes_packed(last[4:]).message == (
+        f"{lead}n={count - 1:07d} padding-text"
+    )
+    return data
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0

@@ -98,6 +98,37 @@ def test_last_sequence_reads_active_then_dot_zero(tmp_path: Path) -> None:
     assert sink.last_sequence() == 9
 
 
+def test_open_finishes_a_rotation_a_crash_interrupted(tmp_path: Path) -> None:
+    """Regression (found by tests/test_crash.py): killed after `.1` moved to `.2` but
+    before `.0` moved to `.1` and the active file to `.0`."""
+    (tmp_path / "_main.log.3").write_bytes(numbered(1, 1))
+    (tmp_path / "_main.log.2").write_bytes(numbered(2, 1))
+    (tmp_path / "_main.log.0").write_bytes(numbered(3, 1))
+    (tmp_path / "_main.log").write_bytes(numbered(4, 1))
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=5)
+    sink.open()
+    sink.write(numbered(5, 1))
+    assert [p.read_bytes() for p in files_oldest_first(tmp_path, 5)] == [
+        numbered(i, 1) for i in range(1, 6)
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "_main.log",
+        "_main.log.0",
+        "_main.log.1",
+        "_main.log.2",
+        "_main.log.3",
+    ]
+
+
+def test_open_leaves_a_complete_set_alone(tmp_path: Path) -> None:
+    for i in range(3):
+        (tmp_path / f"_main.log.{i}").write_bytes(numbered(10 - i, 1))
+    (tmp_path / "_main.log").write_bytes(numbered(11, 1))
+    RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=5).open()
+    assert (tmp_path / "_main.log").read_bytes() == numbered(11, 1)
+    assert (tmp_path / "_main.log.0").read_bytes() == numbered(10, 1)
+
+
 def test_last_sequence_after_a_crash_in_the_middle_of_a_rotation(tmp_path: Path) -> None:
     """Regression: `.0` was already shifted to `.1` and the active file not yet renamed
     and recreated; the sequence must not start again from 1."""

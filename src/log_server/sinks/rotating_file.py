@@ -50,9 +50,30 @@ class RotatingFileSink:
         """Open (or create) the active file for appending and count its size. A last line
         left unterminated by a crash is ended, so the next line starts on a line of its own."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._finish_interrupted_rotation()
         self._open_active()
         if self.size and _last_byte(self.path) != b"\n":
             self._write_all(memoryview(b"\n"))
+
+    def _finish_interrupted_rotation(self) -> None:
+        """A crash in the middle of a rotation leaves a hole in `.0`, `.1`, ... (the renames
+        go from the oldest file down). Finish it: shift the files below the hole up by one
+        and the active file to `.0`, as the rotation would have."""
+        present = {
+            int(suffix)
+            for p in self.directory.glob(f"{ACTIVE_NAME}.*")
+            if (suffix := p.name.rsplit(".", 1)[1]).isdigit()
+        }
+        if not present:
+            return
+        holes = [i for i in range(max(present)) if i not in present]
+        if not holes:
+            return
+        hole = holes[0]
+        for index in range(hole - 1, -1, -1):
+            os.replace(self.rotated_path(index), self.rotated_path(index + 1))
+        if self.path.exists():
+            os.replace(self.path, self.rotated_path(0))
 
     def reopen(self) -> None:
         """Reopen by path: a file deleted or replaced under us is recreated rather than
