@@ -22,8 +22,11 @@ mod logger_capnp;
 const HEADER_BYTES: usize = 4;
 const HEALTH_WORD: &[u8] = b"health";
 const SCRATCH_START_WORDS: usize = 8 * 1024;
+/// Below this many frames in one read, one thread decodes them (a hand-off costs more).
+const PARALLEL_MIN_FRAMES: usize = 64;
 
 thread_local! {
+    static SCRATCH_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
     static OUT: RefCell<String> = const { RefCell::new(String::new()) };
     /// One unpack buffer for all connections (the server is single-threaded); it grows to
     /// the largest message seen, bounded by the traversal limit.
@@ -46,7 +49,6 @@ pub struct ConnectionDecoder {
     need: usize,
     at_start: bool,
     stopped: bool,
-    scratch_text: String,
 }
 
 fn fields_of<'a>(msg: logger_capnp::logger_msg::Reader<'a>) -> capnp::Result<format::Fields<'a>> {
@@ -86,7 +88,7 @@ fn fields_of<'a>(msg: logger_capnp::logger_msg::Reader<'a>) -> capnp::Result<for
 
 impl ConnectionDecoder {
     /// Decode one frame payload and append its line to `out`.
-    fn decode_into(&mut self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> Result<(), String> {
+    fn decode_into(&self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> Result<(), String> {
         let mark = out.len();
         let result = if payload.starts_with(&[0, 0, 0, 0]) {
             let mut slice = payload;
@@ -101,7 +103,7 @@ impl ConnectionDecoder {
         })
     }
 
-    fn decode_packed(&mut self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> capnp::Result<()> {
+    fn decode_packed(&self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> capnp::Result<()> {
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
             let limit = self.traversal_limit_words + 512;
@@ -121,7 +123,7 @@ impl ConnectionDecoder {
     }
 
     fn format_message<S: capnp::message::ReaderSegments>(
-        &mut self,
+        &self,
         message: &capnp::message::Reader<S>,
         seq: u64,
         received_at: &str,
@@ -129,38 +131,46 @@ impl ConnectionDecoder {
     ) -> capnp::Result<()> {
         let root: logger_capnp::logger_msg::Reader = message.get_root()?;
         let fields = fields_of(root)?;
-        if self.json {
-            format::json_line(seq, &fields, received_at, &mut self.scratch_text, out);
-        } else {
-            format::text_line(seq, &fields, received_at, &mut self.scratch_text, out);
-        }
+        SCRATCH_TEXT.with(|cell| {
+            let scratch = &mut *cell.borrow_mut();
+            if self.json {
+                format::json_line(seq, &fields, received_at, scratch, out);
+            } else {
+                format::text_line(seq, &fields, received_at, scratch, out);
+            }
+        });
         Ok(())
     }
 
     fn split(&mut self, buf: &[u8], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
+        let mut frames: Vec<(usize, usize)> = Vec::new();
+        let mut framing_stop = None;
         let mut pos = 0;
-        let mut count = 0usize;
         let end_of_data = buf.len();
         while end_of_data - pos >= HEADER_BYTES {
             let length = u32::from_be_bytes(buf[pos..pos + 4].try_into().unwrap()) as usize;
             if length > self.max_frame_bytes {
-                return (count, Some(Stop::Framing(format!(
+                framing_stop = Some(Stop::Framing(format!(
                     "frame of {length} bytes exceeds the limit of {} bytes (--max_frame_size) at stream offset +{pos}",
                     self.max_frame_bytes
-                ))));
+                )));
+                break;
             }
             let end = pos + HEADER_BYTES + length;
             if end > end_of_data {
                 break;
             }
             if length > 0 {
-                let payload = &buf[pos + HEADER_BYTES..end];
-                if let Err(reason) = self.decode_into(payload, first_seq + count as u64, received_at, out) {
-                    return (count, Some(Stop::Payload(reason)));
-                }
-                count += 1;
+                frames.push((pos + HEADER_BYTES, end));
             }
             pos = end;
+        }
+        let (count, payload_stop) = self.decode_frames(buf, &frames, first_seq, received_at, out);
+        if payload_stop.is_some() {
+            return (count, payload_stop);
+        }
+        if framing_stop.is_some() {
+            return (count, framing_stop);
         }
         if pos < end_of_data {
             self.pending.extend_from_slice(&buf[pos..]);
@@ -171,6 +181,40 @@ impl ConnectionDecoder {
             };
         }
         (count, None)
+    }
+
+    /// Decode frames in order; a large read is cut in two halves decoded on two threads
+    /// (each numbers its lines from its own first index, so the result is the same).
+    fn decode_frames(&self, buf: &[u8], frames: &[(usize, usize)], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
+        if frames.len() < PARALLEL_MIN_FRAMES {
+            return self.decode_sequentially(buf, frames, first_seq, received_at, out);
+        }
+        let mid = frames.len() / 2;
+        let (result1, (part2, result2)) = std::thread::scope(|scope| {
+            let second = scope.spawn(|| {
+                let mut part = String::with_capacity(buf.len() / 2 + buf.len() / 4);
+                let result = self.decode_sequentially(buf, &frames[mid..], first_seq + mid as u64, received_at, &mut part);
+                (part, result)
+            });
+            let result1 = self.decode_sequentially(buf, &frames[..mid], first_seq, received_at, out);
+            (result1, second.join().expect("decoder thread panicked"))
+        });
+        let (count1, stop1) = result1;
+        if stop1.is_some() {
+            return (count1, stop1);
+        }
+        out.push_str(&part2);
+        let (count2, stop2) = result2;
+        (count1 + count2, stop2)
+    }
+
+    fn decode_sequentially(&self, buf: &[u8], frames: &[(usize, usize)], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
+        for (index, &(start, end)) in frames.iter().enumerate() {
+            if let Err(reason) = self.decode_into(&buf[start..end], first_seq + index as u64, received_at, out) {
+                return (index, Some(Stop::Payload(reason)));
+            }
+        }
+        (frames.len(), None)
     }
 
     fn feed_inner(&mut self, data: &[u8], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
@@ -259,7 +303,6 @@ impl ConnectionDecoder {
             need: HEADER_BYTES,
             at_start: true,
             stopped: false,
-            scratch_text: String::new(),
         })
     }
 

@@ -162,3 +162,22 @@ def test_double_far_landing_pad_difference_is_what_we_think() -> None:
     assert py_stop is not None and "double-far" in py_stop[1]
     lines, count, stop = native.ConnectionDecoder(1 << 20).feed(frame(bytes(payload)), 1, "t")
     assert count == 1 and stop is None
+
+
+@pytest.mark.parametrize("bad_at", [None, 3, 70, 150, 199])
+def test_large_reads_decoded_on_two_threads_give_identical_lines(bad_at: int | None) -> None:
+    """A read of 200 frames is decoded in two halves on two threads by the kernel; the
+    numbering and a bad frame in either half must come out as in the one-thread reference."""
+    frames = [frame(encode_msg(i % 2 == 0, message=f"m{i}", hostname="h")) for i in range(200)]
+    if bad_at is not None:
+        frames[bad_at] = frame(b"\xff" * 24)
+    data = b"".join(frames)
+    py, rs = both()
+    expected = py.feed(data, 1000, RECEIVED)
+    got = rs.feed(data, 1000, RECEIVED)
+    assert (got[0], got[1], got[2] and got[2][0]) == (
+        expected[0],
+        expected[1],
+        expected[2] and expected[2][0],
+    )
+    assert expected[1] == (200 if bad_at is None else bad_at)
