@@ -32,7 +32,8 @@ SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
 # when the caller's own deadline is sooner).
 ADMISSION_WAIT_S = 10.0
 
-_ACCEPTED = pb.LogResponse(success=True)
+# Every successful call gets the same answer: serialized once (handlers return bytes).
+_ACCEPTED: bytes = pb.LogResponse(success=True).SerializeToString()
 
 
 class LogServiceHandler:
@@ -50,20 +51,20 @@ class LogServiceHandler:
         self.events = events
         self.decode_batch = decode_batch
 
-    async def log_message(self, raw: bytes, context: Any) -> Any:
+    async def log_message(self, raw: bytes, context: Any) -> bytes:
         if not self.pipeline.has_room:
             await self._wait_for_room(context)
         await self._accept(as_batch(raw), context, "LogMessage")
         return _ACCEPTED
 
-    async def stream_logs(self, raw_requests: AsyncIterator[bytes], context: Any) -> Any:
+    async def stream_logs(self, raw_requests: AsyncIterator[bytes], context: Any) -> bytes:
         async for raw in raw_requests:
             if not self.pipeline.has_room:
                 await self._wait_for_room(context)
             await self._accept(as_batch(raw), context, "StreamLogs")
         return _ACCEPTED
 
-    async def log_batch(self, raw: bytes, context: Any) -> Any:
+    async def log_batch(self, raw: bytes, context: Any) -> bytes:
         if not self.pipeline.has_room:
             await self._wait_for_room(context)
         await self._accept(raw, context, "LogBatch")
@@ -82,17 +83,10 @@ class LogServiceHandler:
         self.pipeline.submit_formatted(lines, count)
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
-        serialize = pb.LogResponse.SerializeToString
         return {
-            "LogMessage": grpc.unary_unary_rpc_method_handler(
-                self.log_message, response_serializer=serialize
-            ),
-            "StreamLogs": grpc.stream_unary_rpc_method_handler(
-                self.stream_logs, response_serializer=serialize
-            ),
-            "LogBatch": grpc.unary_unary_rpc_method_handler(
-                self.log_batch, response_serializer=serialize
-            ),
+            "LogMessage": grpc.unary_unary_rpc_method_handler(self.log_message),
+            "StreamLogs": grpc.stream_unary_rpc_method_handler(self.stream_logs),
+            "LogBatch": grpc.unary_unary_rpc_method_handler(self.log_batch),
         }
 
     async def _wait_for_room(self, context: Any) -> None:
