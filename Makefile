@@ -34,8 +34,8 @@ test: $(NATIVE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts bench clients/python
-	$(BIN)/ruff format --check src tests scripts bench clients/python
+	$(BIN)/ruff check src tests scripts bench clients/python fuzz
+	$(BIN)/ruff format --check src tests scripts bench clients/python fuzz
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

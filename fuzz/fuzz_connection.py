@@ -36,7 +36,9 @@ def test_one_input(data: bytes) -> None:
         if any(known in reasons for known in KNOWN_DIFFERENCES):
             return
         if (got[0], got[1], got[2] and got[2][0]) != (
-            expected[0], expected[1], expected[2] and expected[2][0]
+            expected[0],
+            expected[1],
+            expected[2] and expected[2][0],
         ):
             raise AssertionError(f"decoders differ on {stream!r}: {got!r} != {expected!r}")
         seq += expected[1]
