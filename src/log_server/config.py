@@ -114,6 +114,20 @@ class Config:
         "TCP decoder: the compiled one (native), pycapnp (python), or native when installed",
         choices=("auto", "native", "python"),
     )
+    fsync: str = _option(
+        "never",
+        ("--fsync",),
+        "when written lines are forced to disk: never (the OS decides), batch (after every "
+        "write), interval (every --fsync_interval); acknowledgements follow it",
+        choices=("never", "batch", "interval"),
+    )
+    fsync_interval_s: float = _option(
+        1.0,
+        ("--fsync_interval",),
+        "seconds between fsyncs with --fsync interval",
+        float,
+        lambda v: f"{v:g}",
+    )
     stats_interval_s: float = _option(
         60.0,
         ("--stats_interval",),
@@ -145,6 +159,8 @@ class Config:
             out.append(("--max_connections", "must be at least 1"))
         if self.read_timeout_s < 0:
             out.append(("--read_timeout", "must be 0 (never) or more seconds"))
+        if self.fsync_interval_s <= 0:
+            out.append(("--fsync_interval", "must be more than 0 seconds"))
         if self.stats_interval_s < 0:
             out.append(("--stats_interval", "must be 0 (off) or more seconds"))
         if not self.name.strip() or any(c.isspace() for c in self.name):

@@ -55,6 +55,7 @@ class Server:
         self._stop = asyncio.Event()
         self._stop_signal = ""
         self._writer_task: asyncio.Task[None] | None = None
+        self._syncer: asyncio.Task[None] | None = None
         self.grpc: GrpcSource | None = None
 
     async def run(self) -> None:
@@ -87,7 +88,14 @@ class Server:
             Sequencer(last_seq), FORMATTERS[config.format], config.max_queue_bytes
         )
         self.events = ServerEvents(config.name, self.pipeline)
-        self.writer = BatchWriter(self.pipeline, self.sink, self.events, self.health)
+        self.writer = BatchWriter(
+            self.pipeline,
+            self.sink,
+            self.events,
+            self.health,
+            fsync=config.fsync,
+            fsync_interval_s=config.fsync_interval_s,
+        )
         new_decoder = decoder_factory(config.kernel, config.max_frame_bytes, config.format)
         self.tcp = TcpSource(
             self.pipeline,
@@ -122,6 +130,8 @@ class Server:
                 ) from None
             listeners += f" grpc={_address(config.host, grpc_port)}"
         self._writer_task = asyncio.create_task(self.writer.run())
+        if config.fsync == "interval":
+            self._syncer = asyncio.create_task(self.writer.sync_periodically())
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._on_signal, sig)
         self.events.started(__version__, listeners, self._settings())
@@ -158,6 +168,8 @@ class Server:
         await asyncio.gather(*draining)
         self.events.stopped(self.pipeline.received, self.pipeline.queued_lines)
         self.pipeline.close()
+        if self._syncer is not None:
+            self._syncer.cancel()
         assert self._writer_task is not None
         try:
             await self._writer_task
@@ -207,6 +219,7 @@ class Server:
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
             f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} "
             f"max_connections={c.max_connections} read_timeout={c.read_timeout_s:g}s "
+            f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
             f"kernel={self._kernel_in_use()}"
         )
 

@@ -10,7 +10,7 @@ senders) until the writer has caught up to half of it. Nothing accepted is dropp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from log_server.core.records import LogRecord
@@ -40,6 +40,11 @@ class LogPipeline:
         self.received = 0
         self.written = 0
         self.closed = False
+        # Lines are numbered without gaps and written in order, so the last written number
+        # is where the sequence stood at start plus the lines written since.
+        self._first_seq_base = sequencer.last_issued
+        self.durable_seq = sequencer.last_issued
+        self._durable_listeners: list[Callable[[int], None]] = []
 
     # -- producer side -------------------------------------------------------------------
 
@@ -134,6 +139,24 @@ class LogPipeline:
             self._room.set()
             for producer in list(self._producers):
                 producer.resume_reading()
+
+    @property
+    def written_seq(self) -> int:
+        """The sequence number of the last line written (to the OS, not yet fsynced)."""
+        return self._first_seq_base + self.written
+
+    def add_durable_listener(self, listener: Callable[[int], None]) -> None:
+        self._durable_listeners.append(listener)
+
+    def remove_durable_listener(self, listener: Callable[[int], None]) -> None:
+        self._durable_listeners.remove(listener)
+
+    def mark_durable(self, seq: int) -> None:
+        """Lines up to `seq` are on disk as far as --fsync promises; acknowledgements go out."""
+        if seq > self.durable_seq:
+            self.durable_seq = seq
+            for listener in list(self._durable_listeners):
+                listener(seq)
 
     def close(self) -> None:
         """No more batches after the waiting lines; wakes the writer so it can finish."""

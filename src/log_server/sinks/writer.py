@@ -44,8 +44,12 @@ class BatchWriter:
         events: ServerEvents,
         health: Health,
         policy: RetryPolicy | None = None,
+        fsync: str = "never",
+        fsync_interval_s: float = 1.0,
     ) -> None:
         self.pipeline = pipeline
+        self.fsync = fsync
+        self.fsync_interval_s = fsync_interval_s
         self.sink = sink
         self.events = events
         self.health = health
@@ -71,6 +75,8 @@ class BatchWriter:
             await self._write(data)
             self.bytes_written += len(data)
             pipeline.mark_written(count, len(data))
+            if self.fsync != "interval":  # "batch": _write_once has fsynced already
+                pipeline.mark_durable(pipeline.written_seq)
             # Let the sources run between batches, so batches grow under load.
             await asyncio.sleep(0)
 
@@ -81,7 +87,7 @@ class BatchWriter:
         first_failure = 0.0
         while True:
             try:
-                if len(data) <= INLINE_WRITE_BYTES and not failures:
+                if len(data) <= INLINE_WRITE_BYTES and not failures and self.fsync != "batch":
                     self._write_once(data, False)
                 else:
                     await loop.run_in_executor(self._thread, self._write_once, data, failures > 0)
@@ -107,7 +113,22 @@ class BatchWriter:
             self.health.set_ok()
 
     def _write_once(self, data: bytes, reopen: bool) -> None:
-        """On the writer thread."""
+        """On the writer thread (or the loop thread, for a small batch without fsync)."""
         if reopen:
             self.sink.reopen()
         self.sink.write(data)
+        if self.fsync == "batch":
+            self.sink.fsync()
+
+    async def sync_periodically(self) -> None:
+        """--fsync interval: fsync on the writer thread every interval, then acknowledge."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.fsync_interval_s)
+            seq = self.pipeline.written_seq
+            if seq > self.pipeline.durable_seq:
+                try:
+                    await loop.run_in_executor(self._thread, self.sink.fsync)
+                except OSError:
+                    continue  # the write path reports disk trouble; acks wait
+                self.pipeline.mark_durable(seq)

@@ -4,6 +4,8 @@ submits the lines that come out. A peer error is one log line and a close."""
 from __future__ import annotations
 
 import asyncio
+import collections
+import struct
 import time
 from collections.abc import Callable
 from typing import cast
@@ -12,6 +14,12 @@ from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
 from log_server.format import now_iso
 from log_server.protocol.connection import DecoderFactory
+
+# Sent by a client as the first bytes of a connection to ask for acknowledgements
+# (docs/protocol.md). Read as a frame length, "LSAC" is above any allowed frame limit, so
+# the word cannot be mistaken for a frame, and existing clients never send it.
+ACK_HELLO = b"LSACKv1\n"
+_ack = struct.Struct(">Q").pack
 
 
 class TcpConnection(asyncio.Protocol):
@@ -24,6 +32,9 @@ class TcpConnection(asyncio.Protocol):
         self.bytes_received = 0
         self.last_data_at = self.opened_at = time.monotonic()
         self._announced = False
+        self._head: bytes | None = b""  # the connection's first bytes, until ACK_HELLO is ruled out
+        self._ack_marks: collections.deque[tuple[int, int]] | None = None
+        self._acked = 0
         self._quiet = False  # health probes and refused connections write no open/close lines
         self._paused = False
 
@@ -42,11 +53,17 @@ class TcpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.bytes_received += len(data)
         self.last_data_at = time.monotonic()
+        if self._head is not None:
+            data = self._opening(data)
+            if not data:
+                return
         pipeline = self.source.pipeline
         lines, count, stop = self.decoder.feed(data, pipeline.next_seq, now_iso())
         if count:
             pipeline.submit_formatted(lines, count)
             self.messages += count
+            if self._ack_marks is not None:
+                self._ack_marks.append((pipeline.sequencer.last_issued, self.messages))
         if stop is None:
             if not self._announced:
                 self._announce()
@@ -60,6 +77,34 @@ class TcpConnection(asyncio.Protocol):
             self._announce()
         self.source.events.frame_rejected(self.peer, reason)
         self._close()
+
+    def _opening(self, data: bytes) -> bytes:
+        """Before the first frame: is this an acknowledged connection? Returns the bytes
+        that belong to the frame stream."""
+        assert self._head is not None
+        head = self._head + data
+        if len(head) < len(ACK_HELLO) and ACK_HELLO.startswith(head):
+            self._head = head
+            return b""
+        self._head = None
+        if not head.startswith(ACK_HELLO):
+            return head
+        assert self.transport is not None
+        self.transport.write(ACK_HELLO)
+        self._ack_marks = collections.deque()
+        self.source.pipeline.add_durable_listener(self._durable)
+        return head[len(ACK_HELLO) :]
+
+    def _durable(self, seq: int) -> None:
+        """Tell an acknowledged client how many of its messages are on disk now."""
+        marks = self._ack_marks
+        assert marks is not None
+        count = self._acked
+        while marks and marks[0][0] <= seq:
+            count = marks.popleft()[1]
+        if count > self._acked and self.transport is not None and not self.transport.is_closing():
+            self._acked = count
+            self.transport.write(_ack(count))
 
     def _announce(self) -> None:
         self._announced = True
@@ -75,6 +120,8 @@ class TcpConnection(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._ack_marks is not None:
+            self.source.pipeline.remove_durable_listener(self._durable)
         self.source.connections.discard(self)
         self.source.pipeline.unregister(self)
         if not self._quiet:
