@@ -2,29 +2,90 @@
 
 from __future__ import annotations
 
+import collections
 import socket
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from log_server_client.encoding import FrameEncoder, Level, message_fields, to_level
 from log_server_client.sender import BackgroundSender, OnFull, QueuedClient
 
+# The opening of an acknowledged connection (docs/protocol.md, "Acknowledged mode").
+ACK_HELLO = b"LSACKv1\n"
+
 
 class TcpTransport:
-    def __init__(self, host: str, port: int, connect_timeout_s: float) -> None:
+    """With `ack=True` the server reports how many messages of this connection are on disk;
+    frames stay in `unacked` until then and are sent again, first, after a reconnect."""
+
+    def __init__(self, host: str, port: int, connect_timeout_s: float, ack: bool = False) -> None:
         self.address = (host, port)
         self.connect_timeout_s = connect_timeout_s
+        self.ack = ack
+        self.on_broken: Callable[[], None] = lambda: None
         self._sock: socket.socket | None = None
+        self._unacked: collections.deque[bytes] = collections.deque()
+        self._lock = threading.Lock()
 
     def connect(self) -> None:
         sock = socket.create_connection(self.address, timeout=self.connect_timeout_s)
-        sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.ack:
+            sock.sendall(ACK_HELLO)
+            answer = b""
+            while len(answer) < len(ACK_HELLO):
+                chunk = sock.recv(len(ACK_HELLO) - len(answer))
+                if not chunk:
+                    break
+                answer += chunk
+            if answer != ACK_HELLO:
+                sock.close()
+                raise ConnectionError("the log server does not support acknowledgements")
+            with self._lock:
+                resend = b"".join(self._unacked)
+            sock.settimeout(None)
+            if resend:
+                sock.sendall(resend)
+            threading.Thread(target=self._read_acks, args=(sock,), daemon=True).start()
+        sock.settimeout(None)
         self._sock = sock
 
     def send(self, batch: list[bytes]) -> None:
         assert self._sock is not None
-        self._check_open(self._sock)
-        self._sock.sendall(b"".join(batch))
+        if not self.ack:
+            self._check_open(self._sock)
+            self._sock.sendall(b"".join(batch))
+            return
+        with self._lock:
+            self._unacked.extend(batch)
+        try:
+            self._sock.sendall(b"".join(batch))
+        except OSError:
+            # The frames wait in `unacked`; the reconnect sends them again, first.
+            self.on_broken()
+
+    def outstanding(self) -> int:
+        """Messages sent but not yet acknowledged (always 0 without `ack`)."""
+        return len(self._unacked)
+
+    def _read_acks(self, sock: socket.socket) -> None:
+        acked = 0
+        buffer = b""
+        try:
+            while chunk := sock.recv(4096):
+                buffer += chunk
+                while len(buffer) >= 8:
+                    count = int.from_bytes(buffer[:8], "big")
+                    buffer = buffer[8:]
+                    with self._lock:
+                        for _ in range(count - acked):
+                            self._unacked.popleft()
+                    acked = count
+        except OSError:
+            pass
+        if sock is self._sock:
+            self.on_broken()
 
     @staticmethod
     def _check_open(sock: socket.socket) -> None:
@@ -52,7 +113,9 @@ class LogClient(QueuedClient):
     """Thread-safe client of the TCP protocol.
 
     `log()` fills in host, process, thread and call time, encodes the frame and queues it;
-    it does not wait for the network. See BackgroundSender for the queue policies."""
+    it does not wait for the network. See BackgroundSender for the queue policies.
+    `ack=True`: keep every message until the server says it is on disk, and send it again
+    after a reconnect (at least once: a resent message may appear twice)."""
 
     def __init__(
         self,
@@ -66,13 +129,14 @@ class LogClient(QueuedClient):
         reconnect_max_s: float = 5.0,
         logger_name: str = "",
         service_name: str = "",
+        ack: bool = False,
     ) -> None:
         self.host, self.port = host, port
         self.logger_name = logger_name
         self.service_name = service_name
         self._encoder = FrameEncoder()
         self._sender = BackgroundSender(
-            TcpTransport(host, port, connect_timeout_s),
+            TcpTransport(host, port, connect_timeout_s, ack),
             name=f"log_server_client-{host}:{port}",
             queue_size=queue_size,
             on_full=on_full,

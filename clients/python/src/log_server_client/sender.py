@@ -25,6 +25,7 @@ class Transport(Protocol):
     def connect(self) -> None: ...
     def send(self, batch: list[Any]) -> None: ...
     def close(self) -> None: ...
+    def outstanding(self) -> int: ...
 
 
 class BackgroundSender:
@@ -61,6 +62,8 @@ class BackgroundSender:
         self._connect_requested = False
         self._cond = threading.Condition()
         self._wake = threading.Event()
+        if hasattr(transport, "on_broken"):
+            transport.on_broken = self._reconnect_soon
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         _flush_at_exit(self)
@@ -102,10 +105,25 @@ class BackgroundSender:
         return self.connected
 
     def flush(self, timeout_s: float | None = None) -> bool:
-        """Wait until everything queued so far was handed to the server."""
+        """Wait until everything queued so far was handed to the server (and, with
+        acknowledgements, until the server reported it on disk)."""
         self._wake.set()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
-            return self._cond.wait_for(lambda: not self._queue and not self._inflight, timeout_s)
+            if not self._cond.wait_for(lambda: not self._queue and not self._inflight, timeout_s):
+                return False
+        while self.transport.outstanding():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def _reconnect_soon(self) -> None:
+        """The connection broke with messages unacknowledged: reconnect and resend."""
+        with self._cond:
+            self.connected = False
+            self._connect_requested = True
+            self._cond.notify_all()
 
     def close(self, timeout_s: float | None = 10.0) -> bool:
         """Flush (up to `timeout_s`), then stop. False if messages were left undelivered;
@@ -113,7 +131,7 @@ class BackgroundSender:
         delivered = self.flush(timeout_s)
         with self._cond:
             self._closing = True
-            left = self.queued
+            left = self.queued + self.transport.outstanding()
             self._cond.notify_all()
         self._wake.set()
         self._thread.join(timeout=5)
@@ -142,8 +160,15 @@ class BackgroundSender:
                     try:
                         self.transport.connect()
                         self.connected = True
+                        delay = self.reconnect_initial_s
                     except Exception as exc:
                         self.last_error = exc
+                        if self.transport.outstanding():  # keep trying: messages wait
+                            self._wake.clear()
+                            self._wake.wait(delay)
+                            delay = min(delay * 2, self.reconnect_max_s)
+                            with self._cond:
+                                self._connect_requested = True
                 continue
             while True:
                 try:
