@@ -193,3 +193,16 @@ def test_loopback_detection_for_the_exposure_warning() -> None:
     assert _is_loopback("localhost")
     assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.5")
     assert not _is_loopback("::") and not _is_loopback("myhost.example")
+
+
+def test_log_directory_removed_while_running_is_recreated(server_factory: Factory) -> None:
+    import shutil
+
+    server = server_factory("--tcp_only")
+    server.send(msg_frame(message="before removal"))
+    server.wait_for_text("before removal")
+    shutil.rmtree(server.log_dir)
+    server.send(msg_frame(message="after removal"))
+    line = server.wait_for_line("after removal")
+    assert server.active_log.exists() and "after removal" in line
+    assert server.health().startswith("OK ")

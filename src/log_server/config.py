@@ -72,6 +72,13 @@ class Config:
     host: str = _option("127.0.0.1", ("--host",), "bind address for both listeners")
     port: int = _option(4020, ("--port",), "TCP port (0 picks a free port)", int)
     grpc_port: int = _option(4021, ("--grpc_port",), "gRPC port (0 picks a free port)", int)
+    unix_socket: Path | None = _option(
+        None,
+        ("--unix_socket",),
+        "also serve the TCP protocol on this Unix socket, created with mode 0660",
+        Path,
+        lambda v: "off" if v is None else str(v),
+    )
     tcp_only: bool = _option(False, ("--tcp_only", "--only_tcp"), "do not start gRPC")
     log_dir: Path = _option(
         Path("logs"), ("--log_dir",), "where _main.log and its rotations live", Path

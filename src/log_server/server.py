@@ -113,6 +113,16 @@ class Server:
                 f"cannot listen on TCP {config.host}:{config.port}: {_describe(exc)}"
             ) from None
         listeners = f"tcp={_address(tcp_host, tcp_port)}"
+        if config.unix_socket is not None:
+            try:
+                await self.tcp.start_unix(config.unix_socket)
+            except OSError as exc:
+                self.tcp.stop_accepting()
+                self.sink.close()
+                raise StartupError(
+                    f"cannot listen on Unix socket {config.unix_socket}: {_describe(exc)}"
+                ) from None
+            listeners += f" unix={config.unix_socket}"
         if not config.tcp_only:
             # Imported only when used: grpc and protobuf cost memory and start-up time.
             from log_server.protocol.proto_codec import batch_decoder

@@ -206,3 +206,18 @@ def test_a_connection_stalled_mid_frame_is_closed_but_idle_ones_are_not(server_f
     finally:
         idle.close()
         stalled.close()
+
+
+def test_unix_socket_with_mode_0660(server_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "log.sock"
+    server = server_factory("--unix_socket", str(path), "--tcp_only")
+    assert path.is_socket()
+    assert path.stat().st_mode & 0o777 == 0o660
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(path))
+        sock.sendall(msg_frame(message="over a unix socket"))
+    server.wait_for_text("over a unix socket")
+    line = server.wait_for_line("connection from unix:")
+    assert str(path) in line
+    assert server.stop() == 0
+    assert not path.exists(), "the socket file is removed at shutdown"

@@ -1,13 +1,16 @@
-"""TCP listener: a thin adapter that feeds each connection's bytes to its decoder and
-submits the lines that come out. A peer error is one log line and a close."""
+"""TCP listener (and the same protocol on a Unix socket): a thin adapter that feeds each
+connection's bytes to its decoder and submits the lines that come out. A peer error is one
+log line and a close."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import cast
 
 from log_server.core.pipeline import LogPipeline
@@ -41,7 +44,10 @@ class TcpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = self.transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if isinstance(peer, tuple):
+            self.peer = f"{peer[0]}:{peer[1]}"
+        else:  # a Unix socket: name the socket (its peers have no address)
+            self.peer = f"unix:{self.transport.get_extra_info('sockname')}"
         if len(self.source.connections) >= self.source.max_connections:
             self._quiet = True
             self.source.events.connection_refused(self.peer, self.source.max_connections)
@@ -158,18 +164,30 @@ class TcpSource:
         self.read_timeout_s = read_timeout_s
         self._sweeper: asyncio.Task[None] | None = None
         self.connections: set[TcpConnection] = set()
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
+        self._unix_path: Path | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Bind and listen; returns the bound address (port 0 picks a free one)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
+        server = await loop.create_server(
             lambda: TcpConnection(self), host, port, reuse_address=True, backlog=1024
         )
-        sockname = self._server.sockets[0].getsockname()
+        self._servers.append(server)
+        sockname = server.sockets[0].getsockname()
         if self.read_timeout_s:
             self._sweeper = loop.create_task(self._close_stalled())
         return sockname[0], sockname[1]
+
+    async def start_unix(self, path: Path) -> None:
+        """The same protocol on a Unix socket with mode 0660, so that file permissions
+        decide who may log on a shared machine. A stale socket file is replaced."""
+        _remove_stale_socket(path)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_unix_server(lambda: TcpConnection(self), str(path), backlog=1024)
+        os.chmod(path, 0o660)
+        self._servers.append(server)
+        self._unix_path = path
 
     async def _close_stalled(self) -> None:
         """Slowloris guard: a connection that stopped in the middle of a frame is closed
@@ -188,8 +206,10 @@ class TcpSource:
     def stop_accepting(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
+        if self._unix_path is not None:
+            _remove_stale_socket(self._unix_path)
 
     async def drain(self, idle_s: float, max_s: float) -> None:
         """Read what the clients have already sent: keep connections open until each has
@@ -203,5 +223,11 @@ class TcpSource:
             await asyncio.sleep(min(idle_s / 4, 0.05))
         for connection in list(self.connections):
             connection._close()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Remove a socket file (never a regular file someone pointed us at by mistake)."""
+    if path.is_socket():
+        path.unlink()
