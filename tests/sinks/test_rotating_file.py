@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from log_server.sinks.rotating_file import RotatingFileSink, read_last_sequence
+from log_server.sinks.rotating_file import CUT_MARK, RotatingFileSink, read_last_sequence
 
 
 def numbered(first: int, count: int, width: int = 20) -> bytes:
@@ -80,12 +80,28 @@ def test_appends_to_an_existing_file_and_counts_its_size(tmp_path: Path) -> None
     assert (tmp_path / "_main.log").read_bytes() == numbered(6, 1)
 
 
-def test_an_unterminated_last_line_is_ended_on_open(tmp_path: Path) -> None:
+def test_an_unterminated_last_line_is_marked_on_open(tmp_path: Path) -> None:
     (tmp_path / "_main.log").write_bytes(b"         1 complete\n         2 cut sho")
     sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2)
     sink.open()
     sink.write(b"         3 next\n")
-    assert (tmp_path / "_main.log").read_bytes().splitlines()[-1] == b"         3 next"
+    assert (tmp_path / "_main.log").read_bytes().splitlines() == [
+        b"         1 complete",
+        b"         2 cut sho" + CUT_MARK,
+        b"         3 next",
+    ]
+
+
+def test_a_cut_last_line_counts_as_a_used_number(tmp_path: Path) -> None:
+    """Regression: the digits of a cut line may themselves be cut ("12" of "1234"); its
+    number is the one after the last complete line, which must not be issued again."""
+    path = tmp_path / "_main.log"
+    path.write_bytes(b"      1233 complete\n      12")
+    assert read_last_sequence(path) == 1234
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2)
+    sink.open()  # marks the cut line
+    sink.close()
+    assert read_last_sequence(path) == 1234
 
 
 def test_last_sequence_reads_active_then_dot_zero(tmp_path: Path) -> None:
@@ -95,7 +111,7 @@ def test_last_sequence_reads_active_then_dot_zero(tmp_path: Path) -> None:
     (tmp_path / "_main.log").write_bytes(b"")
     assert sink.last_sequence() == 7
     (tmp_path / "_main.log").write_bytes(numbered(8, 2) + b"        1")  # cut last line
-    assert sink.last_sequence() == 9
+    assert sink.last_sequence() == 10
 
 
 def test_open_finishes_a_rotation_a_crash_interrupted(tmp_path: Path) -> None:

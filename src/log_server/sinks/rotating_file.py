@@ -14,6 +14,9 @@ from pathlib import Path
 from log_server.format import parse_sequence
 
 ACTIVE_NAME = "_main.log"
+# Ends a line that a crash cut short, when the server starts again: the line keeps what was
+# written of it, and the next line starts on a line of its own.
+CUT_MARK = b" [cut short: log_server stopped while writing this line]"
 _TAIL_READ_BYTES = 64 * 1024
 
 
@@ -53,7 +56,7 @@ class RotatingFileSink:
         self._finish_interrupted_rotation()
         self._open_active()
         if self.size and _last_byte(self.path) != b"\n":
-            self._write_all(memoryview(b"\n"))
+            self._write_all(memoryview(CUT_MARK + b"\n"))
 
     def _finish_interrupted_rotation(self) -> None:
         """A crash in the middle of a rotation leaves a hole in `.0`, `.1`, ... (the renames
@@ -177,7 +180,11 @@ def _last_byte(path: Path) -> bytes:
 
 
 def read_last_sequence(path: Path) -> int | None:
-    """The sequence number of the last complete line that has one, or None."""
+    """The sequence number of the last line written, or None if the file has none.
+
+    A line cut short by a crash (unterminated, or ended with CUT_MARK) is not trusted to
+    hold its number whole; since numbers have no gaps, it had the number after the last
+    complete line's, so that number counts as used."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
@@ -190,13 +197,16 @@ def read_last_sequence(path: Path) -> int | None:
             fh.seek(start)
             tail = fh.read(size - start)
             lines = tail.split(b"\n")
-            lines.pop()  # after the last newline: empty, or an unterminated line
+            cut_lines = 1 if lines.pop() else 0  # after the last newline: an unterminated line?
             if start > 0 and lines:
                 lines.pop(0)  # may be cut at the front
             for line in reversed(lines):
+                if line.endswith(CUT_MARK):
+                    cut_lines += 1
+                    continue
                 seq = parse_sequence(line)
                 if seq is not None:
-                    return seq
+                    return seq + cut_lines
             if start == 0:
                 return None
             span *= 4
