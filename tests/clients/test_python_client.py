@@ -319,3 +319,12 @@ def test_acked_client_survives_kill_9_of_the_server(
     ids = [int(m.group(1)) for ln in lines if (m := re.search(r"acked message (\d+) ", ln))]
     assert set(ids) == set(range(total)), f"missing: {sorted(set(range(total)) - set(ids))[:10]}"
     assert len(ids) - total < total // 2, "duplicates only from resending what was unacked"
+
+
+def test_grpc_client_with_ack_waits_for_the_disk(server: RunningServer) -> None:
+    client = GrpcLogClient(f"127.0.0.1:{server.grpc_port}", ack=True)
+    for i in range(50):
+        client.log("info", f"grpc acked {i}")
+    assert client.flush(20), client.last_error
+    client.close()
+    assert sum("grpc acked" in ln for ln in server.lines()) == 50, "on disk when flushed"

@@ -152,3 +152,31 @@ def test_one_request_wrapped_as_a_batch_of_one(size: int) -> None:
     request = pb.LogRequest(message="m" * size, level=pb.ERROR)
     batch = pb.LogBatchRequest.FromString(as_batch(request.SerializeToString()))
     assert list(batch.requests) == [request]
+
+
+def test_log_ack_durable_metadata_waits_for_the_disk(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """With `log-ack: durable`, success means on disk: while writes fail, such a call does
+    not succeed (its deadline passes), whereas a plain call is accepted at once."""
+    import os
+
+    server = server_factory()
+    active = server.active_log
+    os.replace(active, active.with_name("moved.log"))
+    os.symlink("/dev/full", active)
+    ack = (("log-ack", "durable"),)
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as ch:
+        stub = pb_grpc.LogServiceStub(ch)
+        assert stub.LogMessage(pb.LogRequest(message="plain, while failing"), timeout=5).success
+        with pytest.raises(grpc.RpcError) as info:
+            stub.LogMessage(
+                pb.LogRequest(message="acked, while failing"), timeout=1.5, metadata=ack
+            )
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        os.unlink(active)  # the disk recovers
+        reply = stub.LogBatch(
+            pb.LogBatchRequest(requests=[pb.LogRequest(message="acked batch")]),
+            timeout=20,
+            metadata=ack,
+        )
+        assert reply.success
+        assert any("acked batch" in ln for ln in server.lines()), "on disk when answered"

@@ -10,6 +10,7 @@ senders) until the writer has caught up to half of it. Nothing accepted is dropp
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -45,6 +46,7 @@ class LogPipeline:
         self._first_seq_base = sequencer.last_issued
         self.durable_seq = sequencer.last_issued
         self._durable_listeners: list[Callable[[int], None]] = []
+        self._durable_waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # a heap
 
     # -- producer side -------------------------------------------------------------------
 
@@ -157,6 +159,19 @@ class LogPipeline:
             self.durable_seq = seq
             for listener in list(self._durable_listeners):
                 listener(seq)
+            waiters = self._durable_waiters
+            while waiters and waiters[0][0] <= seq:
+                future = heapq.heappop(waiters)[2]
+                if not future.done():
+                    future.set_result(None)
+
+    async def wait_durable(self, seq: int) -> None:
+        """Until the line numbered `seq` is on disk as far as --fsync promises."""
+        if seq <= self.durable_seq:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._durable_waiters, (seq, id(future), future))
+        await future
 
     def close(self) -> None:
         """No more batches after the waiting lines; wakes the writer so it can finish."""

@@ -27,6 +27,7 @@ from log_server.health import Health
 from log_server.protocol.proto_codec import BatchDecoder
 
 SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
+ACK_METADATA_KEY = "log-ack"
 
 # How long a call waits for the writer to catch up before it is told UNAVAILABLE (or less,
 # when the caller's own deadline is sooner).
@@ -55,19 +56,26 @@ class LogServiceHandler:
         if not self.pipeline.has_room:
             await self._wait_for_room(context)
         await self._accept(as_batch(raw), context, "LogMessage")
-        return _ACCEPTED
+        return await self._answer(context)
 
     async def stream_logs(self, raw_requests: AsyncIterator[bytes], context: Any) -> bytes:
         async for raw in raw_requests:
             if not self.pipeline.has_room:
                 await self._wait_for_room(context)
             await self._accept(as_batch(raw), context, "StreamLogs")
-        return _ACCEPTED
+        return await self._answer(context)
 
     async def log_batch(self, raw: bytes, context: Any) -> bytes:
         if not self.pipeline.has_room:
             await self._wait_for_room(context)
         await self._accept(raw, context, "LogBatch")
+        return await self._answer(context)
+
+    async def _answer(self, context: Any) -> bytes:
+        """`success=true`: accepted; or, when the call carries the metadata
+        `log-ack: durable`, on disk as far as --fsync promises (docs/protocol.md)."""
+        if any(key == ACK_METADATA_KEY for key, _ in context.invocation_metadata() or ()):
+            await self.pipeline.wait_durable(self.pipeline.sequencer.last_issued)
         return _ACCEPTED
 
     async def _accept(self, batch: bytes, context: Any, method: str) -> None:

@@ -15,8 +15,13 @@ _SERVICE = "/logservice.LogService/"
 
 class GrpcTransport:
     def __init__(
-        self, target: str, mode: Literal["batch", "stream", "unary"], timeout_s: float
+        self,
+        target: str,
+        mode: Literal["batch", "stream", "unary"],
+        timeout_s: float,
+        ack: bool = False,
     ) -> None:
+        self.metadata = (("log-ack", "durable"),) if ack else None
         self.target = target
         self.mode = mode
         self.timeout_s = timeout_s
@@ -42,11 +47,20 @@ class GrpcTransport:
 
     def send(self, batch: list[Any]) -> None:
         if self.mode == "batch":
-            replies = [self._batch(pb.LogBatchRequest(requests=batch), timeout=self.timeout_s)]
+            replies = [
+                self._batch(
+                    pb.LogBatchRequest(requests=batch),
+                    timeout=self.timeout_s,
+                    metadata=self.metadata,
+                )
+            ]
         elif self.mode == "stream":
-            replies = [self._stream(iter(batch), timeout=self.timeout_s)]
+            replies = [self._stream(iter(batch), timeout=self.timeout_s, metadata=self.metadata)]
         else:
-            replies = [self._unary(request, timeout=self.timeout_s) for request in batch]
+            replies = [
+                self._unary(request, timeout=self.timeout_s, metadata=self.metadata)
+                for request in batch
+            ]
         if not all(reply.success for reply in replies):
             raise ConnectionError("the log server answered success=false")
 
@@ -62,7 +76,9 @@ class GrpcTransport:
 class GrpcLogClient(QueuedClient):
     """`mode="batch"` (default) sends each batch as one LogBatch call (the fast path);
     `"stream"` sends it on one StreamLogs call; `"unary"` makes one LogMessage call per
-    message (what every server of this protocol understands)."""
+    message (what every server of this protocol understands). `ack=True`: each call asks
+    (metadata `log-ack: durable`) to be answered only once its messages are on disk; a call
+    that fails is sent again, so a message may arrive twice but is not lost."""
 
     def __init__(
         self,
@@ -75,11 +91,12 @@ class GrpcLogClient(QueuedClient):
         timeout_s: float = 10.0,
         logger_name: str = "",
         service_name: str = "",
+        ack: bool = False,
     ) -> None:
         self.logger_name = logger_name
         self.service_name = service_name
         self._sender = BackgroundSender(
-            GrpcTransport(target, mode, timeout_s),
+            GrpcTransport(target, mode, timeout_s, ack),
             name=f"log_server_client-grpc-{target}",
             queue_size=queue_size,
             on_full=on_full,
