@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support import RunningServer, msg_frame, seq_of
 
@@ -205,4 +206,36 @@ def test_log_directory_removed_while_running_is_recreated(server_factory: Factor
     server.send(msg_frame(message="after removal"))
     line = server.wait_for_line("after removal")
     assert server.active_log.exists() and "after removal" in line
+    assert server.health().startswith("OK ")
+
+
+def test_read_only_log_directory_degrades_then_recovers(server_factory: Factory) -> None:
+    """The directory made unchangeable (chattr +i: root ignores mode bits) while running:
+    rotation cannot rename, writes fail, health says DEGRADED with the reason; once the
+    directory is writable again everything queued is written."""
+    import shutil
+    import subprocess
+
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr (e2fsprogs) is not installed: cannot make a directory read-only")
+    server = server_factory("--tcp_only", "--max_file_size", "2KB", "--max_files", "100")
+    server.send(msg_frame(message="before read-only"))
+    server.wait_for_text("before read-only")
+    made = subprocess.run(["chattr", "+i", str(server.log_dir)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"chattr +i not supported here: {made.stderr.decode().strip()}")
+    try:
+        server.send(
+            b"".join(msg_frame(message=f"while read-only {i:03d} " + "y" * 40) for i in range(100))
+        )
+        deadline = time.monotonic() + 15
+        while not (status := server.health()).startswith("DEGRADED"):
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+        assert "Operation not permitted" in status
+    finally:
+        subprocess.run(["chattr", "-i", str(server.log_dir)], check=True)
+    lines = server.wait_for_text("writing again after", timeout_s=20)
+    got = [int(m.group(1)) for ln in lines if (m := re.search(r"while read-only (\d{3}) ", ln))]
+    assert got == list(range(100))
     assert server.health().startswith("OK ")
