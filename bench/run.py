@@ -373,6 +373,9 @@ def bench_grpc_batch(n: int, calls_in_flight: int = 4, per_call: int = 1000) -> 
     return row
 
 
+UNARY_RUNS = 3
+
+
 def bench_grpc_unary(n: int, in_flight: int = 64) -> dict[str, Any]:
     """Unary LogMessage calls/s against log_server and against a grpc.aio server whose
     handler only counts, with the same client load (grpc.aio, `in_flight` calls at once)."""
@@ -401,7 +404,7 @@ def bench_grpc_unary(n: int, in_flight: int = 64) -> dict[str, Any]:
 
     rates: dict[str, list[float]] = {"log_server": [], "counting": []}
     with tempfile.TemporaryDirectory(prefix="bench-unary-") as tmp:
-        for _ in range(2):
+        for _ in range(UNARY_RUNS):
             proc, _, grpc_port, _ = start_log_server(Path(tmp) / "logs")
             rates["log_server"].append(asyncio.run(load(grpc_port or 0)))
             proc.stop()
@@ -427,7 +430,7 @@ def bench_grpc_unary(n: int, in_flight: int = 64) -> dict[str, Any]:
     print(
         f"  gRPC unary LogMessage: log_server {row['log_server_calls_per_s']:,} calls/s, "
         f"counting grpc.aio server {row['counting_calls_per_s']:,} calls/s "
-        f"(ratio {row['ratio']}; best of 2 each)",
+        f"(ratio {row['ratio']}; best of {UNARY_RUNS} each, interleaved)",
         flush=True,
     )
     return row

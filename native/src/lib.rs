@@ -22,6 +22,9 @@ mod logger_capnp;
 const HEADER_BYTES: usize = 4;
 const HEALTH_WORD: &[u8] = b"health";
 const SCRATCH_START_WORDS: usize = 8 * 1024;
+/// Below this many bytes a call keeps the GIL: giving it up and taking it back can cost more
+/// than the decoding it would let run in parallel.
+pub(crate) const DETACH_MIN_BYTES: usize = 16 * 1024;
 /// Below this many frames in one read, one thread decodes them (a hand-off costs more).
 const PARALLEL_MIN_FRAMES: usize = 64;
 
@@ -321,7 +324,11 @@ impl ConnectionDecoder {
         out.clear();
         // Without the GIL while decoding, so the writer thread can finish its write and
         // return meanwhile (the server's two threads then really use two cores).
-        let (count, stop) = py.detach(|| self.feed_inner(data, first_seq, received_at, &mut out));
+        let (count, stop) = if data.len() >= DETACH_MIN_BYTES {
+            py.detach(|| self.feed_inner(data, first_seq, received_at, &mut out))
+        } else {
+            self.feed_inner(data, first_seq, received_at, &mut out)
+        };
         let stop = stop.map(|s| {
             self.stopped = true;
             self.pending = Vec::new();

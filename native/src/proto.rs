@@ -87,7 +87,7 @@ pub fn decode_log_batch<'py>(
         "json" => true,
         other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
     };
-    let result = py.detach(|| -> Result<(String, usize), String> {
+    let decode = || -> Result<(String, usize), String> {
         let batch = LogBatchRequest::decode(data).map_err(|e| format!("not a logservice.LogBatchRequest: {e}"))?;
         let mut out = String::with_capacity(data.len() + data.len() / 2);
         let mut scratch = String::new();
@@ -101,7 +101,10 @@ pub fn decode_log_batch<'py>(
             }
         }
         Ok((out, batch.requests.len()))
-    });
+    };
+    // Releasing the GIL costs a hand-back that can wait behind other threads (grpc's own);
+    // worth it only when there is real work to overlap.
+    let result = if data.len() >= crate::DETACH_MIN_BYTES { py.detach(decode) } else { decode() };
     let (lines, count) = result.map_err(PyValueError::new_err)?;
     Ok((PyBytes::new(py, lines.as_bytes()), count))
 }
