@@ -2,11 +2,11 @@
 retrying failures until they succeed.
 
 The write system call itself runs on one helper thread (except for small batches, see
-INLINE_WRITE_BYTES). Copying a batch into the page
-cache is about a fifth of the work per message; on its own thread (os.write releases the
-GIL) it overlaps with decoding the next batch on the event loop, and a slow disk never
-stalls the loop. There is still only one batch in flight, so order is kept. The hand-off
-costs one thread wake-up per batch, not per message.
+INLINE_WRITE_BYTES). Copying a batch into the page cache is about a fifth of the work per
+message; on its own thread (os.write releases the GIL) it overlaps with decoding the next
+batch on the event loop, and a slow disk never stalls the loop. There is still only one
+batch in flight, so order is kept. The hand-off costs one thread wake-up per batch, not per
+message. With --fsync batch the fsync runs there too, after each write.
 """
 
 from __future__ import annotations
@@ -118,7 +118,11 @@ class BatchWriter:
             self.sink.reopen()
         self.sink.write(data)
         if self.fsync == "batch":
-            self.sink.fsync()
+            try:
+                self.sink.fsync()
+            except OSError as exc:
+                # Written, not synced: the retry must sync again, not write the lines again.
+                raise SinkWriteError(len(data), exc) from exc
 
     async def sync_periodically(self) -> None:
         """--fsync interval: fsync on the writer thread every interval, then acknowledge."""
