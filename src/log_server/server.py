@@ -84,6 +84,12 @@ class Server:
             raise StartupError(
                 f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
             ) from None
+        if config.kernel == "native" and not native_kernel_available():
+            self.sink.close()
+            raise StartupError(
+                "--kernel native: the compiled kernel (log_server_native, built from native/ "
+                "by `make test` or `make run`) is not installed"
+            )
         self.pipeline = LogPipeline(
             Sequencer(last_seq), FORMATTERS[config.format], config.max_queue_bytes
         )
