@@ -221,3 +221,22 @@ def test_unix_socket_with_mode_0660(server_factory, tmp_path) -> None:  # type: 
     assert str(path) in line
     assert server.stop() == 0
     assert not path.exists(), "the socket file is removed at shutdown"
+
+
+def test_the_pycapnp_fallback_serves_the_same_protocol(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """--kernel python: what runs where the compiled kernel is not installed."""
+    server = server_factory("--kernel", "python", "--tcp_only")
+    assert "kernel=python" in server.wait_for_line("listening on")
+    server.send(
+        msg_frame(True, message="packed via pycapnp")
+        + frame(b"")
+        + msg_frame(False, message="unpacked via pycapnp")
+    )
+    server.wait_for_text("unpacked via pycapnp")
+    assert server.health().startswith("OK ")
+    server.send(frame(b"not capnp at all"))
+    server.wait_for_text("frame_rejected")
+    lines = server.lines()
+    assert lines.index(next(ln for ln in lines if "packed via pycapnp" in ln)) < lines.index(
+        next(ln for ln in lines if "unpacked via pycapnp" in ln)
+    )
