@@ -240,3 +240,14 @@ def test_the_pycapnp_fallback_serves_the_same_protocol(server_factory) -> None: 
     assert lines.index(next(ln for ln in lines if "packed via pycapnp" in ln)) < lines.index(
         next(ln for ln in lines if "unpacked via pycapnp" in ln)
     )
+
+
+def test_opened_line_comes_before_the_connections_first_message(server: RunningServer) -> None:
+    """Regression: the "opened" line used to get a later number than the first message."""
+    with server.connect() as sock:
+        sock.sendall(msg_frame(message="first words"))
+        port = sock.getsockname()[1]
+    lines = server.wait_for_text(f"127.0.0.1:{port} closed")
+    opened = next(i for i, ln in enumerate(lines) if f"connection from 127.0.0.1:{port}" in ln)
+    first = next(i for i, ln in enumerate(lines) if "first words" in ln)
+    assert opened < first

@@ -35,6 +35,7 @@ class TcpConnection(asyncio.Protocol):
         self.bytes_received = 0
         self.last_data_at = self.opened_at = time.monotonic()
         self._announced = False
+        self._started = False  # has the frame stream (after any ACK_HELLO) begun?
         self._head: bytes | None = b""  # the connection's first bytes, until ACK_HELLO is ruled out
         self._ack_marks: collections.deque[tuple[int, int]] | None = None
         self._acked = 0
@@ -63,6 +64,12 @@ class TcpConnection(asyncio.Protocol):
             data = self._opening(data)
             if not data:
                 return
+        if not self._started:
+            self._started = True
+            # The "opened" line comes before the connection's first message, unless this may
+            # be a health probe (only those start with "h": no frame length can).
+            if not data.startswith(b"h"):
+                self._announce()
         pipeline = self.source.pipeline
         lines, count, stop = self.decoder.feed(data, pipeline.next_seq, now_iso())
         if count:
@@ -71,16 +78,13 @@ class TcpConnection(asyncio.Protocol):
             if self._ack_marks is not None:
                 self._ack_marks.append((pipeline.sequencer.last_issued, self.messages))
         if stop is None:
-            if not self._announced:
-                self._announce()
             return
         kind, reason = stop
         if kind == "health":
             self._quiet = True
             self._answer_health()
             return
-        if not self._announced:
-            self._announce()
+        self._announce()
         self.source.events.frame_rejected(self.peer, reason)
         self._close()
 
@@ -113,8 +117,9 @@ class TcpConnection(asyncio.Protocol):
             self.transport.write(_ack(count))
 
     def _announce(self) -> None:
-        self._announced = True
-        self.source.events.connection_opened(self.peer)
+        if not self._announced:
+            self._announced = True
+            self.source.events.connection_opened(self.peer)
 
     def _answer_health(self) -> None:
         assert self.transport is not None
