@@ -123,3 +123,15 @@ def test_any_record_is_exactly_one_line_in_both_formats(record: LogRecord) -> No
         assert line.endswith("\n")
         assert len(line.splitlines()) == 1, line
         assert not any(c in line[:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def test_now_iso_is_utc_iso8601_with_microseconds() -> None:
+    from datetime import UTC, datetime
+
+    from log_server.format import now_iso
+
+    before = datetime.now(UTC)
+    text = now_iso()
+    after = datetime.now(UTC)
+    assert len(text) == len("2026-11-27T12:00:00.000000+00:00") and text.endswith("+00:00")
+    assert before.replace(microsecond=0) <= datetime.fromisoformat(text) <= after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -59,7 +60,5 @@ def batch_decoder(use_native: bool, line_format: str) -> BatchDecoder:
     if use_native:
         from log_server_native import decode_log_batch
 
-        return lambda data, first_seq, received_at: decode_log_batch(
-            data, first_seq, received_at, line_format
-        )
+        return functools.partial(decode_log_batch, line_format=line_format)
     return python_batch_decoder(line_format)

@@ -74,8 +74,10 @@ class LogServiceHandler:
     async def _answer(self, context: Any) -> bytes:
         """`success=true`: accepted; or, when the call carries the metadata
         `log-ack: durable`, on disk as far as --fsync promises (docs/protocol.md)."""
-        if any(key == ACK_METADATA_KEY for key, _ in context.invocation_metadata() or ()):
-            await self.pipeline.wait_durable(self.pipeline.sequencer.last_issued)
+        for key, _ in context.invocation_metadata() or ():
+            if key == ACK_METADATA_KEY:
+                await self.pipeline.wait_durable(self.pipeline.sequencer.last_issued)
+                break
         return _ACCEPTED
 
     async def _accept(self, batch: bytes, context: Any, method: str) -> None:
