@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from log_server import __version__
 from log_server.config import Config, format_size
@@ -85,8 +85,7 @@ class Server:
                 f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
             ) from None
         if config.kernel == "native" and not native_kernel_available():
-            self.sink.close()
-            raise StartupError(
+            self._abandon(
                 "--kernel native: the compiled kernel (log_server_native, built from native/ "
                 "by `make test` or `make run`) is not installed"
             )
@@ -114,20 +113,15 @@ class Server:
         try:
             tcp_host, tcp_port = await self.tcp.start(config.host, config.port)
         except OSError as exc:
-            self.sink.close()
-            raise StartupError(
-                f"cannot listen on TCP {config.host}:{config.port}: {_describe(exc)}"
-            ) from None
+            self._abandon(f"cannot listen on TCP {config.host}:{config.port}: {_describe(exc)}")
         listeners = f"tcp={_address(tcp_host, tcp_port)}"
         if config.unix_socket is not None:
             try:
                 await self.tcp.start_unix(config.unix_socket)
             except OSError as exc:
-                self.tcp.stop_accepting()
-                self.sink.close()
-                raise StartupError(
+                self._abandon(
                     f"cannot listen on Unix socket {config.unix_socket}: {_describe(exc)}"
-                ) from None
+                )
             listeners += f" unix={config.unix_socket}"
         if not config.tcp_only:
             # Imported only when used: grpc and protobuf cost memory and start-up time.
@@ -139,11 +133,7 @@ class Server:
             try:
                 grpc_port = await self.grpc.start(config.host, config.grpc_port)
             except OSError as exc:
-                self.tcp.stop_accepting()
-                self.sink.close()
-                raise StartupError(
-                    f"cannot listen on gRPC {config.host}:{config.grpc_port}: {exc}"
-                ) from None
+                self._abandon(f"cannot listen on gRPC {config.host}:{config.grpc_port}: {exc}")
             listeners += f" grpc={_address(config.host, grpc_port)}"
         self._writer_task = asyncio.create_task(self.writer.run())
         if config.fsync == "interval":
@@ -154,6 +144,13 @@ class Server:
         if not _is_loopback(config.host):
             self.events.exposed(config.host)
         print(f"log_server ready {listeners} log_dir={config.log_dir}", flush=True)
+
+    def _abandon(self, reason: str) -> NoReturn:
+        """Undo what startup did so far, then fail with one line for the operator."""
+        if hasattr(self, "tcp"):
+            self.tcp.stop_accepting()
+        self.sink.close()
+        raise StartupError(reason)
 
     async def main_loop(self) -> None:
         """Wait for a signal, writing a throughput line every --stats_interval seconds."""
