@@ -94,6 +94,10 @@ impl ConnectionDecoder {
     fn decode_into(&self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> Result<(), String> {
         let mark = out.len();
         let result = if payload.starts_with(&[0, 0, 0, 0]) {
+            if payload.len() % 8 != 0 {
+                // As the Python path: a standard-encoded message is whole 8-byte words.
+                return Err("invalid Cap'n Proto LoggerMsg: input length must be a multiple of eight bytes".to_string());
+            }
             let mut slice = payload;
             serialize::read_message_from_flat_slice_no_alloc(&mut slice, self.options)
                 .and_then(|message| self.format_message(&message, seq, received_at, out))

@@ -181,3 +181,11 @@ def test_large_reads_decoded_on_two_threads_give_identical_lines(bad_at: int | N
         expected[2] and expected[2][0],
     )
     assert expected[1] == (200 if bad_at is None else bad_at)
+
+
+def test_standard_encoding_with_an_odd_tail_is_refused_by_both() -> None:
+    """Regression (found by `make fuzz`): the declared segment fits in the frame, but the
+    frame is not a whole number of words; the kernel accepted it, the Python path did not."""
+    payload = encode_msg(False, message="x") + b"\x00\x01"
+    py, rs = both()
+    assert run(rs, [frame(payload)]) == run(py, [frame(payload)]) == [(b"", 0, "payload")]
