@@ -20,6 +20,8 @@ native = pytest.importorskip(
 )
 
 RECEIVED = "2026-11-27T12:00:00.000000+00:00"
+# The documented Cap'n Proto library differences (docs/design.md), by the error they give.
+KNOWN_DIFFERENCES = ("out-of-bounds pointer", "did not end cleanly", "double-far")
 
 
 def both(max_frame_bytes: int = 1 << 20, line_format: str = "text") -> tuple[Any, Any]:
@@ -84,8 +86,18 @@ def test_valid_frames_give_identical_lines(
 @given(data=st.binary(max_size=600), cuts=st.lists(st.integers(0, 600), max_size=4))
 def test_any_bytes_give_identical_results(data: bytes, cuts: list[int]) -> None:
     py, rs = both(max_frame_bytes=256)
-    pieces = split(data, cuts)
-    assert run(rs, pieces) == run(py, pieces)
+    seq = 1
+    for piece in split(data, cuts):
+        native, reference = rs.feed(piece, seq, RECEIVED), py.feed(piece, seq, RECEIVED)
+        reasons = " ".join(stop[1] for stop in (native[2], reference[2]) if stop)
+        if any(known in reasons for known in KNOWN_DIFFERENCES):
+            return  # see test_corrupted_messages_give_identical_results
+        assert (native[0], native[1], native[2] and native[2][0]) == (
+            reference[0],
+            reference[1],
+            reference[2] and reference[2][0],
+        )
+        seq += reference[1]
 
 
 @settings(max_examples=300, deadline=None)
