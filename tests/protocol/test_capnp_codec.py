@@ -98,6 +98,25 @@ def test_standard_encoding_must_be_whole_words(decoder: CapnpDecoder) -> None:
         decoder.decode(payload + b"\x01\x02\x03")
 
 
+@pytest.mark.parametrize("hex_input", ["01010101", "0101010100", "01020101"])
+def test_inputs_that_abort_pycapnp_are_refused_cleanly(
+    decoder: CapnpDecoder, hex_input: str
+) -> None:
+    """Regression (found by `make fuzz`): pycapnp's from_bytes_packed aborts the process
+    (a C++ exception from a destructor) on these; the fallback path unpacks by itself."""
+    with pytest.raises(PayloadError):
+        decoder.decode(bytes.fromhex(hex_input))
+
+
+@given(st.lists(st.binary(max_size=60), max_size=3))
+def test_unpack_inverts_pycapnp_packing(texts: list[bytes]) -> None:
+    from log_server.protocol.capnp_codec import unpack
+
+    fields = dict(zip(("message", "hostname", "stackTrace"), texts, strict=False))
+    message = {k: v.decode("latin-1") for k, v in fields.items()}
+    assert unpack(encode_msg(True, **message), 1 << 20) == encode_msg(False, **message)
+
+
 def test_truncated_packed_message_raises_payload_error(decoder: CapnpDecoder) -> None:
     with pytest.raises(PayloadError):
         decoder.decode(encode_msg(True, **ALL_FIELDS)[:-5])

@@ -64,6 +64,7 @@ class CapnpDecoder:
             "traversal_limit_in_words": max_frame_bytes // 4 + 1024,
             "nesting_limit": 16,
         }
+        self._max_unpacked_bytes = (max_frame_bytes // 4 + 1024) * 8
 
     def decode(self, payload: bytes) -> LogRecord:
         try:
@@ -72,30 +73,29 @@ class CapnpDecoder:
                     # A standard-encoded message is whole 8-byte words; pycapnp would drop
                     # the odd tail silently, the compiled kernel refuses it.
                     raise PayloadError("input length must be a multiple of eight bytes")
-                with self._msg.from_bytes(payload, **self._limits) as reader:
-                    return self._read(reader, payload, packed=False)
-            reader = self._msg.from_bytes_packed(payload, **self._limits)
-            return self._read(reader, payload, packed=True)
+                words = payload
+            else:
+                words = unpack(payload, self._max_unpacked_bytes)
+            with self._msg.from_bytes(words, **self._limits) as reader:
+                return self._read(reader, words)
         except PayloadError as exc:
             raise PayloadError(f"invalid Cap'n Proto LoggerMsg: {exc.reason}") from None
         except Exception as exc:  # the trust boundary: hostile bytes raise only PayloadError
             raise PayloadError(f"invalid Cap'n Proto LoggerMsg: {_first_line(exc)}") from None
 
-    def _read(self, reader: Any, payload: bytes, packed: bool) -> LogRecord:
+    def _read(self, reader: Any, words: bytes) -> LogRecord:
         get = reader._get
         values: list[Any]
         try:
             values = [get(name) for name in TEXT_FIELDS]
         except UnicodeDecodeError:
-            values = self._read_replacing(payload, packed)
+            values = self._read_replacing(words)
         values.insert(_LEVEL_INDEX, get("level").raw)
         return LogRecord(*values)
 
-    def _read_replacing(self, payload: bytes, packed: bool) -> list[Any]:
+    def _read_replacing(self, words: bytes) -> list[Any]:
         """Slow path for invalid UTF-8: read the fields as bytes and replace bad sequences."""
-        if packed:
-            return self._raw_texts(self._raw.from_bytes_packed(payload, **self._limits))
-        with self._raw.from_bytes(payload, **self._limits) as raw:
+        with self._raw.from_bytes(words, **self._limits) as raw:
             return self._raw_texts(raw)
 
     @staticmethod
@@ -111,6 +111,52 @@ class CapnpDecoder:
                 raise PayloadError("Message contains text that is not NUL-terminated")
             out.append(data.decode("utf-8", "replace"))
         return out
+
+
+def unpack(packed: bytes, max_bytes: int) -> bytes:
+    """Cap'n Proto's packed encoding -> standard encoding.
+
+    Done here rather than by pycapnp's `from_bytes_packed`, which on some truncated inputs
+    (e.g. `01 01 01 01`) throws from a C++ destructor and aborts the whole process: a
+    hostile client could kill the server. Only the fallback path uses this; the compiled
+    kernel unpacks with the Rust capnp library. Output is bounded by `max_bytes`."""
+    out = bytearray()
+    end = len(packed)
+    pos = 0
+    while pos < end:
+        tag = packed[pos]
+        pos += 1
+        if tag == 0x00 or tag == 0xFF:
+            if tag == 0xFF:
+                if pos + 8 > end:
+                    raise PayloadError("Premature EOF in packed input")
+                out += packed[pos : pos + 8]
+                pos += 8
+            else:
+                out += bytes(8)
+            if pos >= end:
+                raise PayloadError("Premature EOF in packed input")
+            count = packed[pos]
+            pos += 1
+            if tag == 0x00:
+                out += bytes(8 * count)
+            else:
+                if pos + 8 * count > end:
+                    raise PayloadError("Premature EOF in packed input")
+                out += packed[pos : pos + 8 * count]
+                pos += 8 * count
+        else:
+            word = bytearray(8)
+            for bit in range(8):
+                if tag & (1 << bit):
+                    if pos >= end:
+                        raise PayloadError("Premature EOF in packed input")
+                    word[bit] = packed[pos]
+                    pos += 1
+            out += word
+        if len(out) > max_bytes:
+            raise PayloadError("Message is too large (packed input unpacks past the limit)")
+    return bytes(out)
 
 
 def _first_line(exc: BaseException) -> str:
