@@ -114,7 +114,8 @@ class CapnpDecoder:
 
 
 def unpack(packed: bytes, max_bytes: int) -> bytes:
-    """Cap'n Proto's packed encoding -> standard encoding.
+    """Cap'n Proto's packed encoding -> standard encoding, as many words as the message's
+    segment table declares (what follows is not read, as the Cap'n Proto libraries do).
 
     Done here rather than by pycapnp's `from_bytes_packed`, which on some truncated inputs
     (e.g. `01 01 01 01`) throws from a C++ destructor and aborts the whole process: a
@@ -123,7 +124,11 @@ def unpack(packed: bytes, max_bytes: int) -> bytes:
     out = bytearray()
     end = len(packed)
     pos = 0
-    while pos < end:
+    needed = 8  # bytes: the first word holds the segment count
+    table_read = False
+    while len(out) < needed:
+        if pos >= end:
+            raise PayloadError("Premature EOF in packed input")
         tag = packed[pos]
         pos += 1
         if tag == 0x00 or tag == 0xFF:
@@ -141,10 +146,9 @@ def unpack(packed: bytes, max_bytes: int) -> bytes:
             if tag == 0x00:
                 out += bytes(8 * count)
             else:
-                if pos + 8 * count > end:
-                    raise PayloadError("Premature EOF in packed input")
-                out += packed[pos : pos + 8 * count]
-                pos += 8 * count
+                take = min(8 * count, end - pos)
+                out += packed[pos : pos + take]
+                pos += take
         else:
             word = bytearray(8)
             for bit in range(8):
@@ -154,9 +158,23 @@ def unpack(packed: bytes, max_bytes: int) -> bytes:
                     word[bit] = packed[pos]
                     pos += 1
             out += word
-        if len(out) > max_bytes:
+        if not table_read and len(out) >= needed:
+            segments = int.from_bytes(out[0:4], "little") + 1
+            if segments > _MAX_SEGMENTS:
+                raise PayloadError("Message has too many segments")
+            table_bytes = (4 + 4 * segments + 7) // 8 * 8
+            if needed < table_bytes:
+                needed = table_bytes
+                continue
+            sizes = [int.from_bytes(out[4 + 4 * i : 8 + 4 * i], "little") for i in range(segments)]
+            needed = table_bytes + 8 * sum(sizes)
+            table_read = True
+        if needed > max_bytes:
             raise PayloadError("Message is too large (packed input unpacks past the limit)")
-    return bytes(out)
+    return bytes(out[:needed])
+
+
+_MAX_SEGMENTS = 512
 
 
 def _first_line(exc: BaseException) -> str:
