@@ -150,13 +150,13 @@ def unpack(packed: bytes, max_bytes: int) -> bytes:
                 out += packed[pos : pos + take]
                 pos += take
         else:
+            positions = _TAG_POSITIONS[tag]
+            if pos + len(positions) > end:
+                raise PayloadError("Premature EOF in packed input")
             word = bytearray(8)
-            for bit in range(8):
-                if tag & (1 << bit):
-                    if pos >= end:
-                        raise PayloadError("Premature EOF in packed input")
-                    word[bit] = packed[pos]
-                    pos += 1
+            for index, byte in zip(positions, packed[pos : pos + len(positions)], strict=True):
+                word[index] = byte
+            pos += len(positions)
             out += word
         if not table_read and len(out) >= needed:
             segments = int.from_bytes(out[0:4], "little") + 1
@@ -175,6 +175,8 @@ def unpack(packed: bytes, max_bytes: int) -> bytes:
 
 
 _MAX_SEGMENTS = 512
+# For each tag byte, the positions of the word's non-zero bytes that follow it.
+_TAG_POSITIONS = [tuple(bit for bit in range(8) if tag & (1 << bit)) for tag in range(256)]
 
 
 def _first_line(exc: BaseException) -> str:
