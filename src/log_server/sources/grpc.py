@@ -144,6 +144,8 @@ class GrpcSource:
         server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(name, handlers) for name in SERVICE_NAMES]
         )
+        for name in SERVICE_NAMES:  # looked up by gRPC's core, not a Python loop per call
+            server.add_registered_method_handlers(name, handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
