@@ -40,7 +40,7 @@ class TcpConnection(asyncio.Protocol):
         self._ack_marks: collections.deque[tuple[int, int]] | None = None
         self._acked = 0
         self._quiet = False  # health probes and refused connections write no open/close lines
-        self._paused = False
+        self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -86,7 +86,7 @@ class TcpConnection(asyncio.Protocol):
             return
         self._announce()
         self.source.events.frame_rejected(self.peer, reason)
-        self._close()
+        self.close()
 
     def _opening(self, data: bytes) -> bytes:
         """Before the first frame: is this an acknowledged connection? Returns the bytes
@@ -124,9 +124,9 @@ class TcpConnection(asyncio.Protocol):
     def _answer_health(self) -> None:
         assert self.transport is not None
         self.transport.write(self.source.status_line().encode())
-        self._close()
+        self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -141,13 +141,13 @@ class TcpConnection(asyncio.Protocol):
             )
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self._paused:
-            self._paused = True
+        if self.transport is not None and not self.paused:
+            self.paused = True
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.transport is not None and self._paused:
-            self._paused = False
+        if self.transport is not None and self.paused:
+            self.paused = False
             self.transport.resume_reading()
 
 
@@ -204,9 +204,9 @@ class TcpSource:
             for connection in list(self.connections):
                 buffered = connection.decoder.buffered_bytes
                 stalled_s = now - connection.last_data_at
-                if buffered and stalled_s >= self.read_timeout_s and not connection._paused:
+                if buffered and stalled_s >= self.read_timeout_s and not connection.paused:
                     self.events.connection_stalled(connection.peer, buffered, stalled_s)
-                    connection._close()
+                    connection.close()
 
     def stop_accepting(self) -> None:
         if self._sweeper is not None:
@@ -227,7 +227,7 @@ class TcpSource:
                 break
             await asyncio.sleep(min(idle_s / 4, 0.05))
         for connection in list(self.connections):
-            connection._close()
+            connection.close()
         for server in self._servers:
             await server.wait_closed()
 
