@@ -192,20 +192,56 @@ def test_a_file_replaced_behind_our_back_is_reopened_before_the_next_write(
     assert (tmp_path / "rotated-by-someone-else").read_bytes() == numbered(1, 1)
 
 
+def test_write_chunks_writes_the_pieces_in_order_in_one_file(tmp_path: Path) -> None:
+    sink = RotatingFileSink(tmp_path, max_file_bytes=10_000, max_files=2)
+    sink.open()
+    sink.write_chunks([numbered(1, 2), numbered(3, 1), numbered(4, 3)])
+    assert (tmp_path / "_main.log").read_bytes() == numbered(1, 6)
+    assert sink.size == 6 * 20 and not (tmp_path / "_main.log.0").exists()
+
+
+def test_write_chunks_with_more_pieces_than_one_writev_takes(tmp_path: Path) -> None:
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1 << 20, max_files=2)
+    sink.open()
+    sink.write_chunks([numbered(i, 1) for i in range(1, 3001)])
+    assert (tmp_path / "_main.log").read_bytes() == numbered(1, 3000)
+
+
+def test_write_chunks_rotates_between_lines_when_the_pieces_do_not_fit(tmp_path: Path) -> None:
+    sink = RotatingFileSink(tmp_path, max_file_bytes=100, max_files=3)
+    sink.open()
+    sink.write_chunks([numbered(1, 3), numbered(4, 3)])
+    assert (tmp_path / "_main.log.0").read_bytes() == numbered(1, 5)
+    assert (tmp_path / "_main.log").read_bytes() == numbered(6, 1)
+
+
+def test_write_chunks_reopens_a_file_replaced_behind_our_back(tmp_path: Path) -> None:
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2)
+    sink.open()
+    sink.write_chunks([numbered(1, 1), numbered(2, 1)])
+    os.replace(tmp_path / "_main.log", tmp_path / "moved")
+    sink.write_chunks([numbered(3, 1), numbered(4, 1)])
+    assert (tmp_path / "_main.log").read_bytes() == numbered(3, 2)
+    assert (tmp_path / "moved").read_bytes() == numbered(1, 2)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     max_file_bytes=st.integers(15, 200),
     max_files=st.integers(0, 4),
-    batches=st.lists(st.lists(st.integers(1, 60), max_size=8), max_size=12),
+    batches=st.lists(st.lists(st.integers(1, 60), min_size=1, max_size=8), max_size=12),
+    in_pieces=st.booleans(),
 )
 def test_model_every_kept_line_in_order_files_within_limit(
     tmp_path_factory: pytest.TempPathFactory,
     max_file_bytes: int,
     max_files: int,
     batches: list[list[int]],
+    in_pieces: bool,
 ) -> None:
     """Against a model: the kept files hold a contiguous, ordered tail of all lines written,
-    and a file passes the limit only when it holds one line."""
+    and a file passes the limit only when it holds one line; whether a batch comes as one
+    buffer or as a line per piece (write_chunks)."""
     directory = tmp_path_factory.mktemp("model")
     sink = RotatingFileSink(directory, max_file_bytes, max_files)
     sink.open()
@@ -216,7 +252,10 @@ def test_model_every_kept_line_in_order_files_within_limit(
         for length in batch:
             seq += 1
             lines.append(f"{seq} ".encode() + b"x" * length + b"\n")
-        sink.write(b"".join(lines))
+        if in_pieces:
+            sink.write_chunks(lines)
+        else:
+            sink.write(b"".join(lines))
         written.extend(lines)
     files = files_oldest_first(directory, max(max_files, 1))
     assert len(files) <= max_files + 1

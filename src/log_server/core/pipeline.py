@@ -117,9 +117,10 @@ class LogPipeline:
     async def wait_for_data(self) -> None:
         await self._data_ready.wait()
 
-    def take(self, max_bytes: int) -> tuple[bytes, int]:
+    def take(self, max_bytes: int) -> tuple[list[bytes], int]:
         """The oldest waiting lines, in sequence order, as one batch of about `max_bytes`
-        (at least one submitted chunk): (lines, how many)."""
+        (at least one submitted chunk): (the chunks, how many lines). The chunks are not
+        joined here: the writer hands them to the kernel as they are, off the loop thread."""
         chunks, counts = self._chunks, self._chunk_lines
         size = taken = 0
         while taken < len(chunks) and (taken == 0 or size + len(chunks[taken]) <= max_bytes):
@@ -132,7 +133,7 @@ class LogPipeline:
         self._inflight_bytes += size
         if not chunks:
             self._data_ready.clear()
-        return (batch[0] if len(batch) == 1 else b"".join(batch)), count
+        return batch, count
 
     def mark_written(self, count: int, size: int) -> None:
         self.written += count

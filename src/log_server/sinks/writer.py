@@ -71,30 +71,31 @@ class BatchWriter:
                     # messages (unary gRPC calls, say) is not one write call each.
                     await asyncio.sleep(GATHER_S)
                 continue
-            data, count = pipeline.take(BATCH_BYTES)
-            await self._write(data)
-            self.bytes_written += len(data)
-            pipeline.mark_written(count, len(data))
+            chunks, count = pipeline.take(BATCH_BYTES)
+            size = sum(map(len, chunks))
+            await self._write(chunks, size)
+            self.bytes_written += size
+            pipeline.mark_written(count, size)
             if self.fsync != "interval":  # "batch": _write_once has fsynced already
                 pipeline.mark_durable(pipeline.written_seq)
             # Let the sources run between batches, so batches grow under load.
             await asyncio.sleep(0)
 
-    async def _write(self, data: bytes) -> None:
-        """Until all of `data` is in the file; a partial write is resumed where it stopped."""
+    async def _write(self, chunks: list[bytes], size: int) -> None:
+        """Until all of the batch is in the file; a partial write is resumed where it stopped."""
         loop = asyncio.get_running_loop()
         failures = 0
         first_failure = 0.0
         while True:
             try:
-                if len(data) <= INLINE_WRITE_BYTES and not failures and self.fsync != "batch":
-                    self._write_once(data, False)
+                if size <= INLINE_WRITE_BYTES and not failures and self.fsync != "batch":
+                    self._write_once(chunks, False)
                 else:
-                    await loop.run_in_executor(self._thread, self._write_once, data, failures > 0)
+                    await loop.run_in_executor(self._thread, self._write_once, chunks, failures > 0)
                 break
             except (SinkWriteError, OSError) as exc:
                 if isinstance(exc, SinkWriteError):
-                    data = data[exc.written :]
+                    chunks = [b"".join(chunks)[exc.written :]]
                     cause = exc.cause
                 else:
                     cause = exc
@@ -112,17 +113,17 @@ class BatchWriter:
             self.events.write_recovered(failures, time.monotonic() - first_failure)
             self.health.set_ok()
 
-    def _write_once(self, data: bytes, reopen: bool) -> None:
+    def _write_once(self, chunks: list[bytes], reopen: bool) -> None:
         """On the writer thread (or the loop thread, for a small batch without fsync)."""
         if reopen:
             self.sink.reopen()
-        self.sink.write(data)
+        self.sink.write_chunks(chunks)
         if self.fsync == "batch":
             try:
                 self.sink.fsync()
             except OSError as exc:
                 # Written, not synced: the retry must sync again, not write the lines again.
-                raise SinkWriteError(len(data), exc) from exc
+                raise SinkWriteError(sum(map(len, chunks)), exc) from exc
 
     async def sync_periodically(self) -> None:
         """--fsync interval: fsync on the writer thread every interval, then acknowledge."""
