@@ -1,6 +1,7 @@
 //! Record -> one line, byte for byte what `log_server/format.py` writes (the Python path is
 //! the reference; tests/protocol/test_native.py checks both give identical lines).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 pub const LEVEL_NAMES: [&str; 12] = [
@@ -8,9 +9,43 @@ pub const LEVEL_NAMES: [&str; 12] = [
     "WARNING", "ERROR", "CRITICAL",
 ];
 
+/// A field's text, and whether it is printable ASCII only. That is learnt in the same pass
+/// that validates it, and then spares the formatter every other look: such text needs no
+/// escaping, and one byte is one character.
+pub struct Text<'a> {
+    pub text: Cow<'a, str>,
+    pub plain: bool,
+}
+
+impl<'a> Text<'a> {
+    /// Invalid UTF-8 becomes U+FFFD, as Python's `bytes.decode(errors="replace")`.
+    pub fn from_utf8_lossy(bytes: &'a [u8]) -> Self {
+        // Without an early exit, so the compiler can check many bytes at a time.
+        let plain = bytes.iter().fold(true, |ok, &b| ok & (b.wrapping_sub(0x20) < 0x5f));
+        if plain {
+            // SAFETY: printable ASCII (0x20..0x7e) is valid UTF-8.
+            let text = unsafe { std::str::from_utf8_unchecked(bytes) };
+            return Text { text: Cow::Borrowed(text), plain };
+        }
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
+        Text { text, plain }
+    }
+
+    pub fn from_str(text: &'a str) -> Self {
+        Self::from_utf8_lossy(text.as_bytes())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+}
+
 /// The 16 fields in schema order, with `level` kept as its number.
 pub struct Fields<'a> {
-    pub text: [std::borrow::Cow<'a, str>; 15],
+    pub text: [Text<'a>; 15],
     pub level: i64,
 }
 
@@ -63,16 +98,10 @@ fn needs_escape(c: char) -> bool {
     n < 0x20 || (0x7f..0xa0).contains(&n) || n == 0x2028 || n == 0x2029
 }
 
-/// Printable ASCII only: nothing to escape, and one byte is one character. The common case,
-/// checked a byte at a time (which the compiler vectorizes) before any per-character work.
-#[inline]
-fn is_plain_ascii(text: &str) -> bool {
-    text.bytes().all(|b| (0x20..0x7f).contains(&b))
-}
-
 /// Control characters as `\n`, `\r`, `\t`, `\xNN`, `\uNNNN` (format.escape).
-pub fn escape_into(text: &str, out: &mut String) {
-    if is_plain_ascii(text) || !text.chars().any(needs_escape) {
+pub fn escape_into(field: &Text, out: &mut String) {
+    let text: &str = &field.text;
+    if field.plain || !text.chars().any(needs_escape) {
         out.push_str(text);
         return;
     }
@@ -138,13 +167,13 @@ fn column(text: &str, width: usize, right: bool, out: &mut String) {
     }
 }
 
-fn escaped_column(text: &str, width: usize, right: bool, scratch: &mut String, out: &mut String) {
-    if is_plain_ascii(text) {
-        column(text, width, right, out);
+fn escaped_column(field: &Text, width: usize, right: bool, scratch: &mut String, out: &mut String) {
+    if field.plain {
+        column(&field.text, width, right, out);
         return;
     }
     scratch.clear();
-    escape_into(text, scratch);
+    escape_into(field, scratch);
     column(scratch, width, right, out);
 }
 
@@ -198,8 +227,8 @@ pub fn text_line(seq: u64, f: &Fields, received_at: &str, scratch: &mut String, 
         out.push(' ');
         out.push_str(key);
         out.push('=');
-        if is_plain_ascii(value) && !value.contains([' ', '"', '=']) {
-            out.push_str(value);
+        if value.plain && !value.text.contains([' ', '"', '=']) {
+            out.push_str(&value.text);
             continue;
         }
         scratch.clear();
@@ -216,6 +245,16 @@ pub fn text_line(seq: u64, f: &Fields, received_at: &str, scratch: &mut String, 
 }
 
 /// json.dumps(ensure_ascii=False) string escaping, plus the extra escapes of format.py.
+fn json_field(field: &Text, out: &mut String) {
+    if field.plain && !field.text.contains(['"', '\\']) {
+        out.push('"');
+        out.push_str(&field.text);
+        out.push('"');
+        return;
+    }
+    json_string(&field.text, out);
+}
+
 fn json_string(text: &str, out: &mut String) {
     out.push('"');
     for c in text.chars() {
@@ -252,7 +291,7 @@ pub fn json_line(seq: u64, f: &Fields, received_at: &str, scratch: &mut String, 
         if index == TIMESTAMP && f.text[TIMESTAMP].is_empty() {
             json_string(received_at, out);
         } else {
-            json_string(&f.text[index], out);
+            json_field(&f.text[index], out);
         }
     }
     out.push_str("}\n");

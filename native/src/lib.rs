@@ -5,7 +5,6 @@
 //! one call per read instead of several Python calls per message. It is sans-IO like its
 //! Python twin, and must give byte-identical lines (tests/protocol/test_native.py).
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -58,13 +57,8 @@ pub struct ConnectionDecoder {
 }
 
 fn fields_of<'a>(msg: logger_capnp::logger_msg::Reader<'a>) -> capnp::Result<format::Fields<'a>> {
-    fn t(r: capnp::Result<capnp::text::Reader<'_>>) -> capnp::Result<Cow<'_, str>> {
-        let bytes = r?.as_bytes();
-        // from_utf8 validates much faster than from_utf8_lossy walks; replace only if needed.
-        Ok(match std::str::from_utf8(bytes) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(bytes),
-        })
+    fn t(r: capnp::Result<capnp::text::Reader<'_>>) -> capnp::Result<format::Text<'_>> {
+        Ok(format::Text::from_utf8_lossy(r?.as_bytes()))
     }
     let level = match msg.get_level() {
         Ok(level) => level as i64,

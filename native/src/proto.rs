@@ -4,14 +4,13 @@
 //! log_service.proto; tests/protocol/test_proto_batch.py checks the result against the
 //! Python path on the same bytes), so no protoc is needed to build.
 
-use std::borrow::Cow;
 
 use prost::Message;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::format::{self, Fields};
+use crate::format::{self, Fields, Text};
 
 #[derive(Clone, PartialEq, Message)]
 pub struct LogRequest {
@@ -55,8 +54,8 @@ pub struct LogBatchRequest {
     pub requests: Vec<LogRequest>,
 }
 
-fn b(s: &str) -> Cow<'_, str> {
-    Cow::Borrowed(s)
+fn b(s: &str) -> Text<'_> {
+    Text::from_str(s)
 }
 
 fn fields_of(r: &LogRequest) -> Fields<'_> {
