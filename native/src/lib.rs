@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use capnp::message::ReaderOptions;
 use capnp::{serialize, serialize_packed, Word};
@@ -29,6 +30,20 @@ pub(crate) const DETACH_MIN_BYTES: usize = 16 * 1024;
 const PARALLEL_MIN_FRAMES: usize = 64;
 /// Frames per unit of work shared between the two decoding threads.
 const BLOCK_FRAMES: usize = 32;
+
+/// One helper thread for the whole process, kept between reads: starting a thread per read
+/// cost about 7% of the loop thread (make bench profile). Only the loop thread feeds
+/// decoders, so one helper is enough for the two cores the server aims to use.
+fn helper_pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "log-decode".to_string())
+            .build()
+            .expect("cannot start the decoder's helper thread")
+    })
+}
 
 thread_local! {
     static SCRATCH_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
@@ -188,10 +203,10 @@ impl ConnectionDecoder {
     }
 
     /// Decode frames in order. A large read is shared by two threads in blocks: this one
-    /// takes blocks from the front, a helper from the back, until they meet. Unlike fixed
-    /// halves, neither waits for the other when one starts late or is descheduled (a
-    /// thread start costs ~60 µs here, and the machine is shared). Each block numbers its
-    /// lines from its own first index, so the result is the same as one thread's.
+    /// takes blocks from the front, the helper thread from the back, until they meet.
+    /// Unlike fixed halves, neither waits for the other when one starts late or is
+    /// descheduled (a wake-up costs tens of µs here, and the machine is shared). Each block
+    /// numbers its lines from its own first index, so the result is the same as one thread's.
     fn decode_frames(&self, buf: &[u8], frames: &[(usize, usize)], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
         if frames.len() < PARALLEL_MIN_FRAMES {
             return self.decode_sequentially(buf, frames, first_seq, received_at, out);
@@ -202,9 +217,9 @@ impl ConnectionDecoder {
         // so the front's blocks 0, 1, ... and the back's blocks ..., blocks-2, blocks-1
         // never overlap, and together they are all blocks (unless the front stopped early).
         let claimed = AtomicUsize::new(0);
-        let (front, back_parts) = std::thread::scope(|scope| {
-            let back = scope.spawn(|| {
-                let mut parts = Vec::new();
+        let mut back_parts = Vec::new();
+        let front = helper_pool().in_place_scope(|scope| {
+            scope.spawn(|_| {
                 let mut index = blocks;
                 while claimed.fetch_add(1, Ordering::Relaxed) < blocks {
                     index -= 1;
@@ -212,9 +227,8 @@ impl ConnectionDecoder {
                     let bytes: usize = frames.iter().map(|(start, end)| end - start).sum();
                     let mut part = String::with_capacity(bytes * 2);
                     let (count, stop) = self.decode_sequentially(buf, frames, first_seq + offset as u64, received_at, &mut part);
-                    parts.push((offset, part, count, stop));
+                    back_parts.push((offset, part, count, stop));
                 }
-                parts
             });
             let mut front = (0, None);
             let mut index = 0;
@@ -227,7 +241,7 @@ impl ConnectionDecoder {
                     break; // later frames are not accepted: leave the rest to the helper
                 }
             }
-            (front, back.join().expect("decoder thread panicked"))
+            front
         });
         if front.1.is_some() {
             return front;
