@@ -34,8 +34,13 @@ impl<'a> Text<'a> {
         Text { text, plain }
     }
 
-    pub fn from_str(text: &'a str) -> Self {
-        Self::from_utf8_lossy(text.as_bytes())
+    /// Invalid UTF-8 is an error.
+    pub fn from_utf8(bytes: &'a [u8]) -> Result<Self, std::str::Utf8Error> {
+        let text = Self::from_utf8_lossy(bytes);
+        match text.text {
+            Cow::Owned(_) => Err(std::str::from_utf8(bytes).unwrap_err()),
+            Cow::Borrowed(_) => Ok(text),
+        }
     }
 
     fn is_empty(&self) -> bool {

@@ -5,6 +5,7 @@
 //! Python path on the same bytes), so no protoc is needed to build.
 
 
+use bytes::Bytes;
 use prost::Message;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -14,38 +15,38 @@ use crate::format::{self, Fields, Text};
 
 #[derive(Clone, PartialEq, Message)]
 pub struct LogRequest {
-    #[prost(string, tag = "1")]
-    pub timestamp: String,
-    #[prost(string, tag = "2")]
-    pub hostname: String,
-    #[prost(string, tag = "3")]
-    pub logger_name: String,
-    #[prost(string, tag = "4")]
-    pub module: String,
+    #[prost(bytes = "bytes", tag = "1")]
+    pub timestamp: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub hostname: Bytes,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub logger_name: Bytes,
+    #[prost(bytes = "bytes", tag = "4")]
+    pub module: Bytes,
     #[prost(int32, tag = "5")]
     pub level: i32,
-    #[prost(string, tag = "6")]
-    pub filename: String,
-    #[prost(string, tag = "7")]
-    pub function_name: String,
-    #[prost(string, tag = "8")]
-    pub line_number: String,
-    #[prost(string, tag = "9")]
-    pub message: String,
-    #[prost(string, tag = "10")]
-    pub path_name: String,
-    #[prost(string, tag = "11")]
-    pub process_id: String,
-    #[prost(string, tag = "12")]
-    pub process_name: String,
-    #[prost(string, tag = "13")]
-    pub thread_id: String,
-    #[prost(string, tag = "14")]
-    pub thread_name: String,
-    #[prost(string, tag = "15")]
-    pub service_name: String,
-    #[prost(string, tag = "16")]
-    pub stack_trace: String,
+    #[prost(bytes = "bytes", tag = "6")]
+    pub filename: Bytes,
+    #[prost(bytes = "bytes", tag = "7")]
+    pub function_name: Bytes,
+    #[prost(bytes = "bytes", tag = "8")]
+    pub line_number: Bytes,
+    #[prost(bytes = "bytes", tag = "9")]
+    pub message: Bytes,
+    #[prost(bytes = "bytes", tag = "10")]
+    pub path_name: Bytes,
+    #[prost(bytes = "bytes", tag = "11")]
+    pub process_id: Bytes,
+    #[prost(bytes = "bytes", tag = "12")]
+    pub process_name: Bytes,
+    #[prost(bytes = "bytes", tag = "13")]
+    pub thread_id: Bytes,
+    #[prost(bytes = "bytes", tag = "14")]
+    pub thread_name: Bytes,
+    #[prost(bytes = "bytes", tag = "15")]
+    pub service_name: Bytes,
+    #[prost(bytes = "bytes", tag = "16")]
+    pub stack_trace: Bytes,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -54,20 +55,21 @@ pub struct LogBatchRequest {
     pub requests: Vec<LogRequest>,
 }
 
-fn b(s: &str) -> Text<'_> {
-    Text::from_str(s)
-}
-
-fn fields_of(r: &LogRequest) -> Fields<'_> {
-    Fields {
+/// A proto3 `string` must be UTF-8: a request with anything else is refused whole, as
+/// protobuf's own parsers do.
+fn fields_of(r: &LogRequest) -> Result<Fields<'_>, std::str::Utf8Error> {
+    fn b(bytes: &Bytes) -> Result<Text<'_>, std::str::Utf8Error> {
+        Text::from_utf8(bytes)
+    }
+    Ok(Fields {
         text: [
-            b(&r.timestamp), b(&r.hostname), b(&r.logger_name), b(&r.module), b(&r.filename),
-            b(&r.function_name), b(&r.line_number), b(&r.message), b(&r.path_name),
-            b(&r.process_id), b(&r.process_name), b(&r.thread_id), b(&r.thread_name),
-            b(&r.service_name), b(&r.stack_trace),
+            b(&r.timestamp)?, b(&r.hostname)?, b(&r.logger_name)?, b(&r.module)?, b(&r.filename)?,
+            b(&r.function_name)?, b(&r.line_number)?, b(&r.message)?, b(&r.path_name)?,
+            b(&r.process_id)?, b(&r.process_name)?, b(&r.thread_id)?, b(&r.thread_name)?,
+            b(&r.service_name)?, b(&r.stack_trace)?,
         ],
         level: i64::from(r.level),
-    }
+    })
 }
 
 /// `decode_log_batch(data, first_seq, received_at, line_format)` -> (lines, count).
@@ -87,11 +89,14 @@ pub fn decode_log_batch<'py>(
         other => return Err(PyValueError::new_err(format!("unknown format {other:?}"))),
     };
     let decode = || -> Result<(String, usize), String> {
-        let batch = LogBatchRequest::decode(data).map_err(|e| format!("not a logservice.LogBatchRequest: {e}"))?;
+        let refused = |e: &dyn std::fmt::Display| format!("not a logservice.LogBatchRequest: {e}");
+        // Decoded from a `Bytes` copy of the input, prost hands out each text field as a
+        // slice of it rather than a String of its own: no allocation per field.
+        let batch = LogBatchRequest::decode(Bytes::copy_from_slice(data)).map_err(|e| refused(&e))?;
         let mut out = String::with_capacity(data.len() + data.len() / 2);
         let mut scratch = String::new();
         for (i, request) in batch.requests.iter().enumerate() {
-            let fields = fields_of(request);
+            let fields = fields_of(request).map_err(|e| refused(&e))?;
             let seq = first_seq + i as u64;
             if json {
                 format::json_line(seq, &fields, received_at, &mut scratch, &mut out);

@@ -59,3 +59,15 @@ def test_any_bytes_are_accepted_or_refused_alike(data: bytes) -> None:
         # stricter answer is the one in use (INVALID_ARGUMENT).
         return
     assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("bad", [b"\xff", b"ok\xc3", b"\xed\xa0\x80"])
+def test_a_string_that_is_not_utf8_refuses_the_batch_on_both_paths(bad: bytes) -> None:
+    """proto3 strings are UTF-8; the kernel reads them as bytes (no copy) and checks itself."""
+    good = pb.LogRequest(message="fine").SerializeToString()
+    message_field = b"\x4a" + bytes([len(bad)]) + bad  # field 9 (message), length-delimited
+    data = pb.LogBatchRequest(requests=[pb.LogRequest(message="before")]).SerializeToString()
+    data += b"\x0a" + bytes([len(good + message_field)]) + good + message_field
+    for decode in (python_batch_decoder("text"), batch_decoder(True, "text")):
+        with pytest.raises(ValueError, match="LogBatchRequest"):
+            decode(data, 1, RECEIVED)
