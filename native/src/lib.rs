@@ -6,14 +6,13 @@
 //! Python twin, and must give byte-identical lines (tests/protocol/test_native.py).
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
 use capnp::message::ReaderOptions;
 use capnp::{serialize, serialize_packed, Word};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+mod blocks;
 mod encode;
 mod format;
 mod proto;
@@ -23,27 +22,11 @@ mod logger_capnp;
 const HEADER_BYTES: usize = 4;
 const HEALTH_WORD: &[u8] = b"health";
 const SCRATCH_START_WORDS: usize = 8 * 1024;
+/// A line is about as long as its packed frame, plus padding and names: a buffer guess.
+const LINE_OVERHEAD_BYTES: usize = 64;
 /// Below this many bytes a call keeps the GIL: giving it up and taking it back can cost more
 /// than the decoding it would let run in parallel.
 pub(crate) const DETACH_MIN_BYTES: usize = 16 * 1024;
-/// Below this many frames in one read, one thread decodes them (a hand-off costs more).
-const PARALLEL_MIN_FRAMES: usize = 64;
-/// Frames per unit of work shared between the two decoding threads.
-const BLOCK_FRAMES: usize = 32;
-
-/// One helper thread for the whole process, kept between reads: starting a thread per read
-/// cost about 7% of the loop thread (make bench profile). Only the loop thread feeds
-/// decoders, so one helper is enough for the two cores the server aims to use.
-fn helper_pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .thread_name(|_| "log-decode".to_string())
-            .build()
-            .expect("cannot start the decoder's helper thread")
-    })
-}
 
 thread_local! {
     static SCRATCH_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
@@ -202,58 +185,12 @@ impl ConnectionDecoder {
         (count, None)
     }
 
-    /// Decode frames in order. A large read is shared by two threads in blocks: this one
-    /// takes blocks from the front, the helper thread from the back, until they meet.
-    /// Unlike fixed halves, neither waits for the other when one starts late or is
-    /// descheduled (a wake-up costs tens of µs here, and the machine is shared). Each block
-    /// numbers its lines from its own first index, so the result is the same as one thread's.
+    /// Decode frames in order; a large read is shared with a helper thread (blocks.rs).
     fn decode_frames(&self, buf: &[u8], frames: &[(usize, usize)], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
-        if frames.len() < PARALLEL_MIN_FRAMES {
-            return self.decode_sequentially(buf, frames, first_seq, received_at, out);
-        }
-        let blocks = frames.len().div_ceil(BLOCK_FRAMES);
-        let block = |i: usize| (i * BLOCK_FRAMES, &frames[i * BLOCK_FRAMES..((i + 1) * BLOCK_FRAMES).min(frames.len())]);
-        // Blocks taken so far by both threads: a claim succeeds while this is below `blocks`,
-        // so the front's blocks 0, 1, ... and the back's blocks ..., blocks-2, blocks-1
-        // never overlap, and together they are all blocks (unless the front stopped early).
-        let claimed = AtomicUsize::new(0);
-        let mut back_parts = Vec::new();
-        let front = helper_pool().in_place_scope(|scope| {
-            scope.spawn(|_| {
-                let mut index = blocks;
-                while claimed.fetch_add(1, Ordering::Relaxed) < blocks {
-                    index -= 1;
-                    let (offset, frames) = block(index);
-                    let bytes: usize = frames.iter().map(|(start, end)| end - start).sum();
-                    let mut part = String::with_capacity(bytes * 2);
-                    let (count, stop) = self.decode_sequentially(buf, frames, first_seq + offset as u64, received_at, &mut part);
-                    back_parts.push((offset, part, count, stop));
-                }
-            });
-            let mut front = (0, None);
-            let mut index = 0;
-            while claimed.fetch_add(1, Ordering::Relaxed) < blocks {
-                let (offset, frames) = block(index);
-                let (count, stop) = self.decode_sequentially(buf, frames, first_seq + offset as u64, received_at, out);
-                front = (offset + count, stop);
-                index += 1;
-                if front.1.is_some() {
-                    break; // later frames are not accepted: leave the rest to the helper
-                }
-            }
-            front
-        });
-        if front.1.is_some() {
-            return front;
-        }
-        // The helper's blocks are the last ones, taken from the end: append them in order.
-        for (offset, part, count, stop) in back_parts.into_iter().rev() {
-            out.push_str(&part);
-            if stop.is_some() {
-                return (offset + count, stop);
-            }
-        }
-        (frames.len(), None)
+        let line_bytes = buf.len() / frames.len().max(1) + LINE_OVERHEAD_BYTES;
+        blocks::decode_in_order(frames.len(), line_bytes, out, |range, out| {
+            self.decode_sequentially(buf, &frames[range.clone()], first_seq + range.start as u64, received_at, out)
+        })
     }
 
     fn decode_sequentially(&self, buf: &[u8], frames: &[(usize, usize)], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {

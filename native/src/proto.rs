@@ -11,7 +11,11 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::blocks;
 use crate::format::{self, Fields, Text};
+
+/// Fixed columns and names a line adds to its fields: a buffer guess.
+const LINE_OVERHEAD_BYTES: usize = 64;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct LogRequest {
@@ -93,16 +97,27 @@ pub fn decode_log_batch<'py>(
         // Decoded from a `Bytes` copy of the input, prost hands out each text field as a
         // slice of it rather than a String of its own: no allocation per field.
         let batch = LogBatchRequest::decode(Bytes::copy_from_slice(data)).map_err(|e| refused(&e))?;
+        let requests = &batch.requests;
         let mut out = String::with_capacity(data.len() + data.len() / 2);
-        let mut scratch = String::new();
-        for (i, request) in batch.requests.iter().enumerate() {
-            let fields = fields_of(request).map_err(|e| refused(&e))?;
-            let seq = first_seq + i as u64;
-            if json {
-                format::json_line(seq, &fields, received_at, &mut scratch, &mut out);
-            } else {
-                format::text_line(seq, &fields, received_at, &mut scratch, &mut out);
+        let line_bytes = data.len() / requests.len().max(1) + LINE_OVERHEAD_BYTES;
+        let (_, refusal) = blocks::decode_in_order(requests.len(), line_bytes, &mut out, |range, out| {
+            let mut scratch = String::new();
+            for (i, request) in requests[range.clone()].iter().enumerate() {
+                let fields = match fields_of(request) {
+                    Ok(fields) => fields,
+                    Err(e) => return (i, Some(refused(&e))),
+                };
+                let seq = first_seq + (range.start + i) as u64;
+                if json {
+                    format::json_line(seq, &fields, received_at, &mut scratch, out);
+                } else {
+                    format::text_line(seq, &fields, received_at, &mut scratch, out);
+                }
             }
+            (range.len(), None)
+        });
+        if let Some(reason) = refusal {
+            return Err(reason);
         }
         Ok((out, batch.requests.len()))
     };
