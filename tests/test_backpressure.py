@@ -56,3 +56,48 @@ def test_flood_against_a_stalled_disk_keeps_memory_bounded_and_loses_nothing(
     lines = server.wait_for_text("flood   n=", FLOOD, timeout_s=120)
     got = [int(m.group(1)) for ln in lines if (m := re.search(r"flood   n=(\d{7}) ", ln))]
     assert got == list(range(FLOOD)), "every message written once, in order"
+
+
+def test_several_floods_against_a_stalled_disk_stay_bounded_and_in_order(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """As above with three connections at once, each pausing itself after large reads to let
+    the others run (sources/tcp.py): intake still stops at the bound, and each connection's
+    messages are written once, in order."""
+    server = server_factory("--tcp_only", "--max_queue_bytes", "16MB")
+    server.send(msg_frame(message="warm up"))
+    server.wait_for_text("warm up")
+    active = server.active_log
+    os.replace(active, active.with_name("before.log"))
+    os.symlink("/dev/full", active)
+
+    per_connection = FLOOD // 2
+    tags = ["floodA", "floodB", "floodC"]
+    errors: list[BaseException] = []
+
+    def flood(tag: str) -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", server.tcp_port), timeout=120) as s:
+                s.sendall(numbered_frames(tag, per_connection))
+        except BaseException as exc:
+            errors.append(exc)
+
+    senders = [threading.Thread(target=flood, args=(tag,)) for tag in tags]
+    for sender in senders:
+        sender.start()
+    time.sleep(2)  # flooding against the stalled disk
+    assert any(sender.is_alive() for sender in senders), "senders must be held back"
+    status = server.health()
+    queued = int(re.search(r"queued=(\d+)", status).group(1))  # type: ignore[union-attr]
+    # 16 MB of ~170-byte lines is about 100,000; unbounded intake would queue most of the
+    # 600,000 sent (all but what the kernel's socket buffers hold).
+    assert queued < len(tags) * per_connection / 4, f"intake did not stop: {queued} lines queued"
+
+    os.unlink(active)
+    for sender in senders:
+        sender.join(timeout=120)
+    assert not errors, errors
+    for tag in tags:
+        lines = server.wait_for_text(f"{tag}  n=", per_connection, timeout_s=120)
+        got = [int(m.group(1)) for ln in lines if (m := re.search(rf"{tag}  n=(\d{{7}}) ", ln))]
+        assert got == list(range(per_connection)), f"{tag}: every message once, in order"
