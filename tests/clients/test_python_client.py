@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import logging.config
 import re
+import socket
+import struct
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from log_server_client import AsyncLogClient, Level, LogClient, LogServerHandler, QueueFullError
+from log_server_client.client import TcpTransport
 from log_server_client.encoding import TEXT_FIELDS, FrameEncoder
 from log_server_client.grpc_client import GrpcLogClient
 from log_server_client.handler import to_server_level
@@ -319,6 +324,35 @@ def test_acked_client_survives_kill_9_of_the_server(
     ids = [int(m.group(1)) for ln in lines if (m := re.search(r"acked message (\d+) ", ln))]
     assert set(ids) == set(range(total)), f"missing: {sorted(set(range(total)) - set(ids))[:10]}"
     assert len(ids) - total < total // 2, "duplicates only from resending what was unacked"
+
+
+def test_a_server_that_resets_during_the_ack_hello_leaves_no_socket_open() -> None:
+    """Regression (the kill -9 test above, under CPU load): when the server went away in the
+    middle of the acknowledged-mode hello, the half-opened socket was never closed."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def reset_after_the_hello() -> None:
+        conn, _ = listener.accept()
+        conn.recv(8)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # linger 0: a reset, not an orderly close
+
+    peer = threading.Thread(target=reset_after_the_hello)
+    peer.start()
+    transport = TcpTransport("127.0.0.1", port, connect_timeout_s=5, ack=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        failed = False
+        try:
+            transport.connect()
+        except OSError:
+            failed = True  # the exception (and the frames it holds) is dropped here
+        gc.collect()
+    peer.join(timeout=5)
+    listener.close()
+    assert failed, "the reset must fail the connect"
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 def test_grpc_client_with_ack_waits_for_the_disk(server: RunningServer) -> None:

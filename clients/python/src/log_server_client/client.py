@@ -30,26 +30,33 @@ class TcpTransport:
 
     def connect(self) -> None:
         sock = socket.create_connection(self.address, timeout=self.connect_timeout_s)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.ack:
-            sock.sendall(ACK_HELLO)
-            answer = b""
-            while len(answer) < len(ACK_HELLO):
-                chunk = sock.recv(len(ACK_HELLO) - len(answer))
-                if not chunk:
-                    break
-                answer += chunk
-            if answer != ACK_HELLO:
-                sock.close()
-                raise ConnectionError("the log server does not support acknowledgements")
-            with self._lock:
-                resend = b"".join(self._unacked)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ack:
+                self._open_acknowledged(sock)
             sock.settimeout(None)
-            if resend:
-                sock.sendall(resend)
-            threading.Thread(target=self._read_acks, args=(sock,), daemon=True).start()
-        sock.settimeout(None)
+        except BaseException:
+            sock.close()  # e.g. the server died during the hello: no socket left behind
+            raise
         self._sock = sock
+
+    def _open_acknowledged(self, sock: socket.socket) -> None:
+        """Say the hello, send again what is unacknowledged, start reading the acks."""
+        sock.sendall(ACK_HELLO)
+        answer = b""
+        while len(answer) < len(ACK_HELLO):
+            chunk = sock.recv(len(ACK_HELLO) - len(answer))
+            if not chunk:
+                break
+            answer += chunk
+        if answer != ACK_HELLO:
+            raise ConnectionError("the log server does not support acknowledgements")
+        with self._lock:
+            resend = b"".join(self._unacked)
+        sock.settimeout(None)
+        if resend:
+            sock.sendall(resend)
+        threading.Thread(target=self._read_acks, args=(sock,), daemon=True).start()
 
     def send(self, batch: list[bytes]) -> None:
         assert self._sock is not None
