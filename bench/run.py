@@ -525,10 +525,12 @@ def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def warm_page_cache(size: int) -> None:
-    """Write and delete `size` bytes where the runs write. On a VM, the first time the guest
-    uses a page of its memory can cost several times a later use (here: the first 226 MB
-    written went at 0.7 GB/s, the next at 3-4 GB/s), so without this whichever server runs
-    first pays for it."""
+    """Write and delete `size` bytes where the next run writes, just before it. This VM
+    reports memory the guest frees to its host (virtio-balloon free page reporting), which
+    takes it back within seconds; the next use of such a page costs a fault on the host (here
+    the first 226 MB written into the page cache went at 0.7 GB/s, the next at 3-4 GB/s).
+    Without this, a run met that cost unevenly, and log_server, whose lines are twice as
+    long as rsyslog's, met it twice as much."""
     chunk = b"\0" * (1 << 20)
     with tempfile.TemporaryDirectory(prefix="bench-warm-") as tmp:
         with open(Path(tmp) / "warm", "wb") as fh:
@@ -572,9 +574,10 @@ def main() -> int:
     )
     rows: list[dict[str, Any]] = []
     ours_runs, peer_runs = [], []
-    warm_page_cache(2 * n * 260)
     for _ in range(args.runs):
+        warm_page_cache(2 * n * 260)
         ours_runs.append(bench_log_server(n, k, capnp_blobs, "native"))
+        warm_page_cache(2 * n * 260)
         peer_run = bench_rsyslog(n, k, syslog)
         if peer_run:
             peer_runs.append(peer_run)
@@ -583,6 +586,7 @@ def main() -> int:
     peer = median_row(peer_runs) if peer_runs else None
     fallback_blobs = loadgen.capnp_blobs(args.python_n, k, SCHEMA)
     rows.append(bench_log_server(args.python_n, k, fallback_blobs, "python"))
+    warm_page_cache(2 * args.grpc_n * 260)
     grpc_batch = bench_grpc_batch(args.grpc_n)
     rows.append(grpc_batch)
     unary = bench_grpc_unary(5000)
