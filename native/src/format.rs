@@ -18,29 +18,23 @@ pub struct Text<'a> {
 }
 
 impl<'a> Text<'a> {
-    /// Invalid UTF-8 becomes U+FFFD, as Python's `bytes.decode(errors="replace")`.
-    pub fn from_utf8_lossy(bytes: &'a [u8]) -> Self {
-        // Without an early exit, so the compiler can check many bytes at a time.
-        let plain = bytes.iter().fold(true, |ok, &b| ok & (b.wrapping_sub(0x20) < 0x5f));
-        if plain {
-            // SAFETY: printable ASCII (0x20..0x7e) is valid UTF-8.
-            let text = unsafe { std::str::from_utf8_unchecked(bytes) };
-            return Text { text: Cow::Borrowed(text), plain };
-        }
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(bytes),
-        };
-        Text { text, plain }
-    }
-
     /// Invalid UTF-8 is an error.
     pub fn from_utf8(bytes: &'a [u8]) -> Result<Self, std::str::Utf8Error> {
-        let text = Self::from_utf8_lossy(bytes);
-        match text.text {
-            Cow::Owned(_) => Err(std::str::from_utf8(bytes).unwrap_err()),
-            Cow::Borrowed(_) => Ok(text),
-        }
+        // Without an early exit, so the compiler can check many bytes at a time.
+        let plain = bytes.iter().fold(true, |ok, &b| ok & (b.wrapping_sub(0x20) < 0x5f));
+        let text = if plain {
+            // SAFETY: printable ASCII (0x20..0x7e) is valid UTF-8.
+            unsafe { std::str::from_utf8_unchecked(bytes) }
+        } else {
+            std::str::from_utf8(bytes)?
+        };
+        Ok(Text { text: Cow::Borrowed(text), plain })
+    }
+
+    /// Invalid UTF-8 becomes U+FFFD, as Python's `bytes.decode(errors="replace")`.
+    pub fn from_utf8_lossy(bytes: &'a [u8]) -> Self {
+        Self::from_utf8(bytes)
+            .unwrap_or_else(|_| Text { text: String::from_utf8_lossy(bytes), plain: false })
     }
 
     fn is_empty(&self) -> bool {

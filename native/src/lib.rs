@@ -31,8 +31,8 @@ pub(crate) const DETACH_MIN_BYTES: usize = 16 * 1024;
 thread_local! {
     static SCRATCH_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
     static OUT: RefCell<String> = const { RefCell::new(String::new()) };
-    /// One unpack buffer for all connections (the server is single-threaded); it grows to
-    /// the largest message seen, bounded by the traversal limit.
+    /// One unpack buffer per decoding thread (the loop thread and its helper), shared by all
+    /// connections; it grows to the largest message seen, bounded by the traversal limit.
     static SCRATCH: RefCell<Vec<Word>> = RefCell::new(Word::allocate_zeroed_vec(SCRATCH_START_WORDS));
 }
 
