@@ -17,6 +17,8 @@ use crate::format::{self, Fields, Text};
 /// Fixed columns and names a line adds to its fields: a buffer guess.
 const LINE_OVERHEAD_BYTES: usize = 64;
 
+/// The `string` fields are declared `bytes` here (the same wire format): decoded from a
+/// `Bytes` buffer they are slices of it, and `fields_of` checks that they are UTF-8.
 #[derive(Clone, PartialEq, Message)]
 pub struct LogRequest {
     #[prost(bytes = "bytes", tag = "1")]
