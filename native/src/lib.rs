@@ -89,7 +89,7 @@ impl ConnectionDecoder {
     fn decode_into(&self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> Result<(), String> {
         let mark = out.len();
         let result = if payload.starts_with(&[0, 0, 0, 0]) {
-            if payload.len() % 8 != 0 {
+            if !payload.len().is_multiple_of(8) {
                 // As the Python path: a standard-encoded message is whole 8-byte words.
                 return Err("invalid Cap'n Proto LoggerMsg: input length must be a multiple of eight bytes".to_string());
             }
