@@ -11,7 +11,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Keep cargo's build products between installs, so a rebuild after a change is incremental.
 export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
-.PHONY: run test lint typecheck check gen-proto bench fuzz clean
+.PHONY: run test lint typecheck check gen gen-tools bench fuzz clean
 FUZZ_SECONDS ?= 60
 
 $(BIN)/python:
@@ -42,8 +42,16 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-gen-proto: $(STAMP)
-	$(BIN)/python scripts/gen_proto.py
+# Every generated file from schema/ (scripts/gen.py). Needs Debian's capnproto for the
+# Cap'n Proto compiler; capnpc-rust is built from crates.io into .tools/ at native's version.
+CAPNPC_VERSION := 0.21.4
+gen-tools: .tools/bin/capnpc-rust
+.tools/bin/capnpc-rust:
+	@command -v capnp >/dev/null || { echo "make gen: capnp not found (apt-get install capnproto)"; exit 1; }
+	cargo install --quiet --locked capnpc --version =$(CAPNPC_VERSION) --root .tools
+
+gen: $(STAMP) gen-tools
+	$(BIN)/python scripts/gen.py
 
 bench: $(NATIVE_STAMP)
 	bash bench/setup.sh

@@ -17,7 +17,7 @@ from typing import Any
 
 import capnp
 
-SCHEMA = Path(__file__).resolve().parent.parent / "src" / "log_server" / "schema" / "logger.capnp"
+SCHEMA = Path(__file__).resolve().parent.parent / "schema" / "logger.capnp"
 START_TIMEOUT_S = 20.0
 
 capnp.remove_import_hook()

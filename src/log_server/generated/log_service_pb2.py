@@ -24,23 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11log_service.proto\x12\nlogservice\"\xd7\x02\n\nLogRequest\x12\x11\n\ttimestamp\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x13\n\x0blogger_name\x18\x03 \x01(\t\x12\x0e\n\x06module\x18\x04 \x01(\t\x12 \n\x05level\x18\x05 \x01(\x0e\x32\x11.logservice.Level\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\x12\x15\n\rfunction_name\x18\x07 \x01(\t\x12\x13\n\x0bline_number\x18\x08 \x01(\t\x12\x0f\n\x07message\x18\t \x01(\t\x12\x11\n\tpath_name\x18\n \x01(\t\x12\x12\n\nprocess_id\x18\x0b \x01(\t\x12\x14\n\x0cprocess_name\x18\x0c \x01(\t\x12\x11\n\tthread_id\x18\r \x01(\t\x12\x13\n\x0bthread_name\x18\x0e \x01(\t\x12\x14\n\x0cservice_name\x18\x0f \x01(\t\x12\x13\n\x0bstack_trace\x18\x10 \x01(\t\";\n\x0fLogBatchRequest\x12(\n\x08requests\x18\x01 \x03(\x0b\x32\x16.logservice.LogRequest\"\x1e\n\x0bLogResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08*\x96\x01\n\x05Level\x12\n\n\x06NOTSET\x10\x00\x12\t\n\x05\x44\x45\x42UG\x10\x01\x12\n\n\x06STREAM\x10\x02\x12\x08\n\x04INFO\x10\x03\x12\t\n\x05LOGON\x10\x04\x12\n\n\x06LOGOUT\x10\x05\x12\t\n\x05TRADE\x10\x06\x12\x0c\n\x08SCHEDULE\x10\x07\x12\n\n\x06REPORT\x10\x08\x12\x0b\n\x07WARNING\x10\t\x12\t\n\x05\x45RROR\x10\n\x12\x0c\n\x08\x43RITICAL\x10\x0b\x32\xce\x01\n\nLogService\x12=\n\nLogMessage\x12\x16.logservice.LogRequest\x1a\x17.logservice.LogResponse\x12?\n\nStreamLogs\x12\x16.logservice.LogRequest\x1a\x17.logservice.LogResponse(\x01\x12@\n\x08LogBatch\x12\x1b.logservice.LogBatchRequest\x1a\x17.logservice.LogResponse2\xcd\x01\n\tLogBridge\x12=\n\nLogMessage\x12\x16.logservice.LogRequest\x1a\x17.logservice.LogResponse\x12?\n\nStreamLogs\x12\x16.logservice.LogRequest\x1a\x17.logservice.LogResponse(\x01\x12@\n\x08LogBatch\x12\x1b.logservice.LogBatchRequest\x1a\x17.logservice.LogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11log_service.proto\x12\nlogservice\"\x82\x03\n\nLogRequest\x12\x11\n\ttimestamp\x18\x01 \x01(\t\x12\x10\n\x08hostname\x18\x02 \x01(\t\x12\x13\n\x0blogger_name\x18\x03 \x01(\t\x12\x0e\n\x06module\x18\x04 \x01(\t\x12 \n\x05level\x18\x05 \x01(\x0e\x32\x11.logservice.Level\x12\x10\n\x08\x66ilename\x18\x06 \x01(\t\x12\x15\n\rfunction_name\x18\x07 \x01(\t\x12\x13\n\x0bline_number\x18\x08 \x01(\t\x12\x0f\n\x07message\x18\t \x01(\t\x12\x11\n\tpath_name\x18\n \x01(\t\x12\x12\n\nprocess_id\x18\x0b \x01(\t\x12\x14\n\x0cprocess_name\x18\x0c \x01(\t\x12\x11\n\tthread_id\x18\r \x01(\t\x12\x13\n\x0bthread_name\x18\x0e \x01(\t\x12\x14\n\x0cservice_name\x18\x0f \x01(\t\x12\x13\n\x0bstack_trace\x18\x10 \x01(\t\x12)\n\nattributes\x18\x11 \x03(\x0b\x32\x15.logservice.Attribute\"\'\n\tAttribute\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\";\n\x0fLogBatchRequest\x12(\n\x08requests\x18\x01 \x03(\x0b\x32\x16.logservice.LogRequest\"\x1e\n\x0bLogResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08*\x96\x01\n\x05Level\x12\n\n\x06NOTSET\x10\x00\x12\t\n\x05\x44\x45\x42UG\x10\x01\x12\n\n\x06STREAM\x10\x02\x12\x08\n\x04INFO\x10\x03\x12\t\n\x05LOGON\x10\x04\x12\n\n\x06LOGOUT\x10\x05\x12\t\n\x05TRADE\x10\x06\x12\x0c\n\x08SCHEDULE\x10\x07\x12\n\n\x06REPORT\x10\x08\x12\x0b\n\x07WARNING\x10\t\x12\t\n\x05\x45RROR\x10\n\x12\x0c\n\x08\x43RITICAL\x10\x0b\x32\xce\x01\n\nLogService\x12=\n\nLogMessage\x12\x16.logservice.LogRequest\x1a\x17.logservice.LogResponse\x12?\n\nStreamLogs\x12\x16.logservice.LogRequest\x1a\x17.logservice.LogResponse(\x01\x12@\n\x08LogBatch\x12\x1b.logservice.LogBatchRequest\x1a\x17.logservice.LogResponse2\xcd\x01\n\tLogBridge\x12=\n\nLogMessage\x12\x16.logservice.LogRequest\x1a\x17.logservice.LogResponse\x12?\n\nStreamLogs\x12\x16.logservice.LogRequest\x1a\x17.logservice.LogResponse(\x01\x12@\n\x08LogBatch\x12\x1b.logservice.LogBatchRequest\x1a\x17.logservice.LogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'log_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEVEL']._serialized_start=473
-  _globals['_LEVEL']._serialized_end=623
+  _globals['_LEVEL']._serialized_start=557
+  _globals['_LEVEL']._serialized_end=707
   _globals['_LOGREQUEST']._serialized_start=34
-  _globals['_LOGREQUEST']._serialized_end=377
-  _globals['_LOGBATCHREQUEST']._serialized_start=379
-  _globals['_LOGBATCHREQUEST']._serialized_end=438
-  _globals['_LOGRESPONSE']._serialized_start=440
-  _globals['_LOGRESPONSE']._serialized_end=470
-  _globals['_LOGSERVICE']._serialized_start=626
-  _globals['_LOGSERVICE']._serialized_end=832
-  _globals['_LOGBRIDGE']._serialized_start=835
-  _globals['_LOGBRIDGE']._serialized_end=1040
+  _globals['_LOGREQUEST']._serialized_end=420
+  _globals['_ATTRIBUTE']._serialized_start=422
+  _globals['_ATTRIBUTE']._serialized_end=461
+  _globals['_LOGBATCHREQUEST']._serialized_start=463
+  _globals['_LOGBATCHREQUEST']._serialized_end=522
+  _globals['_LOGRESPONSE']._serialized_start=524
+  _globals['_LOGRESPONSE']._serialized_end=554
+  _globals['_LOGSERVICE']._serialized_start=710
+  _globals['_LOGSERVICE']._serialized_end=916
+  _globals['_LOGBRIDGE']._serialized_start=919
+  _globals['_LOGBRIDGE']._serialized_end=1124
 # @@protoc_insertion_point(module_scope)

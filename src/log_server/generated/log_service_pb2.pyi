@@ -35,7 +35,7 @@ ERROR: Level
 CRITICAL: Level
 
 class LogRequest(_message.Message):
-    __slots__ = ("timestamp", "hostname", "logger_name", "module", "level", "filename", "function_name", "line_number", "message", "path_name", "process_id", "process_name", "thread_id", "thread_name", "service_name", "stack_trace")
+    __slots__ = ("timestamp", "hostname", "logger_name", "module", "level", "filename", "function_name", "line_number", "message", "path_name", "process_id", "process_name", "thread_id", "thread_name", "service_name", "stack_trace", "attributes")
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     LOGGER_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class LogRequest(_message.Message):
     THREAD_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
     STACK_TRACE_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     timestamp: str
     hostname: str
     logger_name: str
@@ -68,7 +69,16 @@ class LogRequest(_message.Message):
     thread_name: str
     service_name: str
     stack_trace: str
-    def __init__(self, timestamp: _Optional[str] = ..., hostname: _Optional[str] = ..., logger_name: _Optional[str] = ..., module: _Optional[str] = ..., level: _Optional[_Union[Level, str]] = ..., filename: _Optional[str] = ..., function_name: _Optional[str] = ..., line_number: _Optional[str] = ..., message: _Optional[str] = ..., path_name: _Optional[str] = ..., process_id: _Optional[str] = ..., process_name: _Optional[str] = ..., thread_id: _Optional[str] = ..., thread_name: _Optional[str] = ..., service_name: _Optional[str] = ..., stack_trace: _Optional[str] = ...) -> None: ...
+    attributes: _containers.RepeatedCompositeFieldContainer[Attribute]
+    def __init__(self, timestamp: _Optional[str] = ..., hostname: _Optional[str] = ..., logger_name: _Optional[str] = ..., module: _Optional[str] = ..., level: _Optional[_Union[Level, str]] = ..., filename: _Optional[str] = ..., function_name: _Optional[str] = ..., line_number: _Optional[str] = ..., message: _Optional[str] = ..., path_name: _Optional[str] = ..., process_id: _Optional[str] = ..., process_name: _Optional[str] = ..., thread_id: _Optional[str] = ..., thread_name: _Optional[str] = ..., service_name: _Optional[str] = ..., stack_trace: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[Attribute, _Mapping]]] = ...) -> None: ...
+
+class Attribute(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class LogBatchRequest(_message.Message):
     __slots__ = ("requests",)
