@@ -135,3 +135,79 @@ def test_now_iso_is_utc_iso8601_with_microseconds() -> None:
     after = datetime.now(UTC)
     assert len(text) == len("2026-11-27T12:00:00.000000+00:00") and text.endswith("+00:00")
     assert before.replace(microsecond=0) <= datetime.fromisoformat(text) <= after
+
+
+def _tail(line: str) -> str:
+    """What follows the fixed columns: the message and the key=value pairs."""
+    return line.split("     7 ", 1)[1]
+
+
+def test_attributes_follow_the_extras_in_the_clients_order() -> None:
+    record = LogRecord(
+        line_number="7",
+        message="paid",
+        service_name="shop",
+        attributes=(("order_id", "7"), ("user", "ann lee"), ("empty", "")),
+    )
+    assert _tail(format_text(1, record, RECEIVED)) == (
+        'paid service=shop order_id=7 user="ann lee" empty=""\n'
+    )
+
+
+def test_hostile_attribute_keys_and_values_cannot_forge_keys_or_lines() -> None:
+    record = LogRecord(
+        line_number="7",
+        message="m",
+        attributes=(
+            ("a b", "x"),
+            ("k=v", "1"),
+            ("", "e"),
+            ('q"', "v"),
+            ("pid", "1"),
+            ("nl\nkey", "v\nnext 2 line"),
+            ("ok", 'x" forged=1'),
+            ("ünï", "v"),
+        ),
+    )
+    assert _tail(format_text(1, record, RECEIVED)) == (
+        'm "a b"=x "k=v"=1 ""=e "q\\""=v "pid"=1 "nl\\nkey"="v\\nnext 2 line" '
+        'ok="x\\" forged=1" "ünï"=v\n'
+    )
+
+
+def test_attributes_in_json_keep_order_and_the_last_value_of_a_repeated_key() -> None:
+    record = LogRecord(attributes=(("b", "1"), ("a", "2"), ("b", "3")))
+    line = format_json(5, record, RECEIVED)
+    assert json.loads(line)["attributes"] == {"b": "3", "a": "2"}
+    assert line.index('"b"') < line.index('"a"')
+    assert "attributes" not in json.loads(format_json(5, LogRecord(), RECEIVED))
+
+
+def test_a_message_cannot_forge_the_extras() -> None:
+    """Issue 14 item 17: `pid=5` inside a message looked like the built-in extra."""
+    line = format_text(1, LogRecord(line_number="7", message="hi pid=5"), RECEIVED)
+    assert _tail(line) == '"hi pid=5"\n'
+    assert _tail(format_text(1, LogRecord(line_number="7", message='"x'), RECEIVED)) == '"\\"x"\n'
+
+
+def test_a_trailing_backslash_does_not_break_the_quoting() -> None:
+    """Issue 14 item 17: `"a b\\"` read as an escaped quote."""
+    record = LogRecord(line_number="7", message="m", path_name="C:\\my dir\\")
+    assert _tail(format_text(1, record, RECEIVED)) == 'm path="C:\\\\my dir\\\\"\n'
+    bare = LogRecord(line_number="7", message="m", path_name="C:\\dir\\")
+    assert _tail(format_text(1, bare, RECEIVED)) == "m path=C:\\dir\\\n"
+
+
+def test_bidi_and_zero_width_characters_are_escaped() -> None:
+    """Issue 14 item 17: they reorder or hide text in a terminal or editor."""
+    assert escape("a\u202eb\u200bc\ufeffd\u2066") == "a\\u202eb\\u200bc\\ufeffd\\u2066"
+    obj = format_json(1, LogRecord(message="\u202e"), RECEIVED)
+    assert "\\u202e" in obj and "\u202e" not in obj
+
+
+def test_numbers_are_never_cut() -> None:
+    """Issue 14 items 17 and 19: level 2147483647 was shown as LEVEL214, a 10-digit line
+    number as its first 6 digits."""
+    line = format_text(1, LogRecord(level=2147483647, line_number="1234567890"), RECEIVED)
+    assert " LEVEL2147483647 " in line
+    assert " 1234567890 " in line

@@ -101,7 +101,7 @@ def test_own_lines_startup_and_throughput(server_factory: Factory) -> None:
     server = server_factory("--name", "Collector", "--stats_interval", "0.2")
     started = server.wait_for_line("listening on")
     assert re.search(
-        r"Collector\s+INFO\s+log_server\s+started\s+log_server \S+ listening on "
+        r"Collector\s+INFO\s+log_server\s+started\s+\"log_server \S+ listening on "
         r"tcp=127\.0\.0\.1:\d+ grpc=127\.0\.0\.1:\d+; log_dir=",
         started,
     ), started

@@ -37,15 +37,53 @@ impl<'a> Text<'a> {
             .unwrap_or_else(|_| Text { text: String::from_utf8_lossy(bytes), plain: false })
     }
 
+    /// Text of our own (a refusal's reason).
+    pub fn owned(text: String) -> Text<'static> {
+        let plain = text.bytes().all(|b| b.wrapping_sub(0x20) < 0x5f);
+        Text { text: Cow::Owned(text), plain }
+    }
+
     fn is_empty(&self) -> bool {
         self.text.is_empty()
     }
 }
 
-/// The 16 fields in schema order, with `level` kept as its number.
+/// The 16 fields in schema order, with `level` kept as its number, and the attributes.
 pub struct Fields<'a> {
     pub text: [Text<'a>; 15],
     pub level: i64,
+    pub attributes: Vec<(Text<'a>, Text<'a>)>,
+}
+
+// Bounds on one message's attributes, as core/records.py (docs/protocol.md).
+const MAX_ATTRIBUTES: usize = 128;
+const MAX_ATTRIBUTE_KEY_BYTES: usize = 256;
+const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
+const ATTRIBUTES_REFUSED_KEY: &str = "attributes_refused";
+
+/// The pairs, or past a bound one pair giving the reason (records.checked_attributes).
+pub fn checked_attributes<'a>(pairs: Vec<(Text<'a>, Text<'a>)>) -> Vec<(Text<'a>, Text<'a>)> {
+    let refusal = if pairs.len() > MAX_ATTRIBUTES {
+        Some(format!("{} attributes (limit {MAX_ATTRIBUTES})", pairs.len()))
+    } else {
+        let mut total = 0;
+        let mut refusal = None;
+        for (key, value) in &pairs {
+            if key.text.len() > MAX_ATTRIBUTE_KEY_BYTES {
+                refusal = Some(format!("a key of {} bytes (limit {MAX_ATTRIBUTE_KEY_BYTES})", key.text.len()));
+                break;
+            }
+            total += key.text.len() + value.text.len();
+        }
+        refusal.or_else(|| {
+            (total > MAX_ATTRIBUTES_BYTES)
+                .then(|| format!("{total} bytes of attributes (limit {MAX_ATTRIBUTES_BYTES})"))
+        })
+    };
+    match refusal {
+        None => pairs,
+        Some(reason) => vec![(Text::owned(ATTRIBUTES_REFUSED_KEY.to_string()), Text::owned(reason))],
+    }
 }
 
 // Indices into Fields::text (the schema order without `level`).
@@ -91,10 +129,43 @@ fn level_name(level: i64, out: &mut String) {
     }
 }
 
+/// Controls, line separators, and the bidi and zero-width characters (format.INVISIBLE_CHARS).
 #[inline]
 fn needs_escape(c: char) -> bool {
     let n = c as u32;
-    n < 0x20 || (0x7f..0xa0).contains(&n) || n == 0x2028 || n == 0x2029
+    if n < 0x600 {
+        return n < 0x20 || (0x7f..0xa0).contains(&n);
+    }
+    matches!(n, 0x061c | 0x180e | 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x2064
+        | 0x2066..=0x206f | 0xfeff | 0xfff9..=0xfffb)
+}
+
+/// format.quoted: `"..."` with backslashes and quotes escaped as well as the controls.
+fn quoted_into(text: &str, out: &mut String) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            c if needs_escape(c) => escape_char(c, out),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn escape_char(c: char, out: &mut String) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if (c as u32) <= 0xff => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+    }
 }
 
 /// Control characters as `\n`, `\r`, `\t`, `\xNN`, `\uNNNN` (format.escape).
@@ -105,20 +176,10 @@ pub fn escape_into(field: &Text, out: &mut String) {
         return;
     }
     for c in text.chars() {
-        if !needs_escape(c) {
+        if needs_escape(c) {
+            escape_char(c, out);
+        } else {
             out.push(c);
-            continue;
-        }
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) <= 0xff => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
         }
     }
 }
@@ -130,6 +191,18 @@ fn push_spaces(n: usize, out: &mut String) {
         let take = n.min(SPACES.len());
         out.push_str(&SPACES[..take]);
         n -= take;
+    }
+}
+
+/// `{:<W}` or `{:>W}` of Python's str.format: padded, never cut.
+fn wide_column(text: &str, width: usize, right: bool, out: &mut String) {
+    let pad = width.saturating_sub(text.chars().count());
+    if right {
+        push_spaces(pad, out);
+    }
+    out.push_str(text);
+    if !right {
+        push_spaces(pad, out);
     }
 }
 
@@ -209,15 +282,22 @@ pub fn text_line(seq: u64, f: &Fields, received_at: &str, scratch: &mut String, 
     out.push(' ');
     scratch.clear();
     level_name(f.level, scratch);
-    column(scratch, 8, false, out);
+    wide_column(scratch, 8, false, out);
     out.push(' ');
     escaped_column(&f.text[FILENAME], 20, false, scratch, out);
     out.push(' ');
     escaped_column(&f.text[FUNCTION], 25, false, scratch, out);
     out.push(' ');
-    escaped_column(&f.text[LINE], 6, true, scratch, out);
+    scratch.clear();
+    escape_into(&f.text[LINE], scratch);
+    wide_column(scratch, 6, true, out);
     out.push(' ');
-    escape_into(&f.text[MESSAGE], out);
+    let message = &f.text[MESSAGE];
+    if message.text.contains('=') || message.text.starts_with('"') {
+        quoted_into(&message.text, out);
+    } else {
+        escape_into(message, out);
+    }
     for (key, index) in EXTRAS {
         let value = &f.text[index];
         if value.is_empty() {
@@ -226,21 +306,45 @@ pub fn text_line(seq: u64, f: &Fields, received_at: &str, scratch: &mut String, 
         out.push(' ');
         out.push_str(key);
         out.push('=');
-        if value.plain && !value.text.contains([' ', '"', '=']) {
-            out.push_str(&value.text);
-            continue;
-        }
-        scratch.clear();
-        escape_into(value, scratch);
-        if scratch.contains([' ', '"', '=']) {
-            out.push('"');
-            out.push_str(&scratch.replace('"', "\\\""));
-            out.push('"');
+        logfmt_value(value, scratch, out);
+    }
+    for (key, value) in &f.attributes {
+        out.push(' ');
+        if is_bare_key(&key.text) {
+            out.push_str(&key.text);
         } else {
-            out.push_str(scratch);
+            quoted_into(&key.text, out);
+        }
+        out.push('=');
+        if value.is_empty() {
+            out.push_str("\"\"");
+        } else {
+            logfmt_value(value, scratch, out);
         }
     }
     out.push('\n');
+}
+
+/// format._logfmt_value: bare when it holds no space, quote or `=`, else quoted.
+fn logfmt_value(value: &Text, scratch: &mut String, out: &mut String) {
+    if value.plain && !value.text.contains([' ', '"', '=']) {
+        out.push_str(&value.text);
+        return;
+    }
+    scratch.clear();
+    escape_into(value, scratch);
+    if scratch.contains([' ', '"', '=']) {
+        quoted_into(&value.text, out);
+    } else {
+        out.push_str(scratch);
+    }
+}
+
+/// format._logfmt_key: printable ASCII without `"`, `=`, `\\`, and not a built-in extra's name.
+fn is_bare_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.bytes().all(|b| (0x21..0x7f).contains(&b) && !matches!(b, b'"' | b'=' | b'\\'))
+        && !EXTRAS.iter().any(|(name, _)| *name == key)
 }
 
 /// json.dumps(ensure_ascii=False) string escaping, plus the extra escapes of format.py.
@@ -292,6 +396,26 @@ pub fn json_line(seq: u64, f: &Fields, received_at: &str, scratch: &mut String, 
         } else {
             json_field(&f.text[index], out);
         }
+    }
+    if !f.attributes.is_empty() {
+        // A repeated key keeps its first position and its last value, as format.py's dict.
+        let mut unique: Vec<(&Text, &Text)> = Vec::with_capacity(f.attributes.len());
+        for (key, value) in &f.attributes {
+            match unique.iter_mut().find(|(k, _)| k.text == key.text) {
+                Some(entry) => entry.1 = value,
+                None => unique.push((key, value)),
+            }
+        }
+        out.push_str(",\"attributes\":{");
+        for (i, (key, value)) in unique.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json_field(key, out);
+            out.push(':');
+            json_field(value, out);
+        }
+        out.push('}');
     }
     out.push_str("}\n");
 }

@@ -81,6 +81,16 @@ fn fields_of<'a>(msg: logger_capnp::logger_msg::Reader<'a>) -> capnp::Result<for
             t(msg.get_stack_trace())?,
         ],
         level,
+        attributes: if msg.has_attributes() {
+            let list = msg.get_attributes()?;
+            let mut pairs = Vec::with_capacity(list.len() as usize);
+            for attribute in list.iter() {
+                pairs.push((t(attribute.get_key())?, t(attribute.get_value())?));
+            }
+            format::checked_attributes(pairs)
+        } else {
+            Vec::new()
+        },
     })
 }
 

@@ -53,6 +53,16 @@ pub struct LogRequest {
     pub service_name: Bytes,
     #[prost(bytes = "bytes", tag = "16")]
     pub stack_trace: Bytes,
+    #[prost(message, repeated, tag = "17")]
+    pub attributes: Vec<Attribute>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Attribute {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub key: Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: Bytes,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -75,6 +85,13 @@ fn fields_of(r: &LogRequest) -> Result<Fields<'_>, std::str::Utf8Error> {
             b(&r.service_name)?, b(&r.stack_trace)?,
         ],
         level: i64::from(r.level),
+        attributes: if r.attributes.is_empty() {
+            Vec::new()
+        } else {
+            let pairs: Result<Vec<_>, _> =
+                r.attributes.iter().map(|a| Ok((b(&a.key)?, b(&a.value)?))).collect();
+            format::checked_attributes(pairs?)
+        },
     })
 }
 

@@ -18,17 +18,32 @@ LineFormatter = Callable[[int, LogRecord, str], str]
 """(sequence number, record, receive time) -> one line ending in a newline."""
 
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_CONTROL_CHARS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
+# Controls, line separators, and the invisible characters that reorder or hide text (bidi
+# controls, zero-width characters; "Trojan Source", CVE-2021-42574): a reader of the file must
+# see what is there.
+INVISIBLE_CHARS = (
+    0x061C,
+    0x180E,
+    *range(0x200B, 0x2010),
+    *range(0x202A, 0x202F),
+    *range(0x2060, 0x2065),
+    *range(0x2066, 0x2070),
+    0xFEFF,
+    *range(0xFFF9, 0xFFFC),
+)
+_CONTROL_CHARS = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *INVISIBLE_CHARS]
 _ESCAPE_TABLE = {
     code: _NAMED_ESCAPES.get(chr(code), f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}")
     for code in _CONTROL_CHARS
 }
 # json.dumps escapes C0 controls itself; these it leaves raw, and some readers break on them.
 _JSON_EXTRA_ESCAPES = {
-    code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)
+    code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *INVISIBLE_CHARS)
 }
 
-# Column widths of the text format (as in the server this one replaces); longer values are cut.
+# Column widths of the text format (as in the server this one replaces). Longer text is cut
+# in the timestamp, hostname, logger, filename and function columns; the level and line
+# number columns widen instead, so that a number is never shown wrong.
 TIMESTAMP_WIDTH = 33
 HOSTNAME_WIDTH = 12
 LOGGER_WIDTH = 15
@@ -41,8 +56,8 @@ SEQ_WIDTH = 10
 _TEXT_LINE = (
     f"{{:>{SEQ_WIDTH}}} {{:<{TIMESTAMP_WIDTH}.{TIMESTAMP_WIDTH}}} "
     f"{{:<{HOSTNAME_WIDTH}.{HOSTNAME_WIDTH}}} {{:<{LOGGER_WIDTH}.{LOGGER_WIDTH}}} "
-    f"{{:<{LEVEL_WIDTH}.{LEVEL_WIDTH}}} {{:<{FILENAME_WIDTH}.{FILENAME_WIDTH}}} "
-    f"{{:<{FUNCTION_WIDTH}.{FUNCTION_WIDTH}}} {{:>{LINE_WIDTH}.{LINE_WIDTH}}} {{}}"
+    f"{{:<{LEVEL_WIDTH}}} {{:<{FILENAME_WIDTH}.{FILENAME_WIDTH}}} "
+    f"{{:<{FUNCTION_WIDTH}.{FUNCTION_WIDTH}}} {{:>{LINE_WIDTH}}} {{}}"
 ).format
 
 # Extras appended as ` key=value` when non-empty, in this order; the stack trace is last.
@@ -56,6 +71,9 @@ _EXTRAS = (
     ("service", "service_name"),
     ("stack", "stack_trace"),
 )
+_EXTRA_KEYS = frozenset(key for key, _ in _EXTRAS)
+# A key written bare: printable ASCII without the characters logfmt gives a meaning to.
+_BARE_KEY_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - set('"=\\')
 
 
 def escape(text: str) -> str:
@@ -65,11 +83,39 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPE_TABLE)
 
 
+def quoted(text: str) -> str:
+    """`"..."` with `\\` and `\"` escaped as well as the controls: unambiguous to a parser,
+    wherever the quotes and backslashes in the text are."""
+    return '"' + escape(text.replace("\\", "\\\\")).replace('"', '\\"') + '"'
+
+
 def _logfmt_value(text: str) -> str:
-    text = escape(text)
-    if text and " " not in text and '"' not in text and "=" not in text:
-        return text
-    return '"' + text.replace('"', '\\"') + '"'
+    """Bare when it holds no space, quote or `=` (so no key can be forged), else quoted."""
+    escaped = escape(text)
+    if escaped and " " not in escaped and '"' not in escaped and "=" not in escaped:
+        return escaped
+    return quoted(text)
+
+
+def _attribute_value(text: str) -> str:
+    """As an extra's value, but an empty one is shown (`key=""`): the key was given."""
+    return _logfmt_value(text) if text else '""'
+
+
+def _logfmt_key(key: str) -> str:
+    """An attribute's key, bare only when it cannot be mistaken for anything else: a built-in
+    extra's name, or a key with spaces, quotes, `=`, controls or non-ASCII, is quoted."""
+    if key and key not in _EXTRA_KEYS and _BARE_KEY_CHARS.issuperset(key):
+        return key
+    return quoted(key)
+
+
+def _message(text: str) -> str:
+    """The message, bare unless it could be read as the extras after it (an `=`) or as
+    quoted (a leading quote)."""
+    if "=" in text or text.startswith('"'):
+        return quoted(text)
+    return escape(text)
 
 
 def now_iso() -> str:
@@ -97,11 +143,13 @@ def format_text(seq: int, r: LogRecord, received_at: str) -> str:
         escape(r.filename),
         escape(r.function_name),
         escape(r.line_number),
-        escape(r.message),
+        _message(r.message),
     )
     extras = [
         f" {key}={_logfmt_value(value)}" for key, attr in _EXTRAS if (value := getattr(r, attr))
     ]
+    if r.attributes:
+        extras += [f" {_logfmt_key(k)}={_attribute_value(v)}" for k, v in r.attributes]
     if extras:
         line += "".join(extras)
     return line + "\n"
@@ -116,6 +164,9 @@ def format_json(seq: int, r: LogRecord, received_at: str) -> str:
     obj["level"] = level_name(r.level)
     if not r.timestamp:
         obj["timestamp"] = received_at
+    if r.attributes:
+        # A repeated key keeps its first position and its last value, as a dict does.
+        obj["attributes"] = dict(r.attributes)
     line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
     if not line.isprintable():
         line = line.translate(_JSON_EXTRA_ESCAPES)

@@ -48,9 +48,15 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
 
 any_text = st.text(max_size=40) | st.sampled_from(
     ["", "x" * 50, "a\nb\r\x1b[31m\x00\x7f\x85\u2028", 'q"uo=te d', "\\path\\C:", "ünï✓"]
+    + ["\u202eevil\u200b\ufeff", '"lead', "tail\\", "pid", "k=v x=y", "1234567890"]
+)
+attribute = st.fixed_dictionaries({"key": any_text, "value": any_text})
+attributes = st.lists(attribute, max_size=6) | st.builds(
+    lambda n: [{"key": f"k{i}", "value": "v"} for i in range(n)], st.integers(127, 130)
 )
 fields = st.fixed_dictionaries(
-    {name: any_text for name in TEXT_FIELDS}, optional={"level": st.integers(0, 11)}
+    {name: any_text for name in TEXT_FIELDS},
+    optional={"level": st.integers(0, 11), "attributes": attributes},
 )
 
 

@@ -22,10 +22,18 @@ STRING_FIELDS = [
 ]
 
 any_text = st.text(max_size=30) | st.sampled_from(["", "a\nb\x1b[2J\x00\x85\u2028", 'q"=x y'])
+any_attributes = st.lists(st.tuples(any_text, any_text), max_size=5) | st.builds(
+    lambda n: [(f"k{i}", "v") for i in range(n)], st.integers(127, 130)
+)
 requests = st.builds(
-    lambda level, texts: pb.LogRequest(level=level, **dict(zip(STRING_FIELDS, texts, strict=True))),
+    lambda level, texts, attributes: pb.LogRequest(
+        level=level,
+        attributes=[pb.Attribute(key=k, value=v) for k, v in attributes],
+        **dict(zip(STRING_FIELDS, texts, strict=True)),
+    ),
     st.integers(-3, 40),
     st.tuples(*[any_text] * len(STRING_FIELDS)),
+    any_attributes,
 )
 
 

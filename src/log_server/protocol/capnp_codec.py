@@ -7,7 +7,7 @@ from typing import Any
 
 import capnp
 
-from log_server.core.records import FIELD_NAMES, LogRecord
+from log_server.core.records import FIELD_NAMES, LogRecord, checked_attributes
 from log_server.protocol.errors import PayloadError
 
 # An unpacked single-segment message starts with its segment count minus one: four zero
@@ -88,6 +88,9 @@ class CapnpDecoder:
         values: list[Any]
         try:
             values = [get(name) for name in TEXT_FIELDS]
+            if reader._has("attributes"):
+                pairs = [(a._get("key"), a._get("value")) for a in get("attributes")]
+                values.append(checked_attributes(pairs))
         except UnicodeDecodeError:
             values = self._read_replacing(words)
         values.insert(_LEVEL_INDEX, get("level").raw)
@@ -96,21 +99,22 @@ class CapnpDecoder:
     def _read_replacing(self, words: bytes) -> list[Any]:
         """Slow path for invalid UTF-8: read the fields as bytes and replace bad sequences."""
         with self._raw.from_bytes(words, **self._limits) as raw:
-            return self._raw_texts(raw)
+            values: list[Any] = [_raw_text(raw, name) for name in TEXT_FIELDS]
+            if raw._has("attributes"):
+                pairs = [(_raw_text(a, "key"), _raw_text(a, "value")) for a in raw.attributes]
+                values.append(checked_attributes(pairs))
+            return values
 
-    @staticmethod
-    def _raw_texts(raw: Any) -> list[Any]:
-        out: list[Any] = []
-        for name in TEXT_FIELDS:
-            data = bytes(raw._get(name))
-            if data.endswith(b"\x00"):  # Text's NUL terminator
-                data = data[:-1]
-            elif raw._has(name):
-                # Read as Text this is an error too; pycapnp merely failed to word it (the
-                # offending byte is in its message and is not UTF-8).
-                raise PayloadError("Message contains text that is not NUL-terminated")
-            out.append(data.decode("utf-8", "replace"))
-        return out
+
+def _raw_text(raw: Any, name: str) -> str:
+    data = bytes(raw._get(name))
+    if data.endswith(b"\x00"):  # Text's NUL terminator
+        data = data[:-1]
+    elif raw._has(name):
+        # Read as Text this is an error too; pycapnp merely failed to word it (the
+        # offending byte is in its message and is not UTF-8).
+        raise PayloadError("Message contains text that is not NUL-terminated")
+    return data.decode("utf-8", "replace")
 
 
 def unpack(packed: bytes, max_bytes: int) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from log_server.core.records import LogRecord
+from log_server.core.records import LogRecord, checked_attributes
 from log_server.format import FORMATTERS
 from log_server.generated import log_service_pb2 as pb
 
@@ -35,6 +35,7 @@ def record_from_request(req: Any) -> LogRecord:
         req.thread_name,
         req.service_name,
         req.stack_trace,
+        checked_attributes([(a.key, a.value) for a in req.attributes]) if req.attributes else (),
     )
 
 
