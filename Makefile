@@ -50,8 +50,9 @@ gen-tools: .tools/bin/capnpc-rust
 	@command -v capnp >/dev/null || { echo "make gen: capnp not found (apt-get install capnproto)"; exit 1; }
 	cargo install --quiet --locked capnpc --version =$(CAPNPC_VERSION) --root .tools
 
-gen: $(STAMP) gen-tools
+gen: $(NATIVE_STAMP) gen-tools
 	$(BIN)/python scripts/gen.py
+	$(BIN)/python scripts/gen_vectors.py
 
 bench: $(NATIVE_STAMP)
 	bash bench/setup.sh

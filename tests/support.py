@@ -17,7 +17,8 @@ from typing import Any
 
 import capnp
 
-SCHEMA = Path(__file__).resolve().parent.parent / "schema" / "logger.capnp"
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "schema" / "logger.capnp"
 START_TIMEOUT_S = 20.0
 
 capnp.remove_import_hook()
@@ -184,3 +185,22 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+VECTORS_PATH = Path(__file__).resolve().parent.parent / "schema" / "vectors" / "vectors.json"
+
+
+def load_vectors() -> dict[str, Any]:
+    import json
+
+    vectors: dict[str, Any] = json.loads(VECTORS_PATH.read_text())
+    return vectors
+
+
+def expected_line(template: str, seq: int, received_at: str) -> str:
+    """A vector's line with its placeholders filled in (schema/vectors/README.md)."""
+    if template.startswith('{"seq":'):
+        line = template.replace("{seq}", str(seq), 1)
+    else:
+        line = f"{seq:>10}" + template[len("{seq}") :]
+    return line.replace("{received_at}", received_at)
