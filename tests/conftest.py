@@ -8,6 +8,16 @@ from pathlib import Path
 import pytest
 from support import RunningServer, start_server
 
+SERVER_FIXTURES = {"server", "server_factory"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that starts the real server is slow: so marked, whether it asks for the
+    fixtures or marks itself (tests that call start_server directly)."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
