@@ -55,7 +55,10 @@ def _ready(name: str) -> dict[str, Any]:
         _built[name] = f"{', '.join(missing)} not on PATH" if missing else None
         if not missing and spec.get("build"):
             result = subprocess.run(
-                spec["build"], cwd=spec["dir"], capture_output=True, text=True,
+                spec["build"],
+                cwd=spec["dir"],
+                capture_output=True,
+                text=True,
                 timeout=BUILD_TIMEOUT_S,
             )
             if result.returncode != 0:
@@ -73,7 +76,10 @@ def _run(name: str, *args: str, timeout_s: float = RUN_TIMEOUT_S) -> subprocess.
     spec = _ready(name)
     argv = [part.replace("{python}", sys.executable) for part in spec["run"]]
     return subprocess.Popen(
-        [*argv, *args], cwd=spec["dir"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [*argv, *args],
+        cwd=spec["dir"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
 
@@ -117,8 +123,15 @@ def test_vectors(
     cases = load_vectors()["cases"]
     server = server_factory("--name", SERVER_NAME, "--format", line_format)
     process = _run(
-        name, "--scenario", "vectors", "--transport", transport,
-        "--address", _address(server, transport), "--vectors", str(VECTORS_PATH),
+        name,
+        "--scenario",
+        "vectors",
+        "--transport",
+        transport,
+        "--address",
+        _address(server, transport),
+        "--vectors",
+        str(VECTORS_PATH),
     )
     code, err = _finish(process, RUN_TIMEOUT_S)
     assert code == 0, err
@@ -147,8 +160,15 @@ def test_restart_mid_stream_loses_nothing(name: str, transport: str, tmp_path: P
     process = None
     try:
         process = _run(
-            name, "--scenario", "restart", "--transport", transport,
-            "--address", f"127.0.0.1:{port}", "--count", str(count),
+            name,
+            "--scenario",
+            "restart",
+            "--transport",
+            transport,
+            "--address",
+            f"127.0.0.1:{port}",
+            "--count",
+            str(count),
         )
         server.wait_for_text("restart ", count=count // 5, timeout_s=60)
         assert server.stop(signal.SIGTERM) == 0
@@ -171,8 +191,13 @@ def test_restart_mid_stream_loses_nothing(name: str, transport: str, tmp_path: P
 def test_server_down_gives_up_in_bounded_time(name: str, transport: str) -> None:
     started = time.monotonic()
     process = _run(
-        name, "--scenario", "down", "--transport", transport,
-        "--address", f"127.0.0.1:{free_port()}",
+        name,
+        "--scenario",
+        "down",
+        "--transport",
+        transport,
+        "--address",
+        f"127.0.0.1:{free_port()}",
     )
     code, err = _finish(process, 30)
     elapsed = time.monotonic() - started
