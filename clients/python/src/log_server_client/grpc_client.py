@@ -105,9 +105,10 @@ class GrpcLogClient(QueuedClient):
 
     def log(self, level: Level | int | str, message: str, **fields: Any) -> bool:
         values = message_fields(self.logger_name, self.service_name, fields)
+        texts: dict[str, Any] = {k: str(v) for k, v in values.items() if v is not None}
         request = pb.LogRequest(
             level=int(to_level(level)),  # type: ignore[arg-type]  # proto enums take ints
             message=str(message),
-            **{k: str(v) for k, v in values.items() if v is not None},
+            **texts,
         )
         return self._sender.put(request)
