@@ -11,7 +11,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Keep cargo's build products between installs, so a rebuild after a change is incremental.
 export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
-.PHONY: run test lint typecheck check gen gen-tools bench fuzz clean
+.PHONY: run test test-native lint typecheck check gen gen-tools bench fuzz clean
 FUZZ_SECONDS ?= 60
 
 $(BIN)/python:
@@ -32,6 +32,10 @@ run: $(NATIVE_STAMP)
 
 test: $(NATIVE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The compiled decoder's own unit tests and lints (debug build, target dir shared).
+test-native:
+	cd native && cargo test --quiet && cargo clippy --quiet --all-targets -- -D warnings
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench clients/python fuzz

@@ -419,3 +419,83 @@ pub fn json_line(seq: u64, f: &Fields, received_at: &str, scratch: &mut String, 
     }
     out.push_str("}\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Text<'_> {
+        Text::from_utf8(s.as_bytes()).unwrap()
+    }
+
+    fn fields<'a>(message: &'a str, attributes: Vec<(Text<'a>, Text<'a>)>) -> Fields<'a> {
+        let mut text_fields: [Text<'a>; 15] = std::array::from_fn(|_| text(""));
+        text_fields[MESSAGE] = text(message);
+        text_fields[LINE] = text("7");
+        Fields { text: text_fields, level: 3, attributes }
+    }
+
+    fn tail(line: &str) -> &str {
+        line.split_once("     7 ").unwrap().1
+    }
+
+    #[test]
+    fn attributes_follow_in_order_with_hostile_keys_quoted() {
+        let attrs = vec![
+            (text("order_id"), text("7")),
+            (text("a b"), text("x y")),
+            (text("pid"), text("")),
+            (text("k=v"), text("tail\\")),
+        ];
+        let mut out = String::new();
+        text_line(1, &fields("paid", attrs), "T", &mut String::new(), &mut out);
+        assert_eq!(tail(&out), "paid order_id=7 \"a b\"=\"x y\" \"pid\"=\"\" \"k=v\"=tail\\\n");
+    }
+
+    #[test]
+    fn a_message_with_equals_is_quoted_with_backslashes_escaped() {
+        let mut out = String::new();
+        text_line(1, &fields("a=b \\ \"c\"", Vec::new()), "T", &mut String::new(), &mut out);
+        assert_eq!(tail(&out), "\"a=b \\\\ \\\"c\\\"\"\n");
+    }
+
+    #[test]
+    fn json_keeps_the_last_value_of_a_repeated_key_at_its_first_place() {
+        let attrs = vec![(text("b"), text("1")), (text("a"), text("2")), (text("b"), text("3"))];
+        let mut out = String::new();
+        json_line(1, &fields("m", attrs), "T", &mut String::new(), &mut out);
+        assert!(out.ends_with(",\"attributes\":{\"b\":\"3\",\"a\":\"2\"}}\n"), "{out}");
+    }
+
+    #[test]
+    fn attributes_past_a_bound_become_one_refusal() {
+        let many: Vec<_> = (0..=MAX_ATTRIBUTES).map(|_| (text("k"), text("v"))).collect();
+        let checked = checked_attributes(many);
+        assert_eq!(checked.len(), 1);
+        assert_eq!(checked[0].0.text, ATTRIBUTES_REFUSED_KEY);
+        assert_eq!(checked[0].1.text, "129 attributes (limit 128)");
+        let long_key = "k".repeat(MAX_ATTRIBUTE_KEY_BYTES + 1);
+        let checked = checked_attributes(vec![(text(&long_key), text("v"))]);
+        assert_eq!(checked[0].1.text, "a key of 257 bytes (limit 256)");
+        let at_limit: Vec<_> = (0..MAX_ATTRIBUTES).map(|_| (text("k"), text("v"))).collect();
+        assert_eq!(checked_attributes(at_limit).len(), MAX_ATTRIBUTES);
+    }
+
+    #[test]
+    fn invisible_characters_are_escaped() {
+        let mut out = String::new();
+        escape_into(&text("a\u{202e}b\u{200b}\u{feff}\u{2066}"), &mut out);
+        assert_eq!(out, "a\\u202eb\\u200b\\ufeff\\u2066");
+    }
+
+    #[test]
+    fn numbers_are_never_cut() {
+        let mut f = fields("m", Vec::new());
+        f.level = 2_147_483_647;
+        f.text[LINE] = text("1234567890");
+        let mut out = String::new();
+        text_line(1, &f, "T", &mut String::new(), &mut out);
+        assert!(out.contains(" LEVEL2147483647 "), "{out}");
+        assert!(out.contains(" 1234567890 m\n"), "{out}");
+    }
+}
