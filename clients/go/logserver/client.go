@@ -301,6 +301,7 @@ func (c *Client) Close(ctx context.Context) error {
 		return nil
 	}
 	c.closing = true
+	c.notifyLocked() // a Send blocked for room fails with ErrClosed now
 	c.mu.Unlock()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
