@@ -370,3 +370,37 @@ func TestHealth(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestCloseWakesASendBlockedForRoom(t *testing.T) {
+	// A server that takes the message and never acknowledges it: nothing else moves.
+	srv := testserver.Start(t, "tcp", "127.0.0.1:0", true)
+	srv.HoldAcks.Store(true)
+	c, err := logserver.New(logserver.WithAddress(srv.Addr), logserver.WithAck(), logserver.WithQueueSize(1),
+		logserver.WithBlockOnFull(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Log(logserver.LevelInfo, "fills the queue")
+	srv.WaitMessages(1, waitLong)
+	blocked := make(chan error, 1)
+	go func() { blocked <- c.Log(logserver.LevelInfo, "waits for room") }()
+	time.Sleep(50 * time.Millisecond)
+	// Close waits up to 5 s for the acknowledgement; the blocked Send must not wait with it.
+	closed := make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() {
+		defer close(closed)
+		_ = c.Close(ctx)
+	}()
+	select {
+	case err := <-blocked:
+		if !errors.Is(err, logserver.ErrClosed) {
+			t.Fatalf("got %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a Send blocked for room stayed blocked while Close waited")
+	}
+	cancel()
+	<-closed
+}
