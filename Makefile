@@ -11,7 +11,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Keep cargo's build products between installs, so a rebuild after a change is incremental.
 export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
-.PHONY: run test test-native lint typecheck check gen gen-tools bench fuzz clean
+.PHONY: run test test-native test-go lint typecheck check gen gen-tools bench fuzz clean
 FUZZ_SECONDS ?= 60
 
 $(BIN)/python:
@@ -53,10 +53,20 @@ gen-tools: .tools/bin/capnpc-rust
 .tools/bin/capnpc-rust:
 	@command -v capnp >/dev/null || { echo "make gen: capnp not found (apt-get install capnproto)"; exit 1; }
 	cargo install --quiet --locked capnpc --version =$(CAPNPC_VERSION) --root .tools
+# capnpc-go at the version of the Go capnp runtime that clients/go/go.mod pins.
+gen-tools: .tools/bin/capnpc-go
+CAPNPC_GO_VERSION = $(shell cd clients/go && go list -m -f '{{.Version}}' capnproto.org/go/capnp/v3)
+.tools/bin/capnpc-go: clients/go/go.mod
+	@command -v go >/dev/null || { echo "make gen: go not found (https://go.dev/dl/)"; exit 1; }
+	GOBIN=$(CURDIR)/.tools/bin go install capnproto.org/go/capnp/v3/capnpc-go@$(CAPNPC_GO_VERSION)
 
 gen: $(NATIVE_STAMP) gen-tools
 	$(BIN)/python scripts/gen.py
 	$(BIN)/python scripts/gen_vectors.py
+
+# The Go client (clients/go): vet, then every test with the race detector.
+test-go:
+	cd clients/go && go vet ./... && go test -race ./...
 
 bench: $(NATIVE_STAMP)
 	bash bench/setup.sh

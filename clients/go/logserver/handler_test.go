@@ -1,0 +1,167 @@
+package logserver_test
+
+import (
+	"context"
+	"errors"
+	"log"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/slogtest"
+	"time"
+
+	"github.com/log-server/log_server/clients/go/internal/testserver"
+	"github.com/log-server/log_server/clients/go/logserver"
+)
+
+// slogHarness connects a fresh handler per slogtest case to an in-process server and
+// reads back what arrived, as the map slogtest wants: time, level, msg, and the dotted
+// attribute keys unfolded into nested groups.
+type slogHarness struct {
+	mu      sync.Mutex
+	servers map[*testing.T]*testserver.Server
+	clients map[*testing.T]*logserver.Client
+}
+
+func TestSlogtest(t *testing.T) {
+	h := &slogHarness{servers: map[*testing.T]*testserver.Server{}, clients: map[*testing.T]*logserver.Client{}}
+	slogtest.Run(t, func(t *testing.T) slog.Handler {
+		srv := testserver.Start(t, "tcp", "127.0.0.1:0", false)
+		c := newClient(t, logserver.WithAddress(srv.Addr))
+		h.mu.Lock()
+		h.servers[t], h.clients[t] = srv, c
+		h.mu.Unlock()
+		return logserver.NewHandler(c, nil)
+	}, func(t *testing.T) map[string]any {
+		h.mu.Lock()
+		srv, c := h.servers[t], h.clients[t]
+		h.mu.Unlock()
+		flush(t, c)
+		msgs := srv.WaitMessages(1, waitLong)
+		return asSlogtestMap(t, msgs[len(msgs)-1])
+	})
+}
+
+func asSlogtestMap(t *testing.T, m *logserver.Message) map[string]any {
+	out := map[string]any{slog.LevelKey: m.Level.String(), slog.MessageKey: m.Message}
+	if m.Timestamp != "" {
+		out[slog.TimeKey] = m.Timestamp
+	}
+	for _, a := range m.Attributes {
+		parts := strings.Split(a.Key, ".")
+		group := out
+		for _, p := range parts[:len(parts)-1] {
+			inner, ok := group[p].(map[string]any)
+			if !ok {
+				inner = map[string]any{}
+				group[p] = inner
+			}
+			group = inner
+		}
+		group[parts[len(parts)-1]] = a.Value
+	}
+	return out
+}
+
+type token string
+
+func (token) LogValue() slog.Value { return slog.StringValue("***") }
+
+func TestHandlerFields(t *testing.T) {
+	srv := testserver.Start(t, "tcp", "127.0.0.1:0", false)
+	c := newClient(t, logserver.WithAddress(srv.Addr), logserver.WithServiceName("svc"), logserver.WithHostname("box"))
+	logger := slog.New(logserver.NewHandler(c, &logserver.HandlerOptions{Level: slog.LevelDebug, LoggerName: "app"}))
+	at := time.Date(2026, 12, 1, 10, 0, 0, 123456789, time.UTC)
+	_, _, line, _ := runtime.Caller(0)
+	logger.With("a", 1, slog.Group("req", "method", "GET")).WithGroup("g").Info("hello",
+		"n", 2.5, "ok", true, "d", 1500*time.Millisecond, "at", at, "err", errors.New("boom"),
+		"secret", token("x"), slog.Group("h", "k", "v"), slog.Group("empty"), slog.Group("", "inline", "i"))
+	flush(t, c)
+	m := srv.WaitMessages(1, waitLong)[0]
+	if m.Filename != "handler_test.go" || !strings.HasSuffix(m.PathName, "/logserver/handler_test.go") ||
+		m.FunctionName != "TestHandlerFields" || m.LineNumber != strconv.Itoa(line+1) ||
+		m.Module != "github.com/log-server/log_server/clients/go/logserver_test" {
+		t.Errorf("source fields: file %q path %q function %q line %q module %q",
+			m.Filename, m.PathName, m.FunctionName, m.LineNumber, m.Module)
+	}
+	if m.Level != logserver.LevelInfo || m.LoggerName != "app" || m.ServiceName != "svc" || m.Hostname != "box" ||
+		m.Message != "hello" || m.Timestamp == "" {
+		t.Errorf("fields %+v", m)
+	}
+	want := []logserver.Attribute{
+		{Key: "a", Value: "1"}, {Key: "req.method", Value: "GET"},
+		{Key: "g.n", Value: "2.5"}, {Key: "g.ok", Value: "true"}, {Key: "g.d", Value: "1.5s"},
+		{Key: "g.at", Value: "2026-12-01T10:00:00.123456789Z"}, {Key: "g.err", Value: "boom"},
+		{Key: "g.secret", Value: "***"}, {Key: "g.h.k", Value: "v"}, {Key: "g.inline", Value: "i"},
+	}
+	if len(m.Attributes) != len(want) {
+		t.Fatalf("attributes %q, want %q", m.Attributes, want)
+	}
+	for i := range want {
+		if m.Attributes[i] != want[i] {
+			t.Errorf("attribute %d: got %q, want %q", i, m.Attributes[i], want[i])
+		}
+	}
+}
+
+func TestHandlerLevelsAndOptions(t *testing.T) {
+	srv := testserver.Start(t, "tcp", "127.0.0.1:0", false)
+	c := newClient(t, logserver.WithAddress(srv.Addr))
+	logger := slog.New(logserver.NewHandler(c, &logserver.HandlerOptions{Level: slog.LevelWarn, NoSource: true}))
+	logger.Info("filtered out")
+	logger.Warn("w")
+	logger.Error("e")
+	logger.Log(context.Background(), slog.LevelError+4, "c")
+	flush(t, c)
+	msgs := srv.WaitMessages(3, waitLong)
+	got := []string{}
+	for _, m := range msgs {
+		got = append(got, m.Message+"="+m.Level.String())
+		if m.Filename != "" || m.LineNumber != "" || m.FunctionName != "" {
+			t.Errorf("NoSource: %+v", m)
+		}
+	}
+	if strings.Join(got, " ") != "w=WARNING e=ERROR c=CRITICAL" {
+		t.Fatalf("got %v", got)
+	}
+	mapped := slog.New(logserver.NewHandler(c, &logserver.HandlerOptions{
+		MapLevel: func(slog.Level) logserver.Level { return logserver.LevelTrade },
+	}))
+	mapped.Info("t")
+	flush(t, c)
+	if m := srv.WaitMessages(4, waitLong)[3]; m.Level != logserver.LevelTrade {
+		t.Fatalf("MapLevel: %v", m.Level)
+	}
+}
+
+func TestSlogLevelMapping(t *testing.T) {
+	cases := map[slog.Level]logserver.Level{
+		slog.LevelDebug - 4: logserver.LevelDebug, slog.LevelDebug: logserver.LevelDebug,
+		slog.LevelInfo - 1: logserver.LevelDebug, slog.LevelInfo: logserver.LevelInfo,
+		slog.LevelInfo + 2: logserver.LevelInfo, slog.LevelWarn: logserver.LevelWarning,
+		slog.LevelError - 1: logserver.LevelWarning, slog.LevelError: logserver.LevelError,
+		slog.LevelError + 3: logserver.LevelError, slog.LevelError + 4: logserver.LevelCritical,
+	}
+	for in, want := range cases {
+		if got := logserver.SlogLevel(in); got != want {
+			t.Errorf("SlogLevel(%v) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestWriterForStandardLog(t *testing.T) {
+	srv := testserver.Start(t, "tcp", "127.0.0.1:0", false)
+	c := newClient(t, logserver.WithAddress(srv.Addr), logserver.WithServiceName("svc"))
+	std := log.New(logserver.NewWriter(c, logserver.LevelWarning), "", 0)
+	std.Print("first line")
+	std.Printf("two\nlines")
+	flush(t, c)
+	msgs := srv.WaitMessages(2, waitLong)
+	if msgs[0].Message != "first line" || msgs[1].Message != "two\nlines" || msgs[0].Level != logserver.LevelWarning ||
+		msgs[0].ServiceName != "svc" || msgs[0].Timestamp == "" {
+		t.Fatalf("got %+v / %+v", msgs[0], msgs[1])
+	}
+}

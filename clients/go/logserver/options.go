@@ -1,0 +1,139 @@
+package logserver
+
+import (
+	"errors"
+	"time"
+)
+
+// Option configures a Client (see New).
+type Option func(*options) error
+
+type options struct {
+	network, address string
+	serviceName      string
+	loggerName       string
+	hostname         string
+	queueSize        int
+	queueBytes       int
+	block            bool
+	blockTimeout     time.Duration
+	dialTimeout      time.Duration
+	writeTimeout     time.Duration
+	backoffMin       time.Duration
+	backoffMax       time.Duration
+	ack              bool
+}
+
+func defaultOptions() options {
+	return options{
+		network:      "tcp",
+		address:      DefaultAddress,
+		queueSize:    100_000,
+		queueBytes:   64 << 20,
+		dialTimeout:  5 * time.Second,
+		writeTimeout: 30 * time.Second,
+		backoffMin:   50 * time.Millisecond,
+		backoffMax:   5 * time.Second,
+	}
+}
+
+// DefaultAddress is where the server listens for TCP by default.
+const DefaultAddress = "127.0.0.1:4020"
+
+// WithAddress sets the server's TCP address, "host:port" (default DefaultAddress).
+func WithAddress(address string) Option {
+	return func(o *options) error {
+		o.network, o.address = "tcp", address
+		return nil
+	}
+}
+
+// WithUnixSocket sends to the server's Unix socket (its --unix_socket PATH) instead of TCP.
+func WithUnixSocket(path string) Option {
+	return func(o *options) error {
+		o.network, o.address = "unix", path
+		return nil
+	}
+}
+
+// WithServiceName fills service_name of every message made by Log and the handlers.
+func WithServiceName(name string) Option {
+	return func(o *options) error { o.serviceName = name; return nil }
+}
+
+// WithLoggerName fills logger_name of every message made by Log and the handlers (a
+// handler's own HandlerOptions.LoggerName takes precedence).
+func WithLoggerName(name string) Option {
+	return func(o *options) error { o.loggerName = name; return nil }
+}
+
+// WithHostname replaces os.Hostname() in the messages made by Log and the handlers.
+func WithHostname(name string) Option {
+	return func(o *options) error { o.hostname = name; return nil }
+}
+
+// WithQueueSize bounds the messages held by the client: queued, and in acknowledged mode
+// also sent but not yet acknowledged (default 100,000).
+func WithQueueSize(messages int) Option {
+	return func(o *options) error {
+		if messages < 1 {
+			return errors.New("logserver: queue size must be at least 1")
+		}
+		o.queueSize = messages
+		return nil
+	}
+}
+
+// WithQueueBytes bounds the encoded bytes the queue holds (default 64 MiB); one message
+// is always accepted into an empty queue, whatever its size.
+func WithQueueBytes(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return errors.New("logserver: queue bytes must be at least 1")
+		}
+		o.queueBytes = n
+		return nil
+	}
+}
+
+// WithBlockOnFull makes Send wait up to timeout for room when the queue is full, then
+// fail with ErrQueueFull (timeout 0: wait until Close). The default is not to wait: the
+// message is dropped, counted in Stats().Dropped, and Send returns ErrQueueFull.
+func WithBlockOnFull(timeout time.Duration) Option {
+	return func(o *options) error {
+		o.block, o.blockTimeout = true, timeout
+		return nil
+	}
+}
+
+// WithDialTimeout bounds one connection attempt, the acknowledged-mode hello included
+// (default 5 s).
+func WithDialTimeout(d time.Duration) Option {
+	return func(o *options) error { o.dialTimeout = d; return nil }
+}
+
+// WithWriteTimeout bounds one batch write (default 30 s); past it the connection is
+// dropped and the batch sent again on a new one.
+func WithWriteTimeout(d time.Duration) Option {
+	return func(o *options) error { o.writeTimeout = d; return nil }
+}
+
+// WithReconnectBackoff sets the wait after a failed connection attempt: min at first,
+// doubling up to max (defaults 50 ms and 5 s).
+func WithReconnectBackoff(min, max time.Duration) Option {
+	return func(o *options) error {
+		if min <= 0 || max < min {
+			return errors.New("logserver: reconnect backoff needs 0 < min <= max")
+		}
+		o.backoffMin, o.backoffMax = min, max
+		return nil
+	}
+}
+
+// WithAck turns on acknowledged mode (docs/protocol.md): the client keeps every message
+// until the server reports it on disk and sends it again after a reconnect, so a server
+// killed or restarted loses nothing (at least once: a resent message can appear twice).
+// Flush and Close then wait for the acknowledgements.
+func WithAck() Option {
+	return func(o *options) error { o.ack = true; return nil }
+}
