@@ -1,4 +1,4 @@
-//! log_server's compiled batch kernel: a connection's bytes in, formatted lines out.
+//! log_server's compiled batch decoder: a connection's bytes in, formatted lines out.
 //!
 //! `ConnectionDecoder` does per connection what the Python path does with
 //! `protocol.framing.FrameDecoder` + `protocol.capnp_codec.CapnpDecoder` + `format.py`, in

@@ -20,8 +20,8 @@ from log_server.format import FORMATTERS
 from log_server.health import Health, status_line
 from log_server.protocol.connection import (
     decoder_factory,
-    native_kernel_available,
-    use_native_kernel,
+    native_decoder_available,
+    use_native_decoder,
 )
 from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
@@ -86,9 +86,9 @@ class Server:
             raise StartupError(
                 f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
             ) from None
-        if config.kernel == "native" and not native_kernel_available():
+        if config.decoder == "native" and not native_decoder_available():
             self._abandon(
-                "--kernel native: the compiled kernel (log_server_native, built from native/ "
+                "--decoder native: the compiled decoder (log_server_native, built from native/ "
                 "by `make test` or `make run`) is not installed"
             )
         self.pipeline = LogPipeline(
@@ -103,7 +103,7 @@ class Server:
             fsync=config.fsync,
             fsync_interval_s=config.fsync_interval_s,
         )
-        new_decoder = decoder_factory(config.kernel, config.max_frame_bytes, config.format)
+        new_decoder = decoder_factory(config.decoder, config.max_frame_bytes, config.format)
         self.tcp = TcpSource(
             self.pipeline,
             self.events,
@@ -130,7 +130,7 @@ class Server:
             from log_server.protocol.proto_codec import batch_decoder
             from log_server.sources.grpc import GrpcSource
 
-            decode_batch = batch_decoder(use_native_kernel(config.kernel), config.format)
+            decode_batch = batch_decoder(use_native_decoder(config.decoder), config.format)
             self.grpc = GrpcSource(self.pipeline, self.events, self.health, decode_batch)
             try:
                 grpc_port = await self.grpc.start(config.host, config.grpc_port)
@@ -235,14 +235,14 @@ class Server:
             f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} "
             f"max_connections={c.max_connections} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
-            f"kernel={self._kernel_in_use()}"
+            f"decoder={self._decoder_in_use()}"
         )
 
-    def _kernel_in_use(self) -> str:
-        kernel = self.config.kernel
-        if kernel == "auto":
-            return "native" if native_kernel_available() else "python (native not installed)"
-        return kernel
+    def _decoder_in_use(self) -> str:
+        decoder = self.config.decoder
+        if decoder == "auto":
+            return "native" if native_decoder_available() else "python (native not installed)"
+        return decoder
 
 
 def _is_loopback(host: str) -> bool:

@@ -42,7 +42,7 @@ class LogServiceHandler:
     the writer, which will write it (docs/protocol.md).
 
     Requests arrive as raw bytes and are decoded here (one LogRequest is decoded as a
-    LogBatchRequest of one, by the same kernel as LogBatch), so that bytes which are not a
+    LogBatchRequest of one, by the same compiled decoder as LogBatch), so that bytes which are not a
     LogRequest get INVALID_ARGUMENT and a log line rather than grpc's generic UNKNOWN."""
 
     def __init__(
