@@ -1,4 +1,4 @@
-//! Record -> one line, byte for byte what `log_server/format.py` writes (the Python path is
+//! Record -> one line, byte for byte what `log_server/core/format.py` writes (the Python path is
 //! the reference; tests/protocol/test_connection.py checks both give identical lines).
 
 use std::borrow::Cow;

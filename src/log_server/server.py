@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, NoReturn
 from log_server import __version__
 from log_server.allocator import keep_freed_memory
 from log_server.config import Config, format_size
+from log_server.core.format import FORMATTERS
 from log_server.core.pipeline import LogPipeline
 from log_server.core.sequencer import Sequencer
 from log_server.events import ServerEvents
-from log_server.format import FORMATTERS
 from log_server.health import Health, status_line
 from log_server.protocol.connection import (
     decoder_factory,

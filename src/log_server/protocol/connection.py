@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from log_server.core.format import FORMATTERS
 from log_server.core.records import LogRecord
-from log_server.format import FORMATTERS
 from log_server.protocol.capnp_codec import CapnpDecoder
 from log_server.protocol.errors import PayloadError
 from log_server.protocol.framing import FrameDecoder, HealthRequested

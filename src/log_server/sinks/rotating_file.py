@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from log_server.format import parse_sequence
+from log_server.core.format import parse_sequence
 
 ACTIVE_NAME = "_main.log"
 # Ends a line that a crash cut short, when the server starts again: the line keeps what was

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+from log_server.core.clock import now_iso
 from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
-from log_server.format import now_iso
 from log_server.protocol.connection import DecoderFactory
 
 # Sent by a client as the first bytes of a connection to ask for acknowledgements
