@@ -264,3 +264,25 @@ def test_model_every_kept_line_in_order_files_within_limit(
     for path in files:
         data = path.read_bytes()
         assert len(data) <= max_file_bytes or data.count(b"\n") == 1
+
+
+def test_a_cut_line_alone_in_the_active_file_counts_as_used(tmp_path: Path) -> None:
+    """Regression (issue 14, item 5): `_main.log` holding only a line cut within its number
+    made the scan fall back to `.0`, and the cut line's number was issued again."""
+    (tmp_path / "_main.log.0").write_bytes(numbered(1, 7))
+    (tmp_path / "_main.log").write_bytes(b'{"se' + CUT_MARK + b"\n")
+    assert RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2).last_sequence() == 8
+    (tmp_path / "_main.log").write_bytes(b'{"se')  # not yet marked: the crash just happened
+    assert RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2).last_sequence() == 8
+
+
+def test_a_message_that_ends_like_the_cut_mark_does_not_hide_its_number(tmp_path: Path) -> None:
+    """Regression (issue 14, item 5): a client may end its message with the cut-mark text;
+    its line was taken for a cut one and, alone in `_main.log`, its number was reused."""
+    (tmp_path / "_main.log.0").write_bytes(numbered(1, 7))
+    (tmp_path / "_main.log").write_bytes(b"         8 forged" + CUT_MARK + b"\n")
+    assert RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2).last_sequence() == 8
+    (tmp_path / "_main.log").write_bytes(
+        numbered(8, 1) + b"         9 forged" + CUT_MARK + b"\n" + b"        1"
+    )
+    assert read_last_sequence(tmp_path / "_main.log") == 10

@@ -191,14 +191,14 @@ class RotatingFileSink:
                 pass
 
     def last_sequence(self) -> int:
-        """The highest sequence number already on disk (0 for a new log): from the end of the
-        newest file that has a complete line, the active file first, then `.0`, `.1`, ...
-        (one may be missing after a crash or an operator's clean-up)."""
+        """The highest sequence number already used (0 for a new log), searched from the end
+        of the active file back through `.0`, `.1`, ... (one may be missing after a crash or
+        an operator's clean-up) until a line's number can be trusted."""
+        scan = _SequenceScan()
         for path in (self.path, *map(self.rotated_path, range(max(self.max_files, 1)))):
-            seq = read_last_sequence(path)
-            if seq is not None:
-                return seq
-        return 0
+            if scan.read(path):
+                break
+        return scan.best or 0
 
 
 def _last_byte(path: Path) -> bytes:
@@ -208,33 +208,61 @@ def _last_byte(path: Path) -> bytes:
 
 
 def read_last_sequence(path: Path) -> int | None:
-    """The sequence number of the last line written, or None if the file has none.
+    """The highest sequence number used by the lines of one file, or None if it has none."""
+    scan = _SequenceScan()
+    scan.read(path)
+    return scan.best
 
-    A line cut short by a crash (unterminated, or ended with CUT_MARK) is not trusted to
-    hold its number whole; since numbers have no gaps, it had the number after the last
-    complete line's, so that number counts as used."""
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        return None
-    with fh:
-        size = fh.seek(0, os.SEEK_END)
-        span = _TAIL_READ_BYTES
-        while True:
-            start = max(0, size - span)
-            fh.seek(start)
-            tail = fh.read(size - start)
-            lines = tail.split(b"\n")
-            cut_lines = 1 if lines.pop() else 0  # after the last newline: an unterminated line?
-            if start > 0 and lines:
-                lines.pop(0)  # may be cut at the front
-            for line in reversed(lines):
-                if line.endswith(CUT_MARK):
-                    cut_lines += 1
-                    continue
-                seq = parse_sequence(line)
-                if seq is not None:
-                    return seq + cut_lines
-            if start == 0:
-                return None
-            span *= 4
+
+class _SequenceScan:
+    """Reads lines backwards, newest file first, for the last number used.
+
+    Nothing a client can write is trusted: a client cannot start a line (line ends are
+    escaped), so every line's leading number is ours, but its text may end like CUT_MARK.
+    Numbers have no gaps, so a line at distance k after a line numbered n used n + k at
+    least; a line cut by a crash (unterminated, or ended with CUT_MARK at start-up) counts
+    as used even when its own digits were cut ("12" of "1234"). The answer is the largest
+    such bound; the scan stops at a whole line that is not marked as cut, whose number
+    is exact. Overestimating can only leave a gap; it never issues a number twice."""
+
+    def __init__(self) -> None:
+        self.best: int | None = None
+        self.after = 0  # cut lines seen after the current one: numbers used after it
+
+    def read(self, path: Path) -> bool:
+        """Scan one file; True once an exact number was found."""
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:
+            return False
+        with fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return False
+            fh.seek(size - 1)
+            unterminated = fh.read(1) != b"\n"
+            end = size if unterminated else size - 1
+            last_line = True
+            span = _TAIL_READ_BYTES
+            while end > 0:
+                start = max(0, end - span)
+                fh.seek(start)
+                lines = fh.read(end - start).split(b"\n")
+                if start > 0:
+                    if len(lines) == 1:  # no line end in the window: read a larger one
+                        span *= 4
+                        continue
+                    end = start + len(lines.pop(0))  # may be cut at the front: read it next
+                else:
+                    end = 0
+                for line in reversed(lines):
+                    cut = line.endswith(CUT_MARK) or (last_line and unterminated)
+                    last_line = False
+                    seq = parse_sequence(line)
+                    if seq is not None:
+                        self.best = max(self.best or 0, seq + self.after)
+                        if not cut:
+                            return True
+                    if cut:
+                        self.after += 1
+        return False
