@@ -239,3 +239,36 @@ def test_read_only_log_directory_degrades_then_recovers(server_factory: Factory)
     got = [int(m.group(1)) for ln in lines if (m := re.search(r"while read-only (\d{3}) ", ln))]
     assert got == list(range(100))
     assert server.health().startswith("OK ")
+
+
+def test_a_full_disk_that_takes_part_of_a_batch_splits_no_line(
+    server_factory: Factory, tiny_disk: Path
+) -> None:
+    """Regression (issue 14, item 2): on a real nearly full file system a batch went in
+    partly; the retry put the crash mark into a line and the rest of the message became a
+    second line without a number (two invalid lines in JSON)."""
+    server = server_factory("--tcp_only", "--format", "json", log_dir=tiny_disk)
+    server.send(msg_frame(message="before the disk fills"))
+    server.wait_for_text("before the disk fills")
+    filler = tiny_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    with server.connect() as sock:
+        sock.sendall(b"".join(msg_frame(message=f"while full {i:04}") for i in range(400)))
+    deadline = time.monotonic() + 15
+    while "write attempt 1 failed" not in server.stderr():
+        assert time.monotonic() < deadline, server.stderr()
+        time.sleep(0.05)
+    filler.unlink()
+    server.wait_for_text("writing again after", timeout_s=20)
+    records = [json.loads(line) for line in server.active_log.read_text().splitlines()]
+    seqs = [r["seq"] for r in records]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    messages = [r["message"] for r in records if r["message"].startswith("while full")]
+    assert messages == [f"while full {i:04}" for i in range(400)]

@@ -47,13 +47,19 @@ class RotatingFileSink:
         self._fd = -1
         self._identity: tuple[int, int] = (0, 0)
         self.size = 0
+        # What a failed write left of an unfinished line in the file, and which file: a
+        # retry resumes after it, or, if the file was replaced meanwhile, starts the line
+        # again in the new one.
+        self._partial = b""
+        self._partial_identity: tuple[int, int] = (0, 0)
 
     def rotated_path(self, index: int) -> Path:
         return self.directory / f"{ACTIVE_NAME}.{index}"
 
     def open(self) -> None:
-        """Open (or create) the active file for appending and count its size. A last line
-        left unterminated by a crash is ended, so the next line starts on a line of its own."""
+        """At start-up: open (or create) the active file for appending and count its size. A
+        last line left unterminated by a crash is ended, so the next line starts on a line of
+        its own."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._finish_interrupted_rotation()
         self._open_active()
@@ -82,9 +88,16 @@ class RotatingFileSink:
 
     def reopen(self) -> None:
         """Reopen by path: a file deleted or replaced under us is recreated rather than
-        written into a descriptor nobody can read any more."""
+        written into a descriptor nobody can read any more. A line a failed write left
+        unfinished is continued where it stopped (no cut mark: the server did not stop), or
+        begun again if the file it was in is gone."""
         self.close()
-        self.open()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._finish_interrupted_rotation()
+        self._open_active()
+        if self._partial and self._identity != self._partial_identity:
+            head, self._partial = self._partial, b""
+            self._write_all(memoryview(head))
 
     def _open_active(self) -> None:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -150,7 +163,10 @@ class RotatingFileSink:
         except OSError as exc:
             raise SinkWriteError(0, exc) from exc
         self.size += written
-        if written < size:
+        if written == size:
+            self._partial = b""
+        else:
+            self._note_written(chunks, written)
             try:
                 self.write(b"".join(chunks)[written:])
             except SinkWriteError as exc:
@@ -161,7 +177,21 @@ class RotatingFileSink:
             raise OSError(f"{self.path} is not open")
         n = os.write(self._fd, view)
         self.size += n
+        self._note_written(view, n)
         return n
+
+    def _note_written(self, view: memoryview | list[bytes], n: int) -> None:
+        """Keep what of an unfinished line is in the file (normally nothing: whole lines)."""
+        whole = view if isinstance(view, memoryview) else None
+        if whole is not None and n == len(whole) and whole[-1:] == b"\n":
+            self._partial = b""
+            return
+        data = bytes(whole[:n]) if whole is not None else b"".join(view)[:n]
+        if not data:
+            return
+        cut = data.rfind(b"\n")
+        self._partial = data[cut + 1 :] if cut >= 0 else self._partial + data
+        self._partial_identity = self._identity
 
     def _rotate(self) -> None:
         os.close(self._fd)
