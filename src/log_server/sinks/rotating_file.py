@@ -182,11 +182,13 @@ class RotatingFileSink:
 
     def _note_written(self, view: memoryview | list[bytes], n: int) -> None:
         """Keep what of an unfinished line is in the file (normally nothing: whole lines)."""
-        whole = view if isinstance(view, memoryview) else None
-        if whole is not None and n == len(whole) and whole[-1:] == b"\n":
-            self._partial = b""
-            return
-        data = bytes(whole[:n]) if whole is not None else b"".join(view)[:n]
+        if isinstance(view, memoryview):
+            if n == len(view) and view[-1:].tobytes() == b"\n":
+                self._partial = b""
+                return
+            data = view[:n].tobytes()
+        else:
+            data = b"".join(view)[:n]
         if not data:
             return
         cut = data.rfind(b"\n")
