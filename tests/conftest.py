@@ -24,8 +24,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
-    def factory(*args: str, log_dir: Path | None = None) -> RunningServer:
-        server = start_server(log_dir or tmp_path / "logs", *args)
+    def factory(
+        *args: str, log_dir: Path | None = None, stderr: int | None = None
+    ) -> RunningServer:
+        server = start_server(log_dir or tmp_path / "logs", *args, stderr=stderr)
         started.append(server)
         return server
 

@@ -272,3 +272,50 @@ def test_a_full_disk_that_takes_part_of_a_batch_splits_no_line(
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     messages = [r["message"] for r in records if r["message"].startswith("while full")]
     assert messages == [f"while full {i:04}" for i in range(400)]
+
+
+def test_a_stderr_pipe_nobody_reads_does_not_stop_intake(server_factory: Factory) -> None:
+    """Regression (issue 14, item 1): the warnings echoed to stderr filled a pipe nobody
+    read, the server blocked on it and took no more input."""
+    unread, stderr = os.pipe()
+    try:
+        server = server_factory("--tcp_only", stderr=stderr)
+        for _ in range(1000):  # ~100 KB of warnings: more than a pipe holds (64 KiB)
+            server.send(b"\xff\xff\xff\xff")
+        server.send(msg_frame(message="still taking input"))
+        server.wait_for_text("still taking input")
+        assert server.health().startswith("OK ")
+        assert server.stop() == 0
+    finally:
+        os.close(unread)
+        os.close(stderr)
+
+
+def test_a_stderr_on_a_full_disk_does_not_stop_the_writer(
+    server_factory: Factory, tiny_disk: Path
+) -> None:
+    """Regression (issue 14, item 1): echoing a write failure to a stderr that fails
+    itself (here /dev/full) ended the writer: nothing more was written, health said OK."""
+    with open("/dev/full", "w") as full:
+        server = server_factory("--tcp_only", log_dir=tiny_disk, stderr=full.fileno())
+    server.send(msg_frame(message="before the disk fills"))
+    server.wait_for_text("before the disk fills")
+    filler = tiny_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    with server.connect() as sock:
+        sock.sendall(b"".join(msg_frame(message=f"while full {i:04}") for i in range(400)))
+    deadline = time.monotonic() + 15
+    while not server.health().startswith("DEGRADED"):
+        assert time.monotonic() < deadline, "the writes never failed"
+        time.sleep(0.05)
+    filler.unlink()
+    lines = server.wait_for_text("while full 0399", timeout_s=20)
+    assert sum("while full" in line for line in lines) == 400
+    assert server.health().startswith("OK ")

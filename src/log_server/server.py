@@ -36,6 +36,8 @@ DRAIN_IDLE_S = 0.2
 DRAIN_MAX_S = 5.0
 # gRPC calls in progress get this long to finish after the signal.
 GRPC_GRACE_S = 5.0
+# What is left of the stderr echo gets this long at exit (stderr may be a pipe nobody reads).
+ECHO_CLOSE_S = 0.5
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
@@ -138,6 +140,7 @@ class Server:
                 self._abandon(f"cannot listen on gRPC {config.host}:{config.grpc_port}: {exc}")
             listeners += f" grpc={_address(config.host, grpc_port)}"
         self._writer_task = asyncio.create_task(self.writer.run())
+        self._writer_task.add_done_callback(self._writer_ended)
         if config.fsync == "interval":
             self._syncer = asyncio.create_task(self.writer.sync_periodically())
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -203,6 +206,7 @@ class Server:
             except OSError:
                 pass
             self.sink.close()
+            self.events.echo.close(ECHO_CLOSE_S)
 
     def status_line(self) -> str:
         return status_line(
@@ -221,6 +225,15 @@ class Server:
             self._stop.set()
         elif self._writer_task is not None:
             self._writer_task.cancel()
+
+    def _writer_ended(self, task: asyncio.Task[None]) -> None:
+        """The writer only ends when the pipeline is closed and empty; if a bug ends it
+        sooner, health must not go on saying OK while nothing is written."""
+        if task.cancelled() or task.exception() is None:
+            return
+        reason = f"the writer stopped: {task.exception()!r}"
+        self.health.set_degraded(reason)
+        self.events.writer_stopped(reason)
 
     def _rotated(self, rotated_to: object) -> None:
         """Called on the writer thread: hand the event to the loop."""
