@@ -67,6 +67,17 @@ class ServerEvents:
             f"seconds={seconds:.3f}",
         )
 
+    def signal_ignored(self, signal_name: str, queued: int) -> None:
+        self._emit(
+            "signal_ignored",
+            Level.WARNING,
+            f"{signal_name} again while draining: still writing ({queued} lines queued); "
+            "a repeated signal stops at once only once writing has stalled for 2 s",
+        )
+
+    def reopen_requested(self) -> None:
+        self._emit("reopen_requested", Level.INFO, "SIGHUP received: reopening the log files")
+
     def writer_stopped(self, reason: str) -> None:
         self._emit("writer_stopped", Level.ERROR, f"{reason}; nothing more is written")
 

@@ -36,6 +36,10 @@ DRAIN_IDLE_S = 0.2
 DRAIN_MAX_S = 5.0
 # gRPC calls in progress get this long to finish after the signal.
 GRPC_GRACE_S = 5.0
+# A repeated SIGTERM/SIGINT abandons the drain only when the writer has written nothing for
+# this long while lines wait (a disk that fails): a process group killed at once (`timeout`,
+# a supervisor, `kill -- -PGID` around `make run`) sends the signal twice within microseconds.
+DRAIN_STUCK_S = 2.0
 # What is left of the stderr echo gets this long at exit (stderr may be a pipe nobody reads).
 ECHO_CLOSE_S = 0.5
 GIL_SWITCH_INTERVAL_S = 0.0005
@@ -57,6 +61,7 @@ class Server:
         self.health = Health()
         self._stop = asyncio.Event()
         self._stop_signal = ""
+        self._stop_at = 0.0
         self._writer_task: asyncio.Task[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
         self.grpc: GrpcSource | None = None
@@ -145,6 +150,7 @@ class Server:
             self._syncer = asyncio.create_task(self.writer.sync_periodically())
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._on_signal, sig)
+        self._loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         self.events.started(__version__, listeners, self._settings())
         if not _is_loopback(config.host):
             self.events.exposed(config.host)
@@ -222,9 +228,21 @@ class Server:
     def _on_signal(self, sig: signal.Signals) -> None:
         if not self._stop.is_set():
             self._stop_signal = sig.name
+            self._stop_at = time.monotonic()
             self._stop.set()
-        elif self._writer_task is not None:
+            return
+        queued = self.pipeline.queued_lines
+        stuck_s = time.monotonic() - max(self.writer.last_write_at, self._stop_at)
+        if queued and stuck_s >= DRAIN_STUCK_S and self._writer_task is not None:
             self._writer_task.cancel()
+        else:
+            self.events.signal_ignored(sig.name, queued)
+
+    def _on_hangup(self) -> None:
+        """SIGHUP, the logrotate convention: reopen the files by name before the next write
+        (one already renamed away is left to its new owner)."""
+        self.sink.request_reopen()
+        self.events.reopen_requested()
 
     def _writer_ended(self, task: asyncio.Task[None]) -> None:
         """The writer only ends when the pipeline is closed and empty; if a bug ends it

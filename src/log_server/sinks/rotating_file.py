@@ -52,6 +52,7 @@ class RotatingFileSink:
         # again in the new one.
         self._partial = b""
         self._partial_identity: tuple[int, int] = (0, 0)
+        self._reopen_requested = False
 
     def rotated_path(self, index: int) -> Path:
         return self.directory / f"{ACTIVE_NAME}.{index}"
@@ -99,7 +100,12 @@ class RotatingFileSink:
             head, self._partial = self._partial, b""
             self._write_all(memoryview(head))
 
+    def request_reopen(self) -> None:
+        """From any thread: reopen by name before the next write (SIGHUP)."""
+        self._reopen_requested = True
+
     def _open_active(self) -> None:
+        self._reopen_requested = False
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         stat = os.fstat(self._fd)
         self.size = stat.st_size
@@ -107,6 +113,8 @@ class RotatingFileSink:
 
     def _is_current(self) -> bool:
         """Whether the path still names the file we hold open (one stat per batch)."""
+        if self._reopen_requested:
+            return False
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
