@@ -1,7 +1,7 @@
 //! Log fields -> one TCP frame (big-endian length + packed LoggerMsg), for the Python
 //! client: its logging handler's per-call cost is mostly building the message with pycapnp
 //! field by field. The client uses this when the module is installed and pycapnp otherwise;
-//! tests/clients check that both encode the same message.
+//! clients/python/tests check that both encode the same message.
 
 use capnp::message::{Builder, HeapAllocator};
 use capnp::serialize_packed;

@@ -26,7 +26,7 @@ from log_server_client.grpc_client import GrpcLogClient
 from log_server_client.handler import to_server_level
 from support import LOGGER_SCHEMA, RunningServer, free_port, start_server
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
