@@ -52,13 +52,17 @@ class RotatingFileSink:
         return self.directory / f"{ACTIVE_NAME}.{index}"
 
     def open(self) -> None:
-        """Open (or create) the active file for appending and count its size. A last line
-        left unterminated by a crash is ended, so the next line starts on a line of its own."""
+        """At start-up: open (or create) the active file for appending and count its size.
+        A last line left unterminated by a crash is ended, so the next line starts on a
+        line of its own."""
+        self._open()
+        if self.size and _last_byte(self.path) != b"\n":
+            self._write_all(memoryview(CUT_MARK + b"\n"))
+
+    def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._finish_interrupted_rotation()
         self._open_active()
-        if self.size and _last_byte(self.path) != b"\n":
-            self._write_all(memoryview(CUT_MARK + b"\n"))
 
     def _finish_interrupted_rotation(self) -> None:
         """A crash in the middle of a rotation leaves a hole in `.0`, `.1`, ... (the renames
@@ -82,9 +86,10 @@ class RotatingFileSink:
 
     def reopen(self) -> None:
         """Reopen by path: a file deleted or replaced under us is recreated rather than
-        written into a descriptor nobody can read any more."""
+        written into a descriptor nobody can read any more. An unterminated last line is
+        left as it is: it is our own short write, which the retry completes."""
         self.close()
-        self.open()
+        self._open()
 
     def _open_active(self) -> None:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
