@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from log_server.core.format import FORMATTERS
 from log_server.core.pipeline import LogPipeline
 from log_server.core.records import LogRecord
 from log_server.core.sequencer import Sequencer
 from log_server.events import ServerEvents
-from log_server.format import FORMATTERS
 from log_server.health import Health
 from log_server.sinks import rotating_file
 from log_server.sinks.retry import RetryPolicy
 from log_server.sinks.rotating_file import CUT_MARK, RotatingFileSink
 from log_server.sinks.writer import BatchWriter
+from log_server.stderr_echo import StderrEcho
 
 FAST_RETRY = RetryPolicy(initial_delay_s=0.001, max_delay_s=0.001)
 
@@ -48,11 +49,13 @@ def test_a_short_write_then_a_full_disk_resumes_at_the_exact_offset(
 
     async def run() -> None:
         pipeline = LogPipeline(Sequencer(0), FORMATTERS["json"], 1 << 20)
-        events = ServerEvents("test", pipeline, echo=io.StringIO())
+        echo = StderrEcho(io.StringIO())
+        events = ServerEvents("test", pipeline, echo)
         writer = BatchWriter(pipeline, sink, events, Health(), FAST_RETRY)
         pipeline.submit([LogRecord(message=f"message {i}") for i in range(50)])
         pipeline.close()  # the writer still writes everything waiting, then returns
         await writer.run()
+        echo.close(1.0)
 
     asyncio.run(run())
     sink.close()

@@ -3,7 +3,7 @@ sans-IO object per connection.
 
 Two implementations with the same behaviour and byte-identical output:
 - `PythonConnectionDecoder`: FrameDecoder + CapnpDecoder (pycapnp) + format.py. The
-  reference, and the fallback when the compiled kernel is not installed.
+  reference, and the fallback when the compiled decoder is not installed.
 - `log_server_native.ConnectionDecoder` (Rust, `native/`): the same in one call per read,
   about ten times cheaper per message (docs/benchmarks.md).
 tests/protocol/test_connection.py checks that both give the same lines for the same bytes.
@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from log_server.core.format import FORMATTERS
 from log_server.core.records import LogRecord
-from log_server.format import FORMATTERS
 from log_server.protocol.capnp_codec import CapnpDecoder
 from log_server.protocol.errors import PayloadError
 from log_server.protocol.framing import FrameDecoder, HealthRequested
@@ -77,7 +77,7 @@ class PythonConnectionDecoder:
 DecoderFactory = Callable[[], ConnectionDecoder]
 
 
-def native_kernel_available() -> bool:
+def native_decoder_available() -> bool:
     try:
         import log_server_native  # noqa: F401
     except ImportError:
@@ -85,13 +85,13 @@ def native_kernel_available() -> bool:
     return True
 
 
-def use_native_kernel(kernel: str) -> bool:
-    """`kernel`: "native", "python", or "auto" (native when installed)."""
-    return kernel == "native" or (kernel == "auto" and native_kernel_available())
+def use_native_decoder(decoder: str) -> bool:
+    """`decoder`: "native", "python", or "auto" (native when installed)."""
+    return decoder == "native" or (decoder == "auto" and native_decoder_available())
 
 
-def decoder_factory(kernel: str, max_frame_bytes: int, line_format: str) -> DecoderFactory:
-    if use_native_kernel(kernel):
+def decoder_factory(decoder: str, max_frame_bytes: int, line_format: str) -> DecoderFactory:
+    if use_native_decoder(decoder):
         from log_server_native import ConnectionDecoder as NativeConnectionDecoder
 
         return lambda: NativeConnectionDecoder(max_frame_bytes, line_format)
