@@ -23,6 +23,7 @@ from log_server.protocol.connection import (
     native_decoder_available,
     use_native_decoder,
 )
+from log_server.sinks.log_directory import DirectoryInUse, DirectoryLock
 from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
 from log_server.sources.source import ListenError, Source
@@ -100,8 +101,20 @@ class Server:
             )
 
     def _open_log(self) -> int:
-        """Open the file set; the last sequence number already used."""
+        """Claim the log directory, then open the file set; the last sequence number
+        already used."""
         config = self.config
+        self.lock = DirectoryLock(config.log_dir)
+        try:
+            self.lock.acquire()
+        except DirectoryInUse as exc:
+            raise StartupError(
+                f"log directory {config.log_dir} is {exc}; stop it or choose another --log_dir"
+            ) from None
+        except OSError as exc:
+            raise StartupError(
+                f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
+            ) from None
         self.sink = RotatingFileSink(
             config.log_dir, config.max_file_bytes, config.max_files, self._rotated
         )
@@ -112,6 +125,7 @@ class Server:
                 raise PermissionError(13, "Permission denied")
         except OSError as exc:
             self.sink.close()
+            self.lock.release()
             raise StartupError(
                 f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
             ) from None
@@ -191,6 +205,7 @@ class Server:
         for source in self.sources:
             source.stop_accepting()
         self.sink.close()
+        self.lock.release()
         raise StartupError(reason)
 
     async def main_loop(self) -> None:
@@ -240,6 +255,7 @@ class Server:
             except OSError:
                 pass
             self.sink.close()
+            self.lock.release()
             self.events.echo.close(ECHO_CLOSE_S)
 
     def status_line(self) -> str:
