@@ -16,6 +16,7 @@ from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
 from log_server.protocol.acknowledged import ACK_HELLO, AckCounter, Opening
 from log_server.protocol.connection import DecoderFactory, StopKind
+from log_server.sources.source import ListenError
 
 # A read this large means more is waiting: let the other connections and the writer run.
 YIELD_AFTER_BYTES = 64 * 1024
@@ -208,39 +209,63 @@ class TcpConnection(asyncio.Protocol):
 
 
 class TcpSource:
+    """The TCP listener and, with --unix_socket, the same protocol on a Unix socket: one set
+    of connections under one --max_connections."""
+
     def __init__(
         self,
         pipeline: LogPipeline,
         events: ServerEvents,
         new_decoder: DecoderFactory,
         status_line: Callable[[], str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        unix_socket: Path | None = None,
         max_connections: int = 1024,
         read_timeout_s: float = 0.0,
+        drain_idle_s: float = 0.2,
+        drain_max_s: float = 5.0,
     ) -> None:
         self.pipeline = pipeline
         self.events = events
         self.new_decoder = new_decoder
         self.status_line = status_line
+        self.host, self.port, self.unix_socket = host, port, unix_socket
         self.max_connections = max_connections
         self.read_timeout_s = read_timeout_s
+        self.drain_idle_s, self.drain_max_s = drain_idle_s, drain_max_s
         self._sweeper: asyncio.Task[None] | None = None
         self.connections: set[TcpConnection] = set()
         self._servers: list[asyncio.Server] = []
         self._unix_path: Path | None = None
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Bind and listen; returns the bound address (port 0 picks a free one)."""
+    @property
+    def connection_count(self) -> int:
+        return len(self.connections)
+
+    async def start(self) -> str:
+        """Bind and listen (port 0 picks a free one); the bound addresses."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: TcpConnection(self), host, port, reuse_address=True, backlog=1024
-        )
+        try:
+            server = await loop.create_server(
+                lambda: TcpConnection(self), self.host, self.port, reuse_address=True, backlog=1024
+            )
+        except OSError as exc:
+            raise ListenError(f"TCP {self.host}:{self.port}", exc) from None
         self._servers.append(server)
-        sockname = server.sockets[0].getsockname()
+        host, port = server.sockets[0].getsockname()[:2]
+        listeners = f"tcp=[{host}]:{port}" if ":" in host else f"tcp={host}:{port}"
+        if self.unix_socket is not None:
+            try:
+                await self._start_unix(self.unix_socket)
+            except OSError as exc:
+                raise ListenError(f"Unix socket {self.unix_socket}", exc) from None
+            listeners += f" unix={self.unix_socket}"
         if self.read_timeout_s:
             self._sweeper = loop.create_task(self._close_stalled())
-        return sockname[0], sockname[1]
+        return listeners
 
-    async def start_unix(self, path: Path) -> None:
+    async def _start_unix(self, path: Path) -> None:
         """The same protocol on a Unix socket with mode 0660, so that file permissions
         decide who may log on a shared machine. A stale socket file is replaced."""
         _remove_stale_socket(path)
@@ -272,10 +297,12 @@ class TcpSource:
         if self._unix_path is not None:
             _remove_stale_socket(self._unix_path)
 
-    async def drain(self, idle_s: float, max_s: float) -> None:
+    async def drain(self) -> None:
         """Read what the clients have already sent: keep connections open until each has
-        been quiet for `idle_s` (or closed), at most `max_s` in all, then close them."""
-        deadline = time.monotonic() + max_s
+        been quiet for `drain_idle_s` (or closed), at most `drain_max_s` in all, then close
+        them."""
+        idle_s = self.drain_idle_s
+        deadline = time.monotonic() + self.drain_max_s
         while self.connections and time.monotonic() < deadline:
             now = time.monotonic()
             busy = [c for c in self.connections if now - c.last_data_at < idle_s]
