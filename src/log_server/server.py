@@ -29,6 +29,7 @@ from log_server.sources.tcp import TcpSource
 
 if TYPE_CHECKING:
     from log_server.sources.grpc import GrpcSource
+    from log_server.sources.grpc_web import GrpcWebFront
 
 # On SIGTERM/SIGINT a TCP connection is kept open until it has been quiet this long, so
 # whatever the client had sent before the signal is read; at most DRAIN_MAX_S in all.
@@ -58,6 +59,7 @@ class Server:
         self._writer_task: asyncio.Task[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
         self.grpc: GrpcSource | None = None
+        self.grpc_front: GrpcWebFront | None = None
 
     async def run(self) -> None:
         await self.startup()
@@ -133,9 +135,14 @@ class Server:
             decode_batch = batch_decoder(use_native_kernel(config.kernel), config.format)
             self.grpc = GrpcSource(self.pipeline, self.events, self.health, decode_batch)
             try:
-                grpc_port = await self.grpc.start(config.host, config.grpc_port)
+                if config.grpc_web:
+                    grpc_port = await self._start_grpc_behind_front()
+                else:
+                    grpc_port = await self.grpc.start(config.host, config.grpc_port)
             except OSError as exc:
-                self._abandon(f"cannot listen on gRPC {config.host}:{config.grpc_port}: {exc}")
+                self._abandon(
+                    f"cannot listen on gRPC {config.host}:{config.grpc_port}: {_describe(exc)}"
+                )
             listeners += f" grpc={_address(config.host, grpc_port)}"
         self._writer_task = asyncio.create_task(self.writer.run())
         if config.fsync == "interval":
@@ -146,6 +153,27 @@ class Server:
         if not _is_loopback(config.host):
             self.events.exposed(config.host)
         print(f"log_server ready {listeners} log_dir={config.log_dir}", flush=True)
+
+    async def _start_grpc_behind_front(self) -> int:
+        """gRPC-Web: grpcio on a private Unix socket, the front listener on the gRPC port."""
+        from log_server.protocol.grpc_web import Policy
+        from log_server.sources.grpc_web import GrpcWebFront
+
+        config = self.config
+        assert self.grpc is not None
+        policy = Policy(config.cors_origins, config.allowed_hosts)
+        front = GrpcWebFront(
+            self.grpc.handler, policy, config.max_connections, config.read_timeout_s
+        )
+        port = await front.start(config.host, config.grpc_port)  # a busy port fails first
+        self.grpc_front = front
+        try:
+            await self.grpc.start_at(front.upstream_address)
+        except OSError:
+            front.stop_accepting()
+            await front.drain(0)
+            raise
+        return port
 
     def _abandon(self, reason: str) -> NoReturn:
         """Undo what startup did so far, then fail with one line for the operator."""
@@ -178,6 +206,9 @@ class Server:
         self.events.stopping(self._stop_signal or "shutdown")
         self.tcp.stop_accepting()
         draining = [self.tcp.drain(DRAIN_IDLE_S, DRAIN_MAX_S)]
+        if self.grpc_front is not None:
+            self.grpc_front.stop_accepting()
+            draining.append(self.grpc_front.drain(GRPC_GRACE_S))
         if self.grpc is not None:
             draining.append(self.grpc.stop(GRPC_GRACE_S))
         await asyncio.gather(*draining)
@@ -232,7 +263,7 @@ class Server:
             f"log_dir={c.log_dir} format={c.format} max_file_size={format_size(c.max_file_bytes)} "
             f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
-            f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} "
+            f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} grpc_web={c.grpc_web} "
             f"max_connections={c.max_connections} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
             f"kernel={self._kernel_in_use()}"

@@ -139,6 +139,10 @@ class GrpcSource:
 
     async def start(self, host: str, port: int) -> int:
         """Bind and serve; returns the bound port. Raises OSError when it cannot bind."""
+        return await self.start_at(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+    async def start_at(self, address: str) -> int:
+        """Serve on a gRPC address (`host:port`, `unix:/path`)."""
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         handlers = self.handler.method_handlers()
         server.add_generic_rpc_handlers(
@@ -150,7 +154,6 @@ class GrpcSource:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             bound = server.add_insecure_port(address)
         except RuntimeError:
