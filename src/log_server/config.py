@@ -144,10 +144,11 @@ class Config:
         parse_size,
         format_size,
     )
-    kernel: str = _option(
+    decoder: str = _option(
         "auto",
-        ("--kernel",),
-        "TCP decoder: the compiled one (native), pycapnp (python), or native when installed",
+        ("--decoder", "--kernel"),
+        "TCP decoder: the compiled one (native), pycapnp (python), or native when installed "
+        "(--kernel is its former name)",
         choices=("auto", "native", "python"),
     )
     fsync: str = _option(

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, NoReturn
 from log_server import __version__
 from log_server.allocator import keep_freed_memory
 from log_server.config import Config, format_size
+from log_server.core.format import FORMATTERS
 from log_server.core.pipeline import LogPipeline
 from log_server.core.sequencer import Sequencer
 from log_server.events import ServerEvents
-from log_server.format import FORMATTERS
 from log_server.health import Health, status_line
 from log_server.protocol.connection import (
     decoder_factory,
-    native_kernel_available,
-    use_native_kernel,
+    native_decoder_available,
+    use_native_decoder,
 )
 from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
@@ -37,6 +37,12 @@ DRAIN_IDLE_S = 0.2
 DRAIN_MAX_S = 5.0
 # gRPC calls in progress get this long to finish after the signal.
 GRPC_GRACE_S = 5.0
+# A repeated SIGTERM/SIGINT abandons the drain only when the writer has written nothing for
+# this long while lines wait (a disk that fails): a process group killed at once (`timeout`,
+# a supervisor, `kill -- -PGID` around `make run`) sends the signal twice within microseconds.
+DRAIN_STUCK_S = 2.0
+# What is left of the stderr echo gets this long at exit (stderr may be a pipe nobody reads).
+ECHO_CLOSE_S = 0.5
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
@@ -56,6 +62,7 @@ class Server:
         self.health = Health()
         self._stop = asyncio.Event()
         self._stop_signal = ""
+        self._stop_at = 0.0
         self._writer_task: asyncio.Task[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
         self.grpc: GrpcSource | None = None
@@ -88,9 +95,9 @@ class Server:
             raise StartupError(
                 f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
             ) from None
-        if config.kernel == "native" and not native_kernel_available():
+        if config.decoder == "native" and not native_decoder_available():
             self._abandon(
-                "--kernel native: the compiled kernel (log_server_native, built from native/ "
+                "--decoder native: the compiled decoder (log_server_native, built from native/ "
                 "by `make test` or `make run`) is not installed"
             )
         self.pipeline = LogPipeline(
@@ -105,7 +112,7 @@ class Server:
             fsync=config.fsync,
             fsync_interval_s=config.fsync_interval_s,
         )
-        new_decoder = decoder_factory(config.kernel, config.max_frame_bytes, config.format)
+        new_decoder = decoder_factory(config.decoder, config.max_frame_bytes, config.format)
         self.tcp = TcpSource(
             self.pipeline,
             self.events,
@@ -132,7 +139,7 @@ class Server:
             from log_server.protocol.proto_codec import batch_decoder
             from log_server.sources.grpc import GrpcSource
 
-            decode_batch = batch_decoder(use_native_kernel(config.kernel), config.format)
+            decode_batch = batch_decoder(use_native_decoder(config.decoder), config.format)
             self.grpc = GrpcSource(self.pipeline, self.events, self.health, decode_batch)
             try:
                 if config.grpc_web:
@@ -145,10 +152,12 @@ class Server:
                 )
             listeners += f" grpc={_address(config.host, grpc_port)}"
         self._writer_task = asyncio.create_task(self.writer.run())
+        self._writer_task.add_done_callback(self._writer_ended)
         if config.fsync == "interval":
             self._syncer = asyncio.create_task(self.writer.sync_periodically())
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._on_signal, sig)
+        self._loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         self.events.started(__version__, listeners, self._settings())
         if not _is_loopback(config.host):
             self.events.exposed(config.host)
@@ -234,6 +243,7 @@ class Server:
             except OSError:
                 pass
             self.sink.close()
+            self.events.echo.close(ECHO_CLOSE_S)
 
     def status_line(self) -> str:
         return status_line(
@@ -249,9 +259,30 @@ class Server:
     def _on_signal(self, sig: signal.Signals) -> None:
         if not self._stop.is_set():
             self._stop_signal = sig.name
+            self._stop_at = time.monotonic()
             self._stop.set()
-        elif self._writer_task is not None:
+            return
+        queued = self.pipeline.queued_lines
+        stuck_s = time.monotonic() - max(self.writer.last_write_at, self._stop_at)
+        if queued and stuck_s >= DRAIN_STUCK_S and self._writer_task is not None:
             self._writer_task.cancel()
+        else:
+            self.events.signal_ignored(sig.name, queued)
+
+    def _on_hangup(self) -> None:
+        """SIGHUP, the logrotate convention: reopen the files by name before the next write
+        (one already renamed away is left to its new owner)."""
+        self.sink.request_reopen()
+        self.events.reopen_requested()
+
+    def _writer_ended(self, task: asyncio.Task[None]) -> None:
+        """The writer only ends when the pipeline is closed and empty; if a bug ends it
+        sooner, health must not go on saying OK while nothing is written."""
+        if task.cancelled() or task.exception() is None:
+            return
+        reason = f"the writer stopped: {task.exception()!r}"
+        self.health.set_degraded(reason)
+        self.events.writer_stopped(reason)
 
     def _rotated(self, rotated_to: object) -> None:
         """Called on the writer thread: hand the event to the loop."""
@@ -266,14 +297,14 @@ class Server:
             f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} grpc_web={c.grpc_web} "
             f"max_connections={c.max_connections} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
-            f"kernel={self._kernel_in_use()}"
+            f"decoder={self._decoder_in_use()}"
         )
 
-    def _kernel_in_use(self) -> str:
-        kernel = self.config.kernel
-        if kernel == "auto":
-            return "native" if native_kernel_available() else "python (native not installed)"
-        return kernel
+    def _decoder_in_use(self) -> str:
+        decoder = self.config.decoder
+        if decoder == "auto":
+            return "native" if native_decoder_available() else "python (native not installed)"
+        return decoder
 
 
 def _is_loopback(host: str) -> bool:

@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 import uvloop
 from support import numbered_frames
 
+from log_server.core.format import FORMATTERS
 from log_server.core.pipeline import LogPipeline
 from log_server.core.sequencer import Sequencer
 from log_server.events import ServerEvents
-from log_server.format import FORMATTERS
 from log_server.protocol.connection import decoder_factory
 from log_server.sources.tcp import YIELD_AFTER_BYTES, TcpConnection, TcpSource
 

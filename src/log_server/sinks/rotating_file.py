@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from log_server.format import parse_sequence
+from log_server.core.format import parse_sequence
 
 ACTIVE_NAME = "_main.log"
 # Ends a line that a crash cut short, when the server starts again: the line keeps what was
@@ -47,13 +47,20 @@ class RotatingFileSink:
         self._fd = -1
         self._identity: tuple[int, int] = (0, 0)
         self.size = 0
+        # What a failed write left of an unfinished line in the file, and which file: a
+        # retry resumes after it, or, if the file was replaced meanwhile, starts the line
+        # again in the new one.
+        self._partial = b""
+        self._partial_identity: tuple[int, int] = (0, 0)
+        self._reopen_requested = False
 
     def rotated_path(self, index: int) -> Path:
         return self.directory / f"{ACTIVE_NAME}.{index}"
 
     def open(self) -> None:
-        """Open (or create) the active file for appending and count its size. A last line
-        left unterminated by a crash is ended, so the next line starts on a line of its own."""
+        """At start-up: open (or create) the active file for appending and count its size. A
+        last line left unterminated by a crash is ended, so the next line starts on a line of
+        its own."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._finish_interrupted_rotation()
         self._open_active()
@@ -82,11 +89,23 @@ class RotatingFileSink:
 
     def reopen(self) -> None:
         """Reopen by path: a file deleted or replaced under us is recreated rather than
-        written into a descriptor nobody can read any more."""
+        written into a descriptor nobody can read any more. A line a failed write left
+        unfinished is continued where it stopped (no cut mark: the server did not stop), or
+        begun again if the file it was in is gone."""
         self.close()
-        self.open()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._finish_interrupted_rotation()
+        self._open_active()
+        if self._partial and self._identity != self._partial_identity:
+            head, self._partial = self._partial, b""
+            self._write_all(memoryview(head))
+
+    def request_reopen(self) -> None:
+        """From any thread: reopen by name before the next write (SIGHUP)."""
+        self._reopen_requested = True
 
     def _open_active(self) -> None:
+        self._reopen_requested = False
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         stat = os.fstat(self._fd)
         self.size = stat.st_size
@@ -94,6 +113,8 @@ class RotatingFileSink:
 
     def _is_current(self) -> bool:
         """Whether the path still names the file we hold open (one stat per batch)."""
+        if self._reopen_requested:
+            return False
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
@@ -150,7 +171,10 @@ class RotatingFileSink:
         except OSError as exc:
             raise SinkWriteError(0, exc) from exc
         self.size += written
-        if written < size:
+        if written == size:
+            self._partial = b""
+        else:
+            self._note_written(chunks, written)
             try:
                 self.write(b"".join(chunks)[written:])
             except SinkWriteError as exc:
@@ -161,7 +185,23 @@ class RotatingFileSink:
             raise OSError(f"{self.path} is not open")
         n = os.write(self._fd, view)
         self.size += n
+        self._note_written(view, n)
         return n
+
+    def _note_written(self, view: memoryview | list[bytes], n: int) -> None:
+        """Keep what of an unfinished line is in the file (normally nothing: whole lines)."""
+        if isinstance(view, memoryview):
+            if n == len(view) and view[-1:].tobytes() == b"\n":
+                self._partial = b""
+                return
+            data = view[:n].tobytes()
+        else:
+            data = b"".join(view)[:n]
+        if not data:
+            return
+        cut = data.rfind(b"\n")
+        self._partial = data[cut + 1 :] if cut >= 0 else self._partial + data
+        self._partial_identity = self._identity
 
     def _rotate(self) -> None:
         os.close(self._fd)
@@ -191,14 +231,14 @@ class RotatingFileSink:
                 pass
 
     def last_sequence(self) -> int:
-        """The highest sequence number already on disk (0 for a new log): from the end of the
-        newest file that has a complete line, the active file first, then `.0`, `.1`, ...
-        (one may be missing after a crash or an operator's clean-up)."""
+        """The highest sequence number already used (0 for a new log), searched from the end
+        of the active file back through `.0`, `.1`, ... (one may be missing after a crash or
+        an operator's clean-up) until a line's number can be trusted."""
+        scan = _SequenceScan()
         for path in (self.path, *map(self.rotated_path, range(max(self.max_files, 1)))):
-            seq = read_last_sequence(path)
-            if seq is not None:
-                return seq
-        return 0
+            if scan.read(path):
+                break
+        return scan.best or 0
 
 
 def _last_byte(path: Path) -> bytes:
@@ -208,33 +248,61 @@ def _last_byte(path: Path) -> bytes:
 
 
 def read_last_sequence(path: Path) -> int | None:
-    """The sequence number of the last line written, or None if the file has none.
+    """The highest sequence number used by the lines of one file, or None if it has none."""
+    scan = _SequenceScan()
+    scan.read(path)
+    return scan.best
 
-    A line cut short by a crash (unterminated, or ended with CUT_MARK) is not trusted to
-    hold its number whole; since numbers have no gaps, it had the number after the last
-    complete line's, so that number counts as used."""
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        return None
-    with fh:
-        size = fh.seek(0, os.SEEK_END)
-        span = _TAIL_READ_BYTES
-        while True:
-            start = max(0, size - span)
-            fh.seek(start)
-            tail = fh.read(size - start)
-            lines = tail.split(b"\n")
-            cut_lines = 1 if lines.pop() else 0  # after the last newline: an unterminated line?
-            if start > 0 and lines:
-                lines.pop(0)  # may be cut at the front
-            for line in reversed(lines):
-                if line.endswith(CUT_MARK):
-                    cut_lines += 1
-                    continue
-                seq = parse_sequence(line)
-                if seq is not None:
-                    return seq + cut_lines
-            if start == 0:
-                return None
-            span *= 4
+
+class _SequenceScan:
+    """Reads lines backwards, newest file first, for the last number used.
+
+    Nothing a client can write is trusted: a client cannot start a line (line ends are
+    escaped), so every line's leading number is ours, but its text may end like CUT_MARK.
+    Numbers have no gaps, so a line at distance k after a line numbered n used n + k at
+    least; a line cut by a crash (unterminated, or ended with CUT_MARK at start-up) counts
+    as used even when its own digits were cut ("12" of "1234"). The answer is the largest
+    such bound; the scan stops at a whole line that is not marked as cut, whose number
+    is exact. Overestimating can only leave a gap; it never issues a number twice."""
+
+    def __init__(self) -> None:
+        self.best: int | None = None
+        self.after = 0  # cut lines seen after the current one: numbers used after it
+
+    def read(self, path: Path) -> bool:
+        """Scan one file; True once an exact number was found."""
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:
+            return False
+        with fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return False
+            fh.seek(size - 1)
+            unterminated = fh.read(1) != b"\n"
+            end = size if unterminated else size - 1
+            last_line = True
+            span = _TAIL_READ_BYTES
+            while end > 0:
+                start = max(0, end - span)
+                fh.seek(start)
+                lines = fh.read(end - start).split(b"\n")
+                if start > 0:
+                    if len(lines) == 1:  # no line end in the window: read a larger one
+                        span *= 4
+                        continue
+                    end = start + len(lines.pop(0))  # may be cut at the front: read it next
+                else:
+                    end = 0
+                for line in reversed(lines):
+                    cut = line.endswith(CUT_MARK) or (last_line and unterminated)
+                    last_line = False
+                    seq = parse_sequence(line)
+                    if seq is not None:
+                        self.best = max(self.best or 0, seq + self.after)
+                        if not cut:
+                            return True
+                    if cut:
+                        self.after += 1
+        return False

@@ -19,9 +19,9 @@ import grpc  # noqa: E402
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
 from grpc_reflection.v1alpha import reflection  # noqa: E402
 
+from log_server.core.clock import now_iso
 from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
-from log_server.format import now_iso
 from log_server.generated import log_service_pb2 as pb
 from log_server.health import Health
 from log_server.protocol.proto_codec import BatchDecoder
@@ -42,7 +42,7 @@ class LogServiceHandler:
     the writer, which will write it (docs/protocol.md).
 
     Requests arrive as raw bytes and are decoded here (one LogRequest is decoded as a
-    LogBatchRequest of one, by the same kernel as LogBatch), so that bytes which are not a
+    LogBatchRequest of one, by the same compiled decoder as LogBatch), so that bytes which are not a
     LogRequest get INVALID_ARGUMENT and a log line rather than grpc's generic UNKNOWN."""
 
     def __init__(

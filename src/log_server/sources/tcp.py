@@ -5,24 +5,18 @@ log line and a close."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
-import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+from log_server.core.clock import now_iso
 from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
-from log_server.format import now_iso
-from log_server.protocol.connection import DecoderFactory
+from log_server.protocol.acknowledged import ACK_HELLO, AckCounter, Opening
+from log_server.protocol.connection import DecoderFactory, StopKind
 
-# Sent by a client as the first bytes of a connection to ask for acknowledgements
-# (docs/protocol.md). Read as a frame length, "LSAC" is above any allowed frame limit, so
-# the word cannot be mistaken for a frame, and existing clients never send it.
-ACK_HELLO = b"LSACKv1\n"
-_ack = struct.Struct(">Q").pack
 # A read this large means more is waiting: let the other connections and the writer run.
 YIELD_AFTER_BYTES = 64 * 1024
 
@@ -38,9 +32,9 @@ class TcpConnection(asyncio.Protocol):
         self.last_data_at = self.opened_at = time.monotonic()
         self._announced = False
         self._started = False  # has the frame stream (after any ACK_HELLO) begun?
-        self._head: bytes | None = b""  # the connection's first bytes, until ACK_HELLO is ruled out
-        self._ack_marks: collections.deque[tuple[int, int]] | None = None
-        self._acked = 0
+        self._opening: Opening | None = Opening()
+        self._acks: AckCounter | None = None
+        self._close_when_acked = False
         self._quiet = False  # health probes and refused connections write no open/close lines
         self.paused = False
 
@@ -62,8 +56,8 @@ class TcpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.bytes_received += len(data)
         self.last_data_at = time.monotonic()
-        if self._head is not None:
-            data = self._opening(data)
+        if self._opening is not None:
+            data = self._open(data)
             if not data:
                 return
         if not self._started:
@@ -79,46 +73,50 @@ class TcpConnection(asyncio.Protocol):
             if len(data) >= YIELD_AFTER_BYTES:
                 self._yield_to_others()
             self.messages += count
-            if self._ack_marks is not None:
-                self._ack_marks.append((pipeline.sequencer.last_issued, self.messages))
+            if self._acks is not None:
+                self._acks.accept(pipeline.sequencer.last_issued, count)
         if stop is None:
             return
-        kind, reason = stop
-        if kind == "health":
+        if stop.kind is StopKind.HEALTH:
             self._quiet = True
             self._answer_health()
             return
         self._announce()
-        self.source.events.frame_rejected(self.peer, reason)
+        self.source.events.frame_rejected(self.peer, stop.reason)
         self.close()
 
-    def _opening(self, data: bytes) -> bytes:
-        """Before the first frame: is this an acknowledged connection? Returns the bytes
-        that belong to the frame stream."""
-        assert self._head is not None
-        head = self._head + data
-        if len(head) < len(ACK_HELLO) and ACK_HELLO.startswith(head):
-            self._head = head
+    def _open(self, data: bytes) -> bytes:
+        """The bytes of the frame stream, once the opening is decided."""
+        assert self._opening is not None
+        opened = self._opening.feed(data)
+        if opened is None:
             return b""
-        self._head = None
-        if not head.startswith(ACK_HELLO):
-            return head
-        assert self.transport is not None
-        self.transport.write(ACK_HELLO)
-        self._ack_marks = collections.deque()
-        self.source.pipeline.add_durable_listener(self._durable)
-        return head[len(ACK_HELLO) :]
+        self._opening = None
+        if opened.acknowledged:
+            assert self.transport is not None
+            self.transport.write(ACK_HELLO)
+            self._acks = AckCounter()
+            self.source.pipeline.add_durable_listener(self._durable)
+        return opened.frames
 
     def _durable(self, seq: int) -> None:
         """Tell an acknowledged client how many of its messages are on disk now."""
-        marks = self._ack_marks
-        assert marks is not None
-        count = self._acked
-        while marks and marks[0][0] <= seq:
-            count = marks.popleft()[1]
-        if count > self._acked and self.transport is not None and not self.transport.is_closing():
-            self._acked = count
-            self.transport.write(_ack(count))
+        assert self._acks is not None
+        if self.transport is None or self.transport.is_closing():
+            return
+        ack = self._acks.durable(seq)
+        if ack is not None:
+            self.transport.write(ack)
+        if self._close_when_acked and not self._acks.owed:
+            self.close()
+
+    def eof_received(self) -> bool:
+        """A client that half-closes an acknowledged connection still gets the acks for
+        what it sent: the connection stays open for writing until they are sent."""
+        if self._acks is not None and self._acks.owed:
+            self._close_when_acked = True
+            return True
+        return False
 
     def _announce(self) -> None:
         if not self._announced:
@@ -135,7 +133,7 @@ class TcpConnection(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._ack_marks is not None:
+        if self._acks is not None:
             self.source.pipeline.remove_durable_listener(self._durable)
         self.source.connections.discard(self)
         self.source.pipeline.unregister(self)
