@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from log_server.core.clock import now_iso
 from log_server.events import ServerEvents
-from log_server.format import now_iso
 from log_server.protocol.grpc_web import (
     PREFACE,
     Call,
