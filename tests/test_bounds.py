@@ -10,8 +10,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import grpc
+import pytest
 from support import RunningServer, msg_frame, numbered_frames, rss_mb
+
+from log_server.generated import log_service_pb2 as pb
+from log_server.generated import log_service_pb2_grpc as pb_grpc
 
 
 @contextmanager
@@ -85,3 +91,58 @@ def test_a_connection_opened_while_intake_is_paused_is_held_back(
     lines = server.wait_for_text("late    n=", late_count, timeout_s=120)
     got = [int(m.group(1)) for ln in lines if (m := re.search(r"late    n=(\d{7}) ", ln))]
     assert got == list(range(late_count)), "every message written once, in order"
+
+
+def raw_call(server: RunningServer, method: str) -> tuple[grpc.Channel, Any]:
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    return channel, channel.unary_unary(f"/logservice.LogService/{method}")
+
+
+def test_a_log_batch_past_grpc_max_batch_is_refused_before_decoding(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Item 8: 4 MB of 2-byte entries became 2 million lines (1.5-2 GB RSS, the loop blocked
+    for seconds); 10,001 entries were accepted before the fix."""
+    server = server_factory()
+    channel, log_batch = raw_call(server, "LogBatch")
+    with channel:
+        baseline = rss_mb(server.process.pid)
+        for entries in (10_001, 2_000_000):
+            with pytest.raises(grpc.RpcError) as info:
+                log_batch(b"\x0a\x00" * entries, timeout=30)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "more than 10000 messages" in (info.value.details() or "")
+            assert "--grpc_max_batch" in (info.value.details() or "")
+        assert rss_mb(server.process.pid) - baseline < 50
+        assert "grpc_request_failed" in server.wait_for_line("more than 10000 messages")
+        assert log_batch(b"\x0a\x00" * 10_000, timeout=30) == b"\x08\x01"
+        server.wait_for(lambda ls: len(ls) >= 10_000)
+
+
+def test_a_request_past_grpc_max_request_size_gets_resource_exhausted(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    server = server_factory("--grpc_max_request_size", "64KB")
+    channel, log_message = raw_call(server, "LogMessage")
+    with channel:
+        big = pb.LogRequest(message="x" * 70_000).SerializeToString()
+        with pytest.raises(grpc.RpcError) as info:
+            log_message(big, timeout=30)
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        small = pb.LogRequest(message="y" * 60_000).SerializeToString()
+        assert log_message(small, timeout=30) == b"\x08\x01"
+    server.wait_for_text("yyyyyyyy")
+
+
+def test_a_large_batch_is_written_whole_and_in_order(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    server = server_factory()
+    batch = pb.LogBatchRequest(
+        requests=[pb.LogRequest(message=f"piece n={i:05d}") for i in range(10_000)]
+    )
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        assert pb_grpc.LogServiceStub(channel).LogBatch(batch, timeout=30).success
+    lines = server.wait_for_text("piece n=", 10_000)
+    got = [int(m.group(1)) for ln in lines if (m := re.search(r"piece n=(\d{5})", ln))]
+    assert got == list(range(10_000))

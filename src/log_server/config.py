@@ -108,6 +108,19 @@ class Config:
         float,
         lambda v: f"{v:g}",
     )
+    grpc_max_batch: int = _option(
+        10_000,
+        ("--grpc_max_batch",),
+        "messages in one gRPC LogBatch request; a larger batch is refused (INVALID_ARGUMENT)",
+        int,
+    )
+    grpc_max_request_bytes: int = _option(
+        4 * MIB,
+        ("--grpc_max_request_size",),
+        "largest gRPC request accepted (gRPC's own default); a larger one gets RESOURCE_EXHAUSTED",
+        parse_size,
+        format_size,
+    )
     max_queue_bytes: int = _option(
         64 * MIB,
         ("--max_queue_bytes",),
@@ -163,6 +176,10 @@ class Config:
             out.append(("--max_frame_size", f"must be between 1 byte and {format_size(GIB)}"))
         if self.max_queue_bytes < 1:
             out.append(("--max_queue_bytes", "must be at least 1 byte"))
+        if self.grpc_max_batch < 1:
+            out.append(("--grpc_max_batch", "must be at least 1"))
+        if not 1 <= self.grpc_max_request_bytes <= 2 * GIB - 1:
+            out.append(("--grpc_max_request_size", "must be between 1 byte and 2GB - 1"))
         if self.max_connections < 1:
             out.append(("--max_connections", "must be at least 1"))
         if self.read_timeout_s < 0:

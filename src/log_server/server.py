@@ -178,6 +178,8 @@ class Server:
                     config.host,
                     config.grpc_port,
                     GRPC_GRACE_S,
+                    max_batch=config.grpc_max_batch,
+                    max_request_bytes=config.grpc_max_request_bytes,
                 )
             )
         return sources

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NoReturn
 
 # gRPC's core prints its own errors (e.g. for a port in use) to stderr; the server reports
 # those failures itself, in one line. It reads this once, at import. The user's value wins.
@@ -24,7 +24,7 @@ from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
 from log_server.generated import log_service_pb2 as pb
 from log_server.health import Health
-from log_server.protocol.proto_codec import BatchDecoder
+from log_server.protocol.proto_codec import BatchDecoder, batch_pieces
 from log_server.sources.source import ListenError
 
 SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
@@ -47,28 +47,27 @@ class LogServiceHandler:
     LogRequest get INVALID_ARGUMENT and a log line rather than grpc's generic UNKNOWN."""
 
     def __init__(
-        self, pipeline: LogPipeline, events: ServerEvents, decode_batch: BatchDecoder
+        self,
+        pipeline: LogPipeline,
+        events: ServerEvents,
+        decode_batch: BatchDecoder,
+        max_batch: int = 10_000,
     ) -> None:
         self.pipeline = pipeline
         self.events = events
         self.decode_batch = decode_batch
+        self.max_batch = max_batch
 
     async def log_message(self, raw: bytes, context: Any) -> bytes:
-        if not self.pipeline.has_room:
-            await self._wait_for_room(context)
         await self._accept(as_batch(raw), context, "LogMessage")
         return await self._answer(context)
 
     async def stream_logs(self, raw_requests: AsyncIterator[bytes], context: Any) -> bytes:
         async for raw in raw_requests:
-            if not self.pipeline.has_room:
-                await self._wait_for_room(context)
             await self._accept(as_batch(raw), context, "StreamLogs")
         return await self._answer(context)
 
     async def log_batch(self, raw: bytes, context: Any) -> bytes:
-        if not self.pipeline.has_room:
-            await self._wait_for_room(context)
         await self._accept(raw, context, "LogBatch")
         return await self._answer(context)
 
@@ -82,16 +81,36 @@ class LogServiceHandler:
         return _ACCEPTED
 
     async def _accept(self, batch: bytes, context: Any, method: str) -> None:
-        """Decode, number and queue the messages of a LogBatchRequest's bytes."""
+        """Decode, number and queue the messages of a LogBatchRequest's bytes, a bounded
+        piece at a time: the event loop runs between pieces, and each piece waits for
+        room in the queue. A large batch's messages keep their order but may be
+        interleaved with other clients' messages between pieces."""
         try:
-            lines, count = self.decode_batch(batch, self.pipeline.next_seq, now_iso())
-        except ValueError as exc:
-            reason = str(exc)
-            if method != "LogBatch":
-                reason = reason.replace("LogBatchRequest", "LogRequest")
-            self.events.grpc_request_failed(method, context.peer(), reason)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
-        self.pipeline.submit_formatted(lines, count)
+            pieces = batch_pieces(batch, self.max_batch)
+        except ValueError as exc:  # BatchTooLarge too: the request can never succeed
+            await self._refuse(context, method, str(exc))
+        accepted = 0
+        for number, piece in enumerate(pieces):
+            if number:
+                await asyncio.sleep(0)
+            await self._wait_for_room(context)
+            try:
+                lines, count = self.decode_batch(piece, self.pipeline.next_seq, now_iso())
+            except ValueError as exc:
+                reason = str(exc)
+                if accepted:
+                    reason += f" (the {accepted} messages before it were accepted)"
+                await self._refuse(context, method, reason)
+            self.pipeline.submit_formatted(lines, count)
+            accepted += count
+
+    async def _refuse(self, context: Any, method: str, reason: str) -> NoReturn:
+        """INVALID_ARGUMENT with the reason, and a log line: the request can never succeed."""
+        if method != "LogBatch":
+            reason = reason.replace("LogBatchRequest", "LogRequest")
+        self.events.grpc_request_failed(method, context.peer(), reason)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
+        raise AssertionError("abort returns only by raising")
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         return {
@@ -134,9 +153,12 @@ class GrpcSource:
         host: str = "127.0.0.1",
         port: int = 0,
         grace_s: float = 5.0,
+        max_batch: int = 10_000,
+        max_request_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         self.host, self.port, self.grace_s = host, port, grace_s
-        self.handler = LogServiceHandler(pipeline, events, decode_batch)
+        self.max_request_bytes = max_request_bytes
+        self.handler = LogServiceHandler(pipeline, events, decode_batch, max_batch)
         self.health_state = health_state
         self.health_servicer = health.aio.HealthServicer()
         self._server: Any = None
@@ -149,7 +171,13 @@ class GrpcSource:
     async def start(self) -> str:
         """Bind and serve (port 0 picks a free one); the bound address."""
         host, port = self.host, self.port
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        options = [
+            ("grpc.so_reuseport", 0),
+            # grpcio refuses a larger request itself, with RESOURCE_EXHAUSTED, before
+            # reading it whole.
+            ("grpc.max_receive_message_length", self.max_request_bytes),
+        ]
+        server = grpc.aio.server(options=options)
         handlers = self.handler.method_handlers()
         server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(name, handlers) for name in SERVICE_NAMES]
