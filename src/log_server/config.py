@@ -98,7 +98,10 @@ class Config:
         1 * MIB, ("--max_frame_size",), "largest TCP frame accepted", parse_size, format_size
     )
     max_connections: int = _option(
-        1024, ("--max_connections",), "TCP connections open at once; more are refused", int
+        1024,
+        ("--max_connections",),
+        "connections open at once on each listener (TCP, gRPC); more are refused",
+        int,
     )
     read_timeout_s: float = _option(
         30.0,
@@ -120,6 +123,12 @@ class Config:
         "largest gRPC request accepted (gRPC's own default); a larger one gets RESOURCE_EXHAUSTED",
         parse_size,
         format_size,
+    )
+    grpc_max_calls: int = _option(
+        1024,
+        ("--grpc_max_calls",),
+        "gRPC calls in progress at once (all connections); more get RESOURCE_EXHAUSTED",
+        int,
     )
     max_queue_bytes: int = _option(
         64 * MIB,
@@ -180,6 +189,8 @@ class Config:
             out.append(("--grpc_max_batch", "must be at least 1"))
         if not 1 <= self.grpc_max_request_bytes <= 2 * GIB - 1:
             out.append(("--grpc_max_request_size", "must be between 1 byte and 2GB - 1"))
+        if self.grpc_max_calls < 1:
+            out.append(("--grpc_max_calls", "must be at least 1"))
         if self.max_connections < 1:
             out.append(("--max_connections", "must be at least 1"))
         if self.read_timeout_s < 0:

@@ -180,6 +180,8 @@ class Server:
                     GRPC_GRACE_S,
                     max_batch=config.grpc_max_batch,
                     max_request_bytes=config.grpc_max_request_bytes,
+                    max_calls=config.grpc_max_calls,
+                    max_connections=config.max_connections,
                 )
             )
         return sources

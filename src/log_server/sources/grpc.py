@@ -34,6 +34,11 @@ ACK_METADATA_KEY = "log-ack"
 # when the caller's own deadline is sooner).
 ADMISSION_WAIT_S = 10.0
 
+# HTTP/2 streams (calls) one connection may have open at once: the least RFC 9113 (6.5.2)
+# recommends; nginx allows 128, Go's HTTP/2 server 250. Without it one connection held
+# 10,000 idle streams.
+MAX_STREAMS_PER_CONNECTION = 100
+
 # Every successful call gets the same answer: serialized once (handlers return bytes).
 _ACCEPTED: bytes = pb.LogResponse(success=True).SerializeToString()
 
@@ -57,6 +62,7 @@ class LogServiceHandler:
         self.events = events
         self.decode_batch = decode_batch
         self.max_batch = max_batch
+        self._waiting_bytes = 0  # of the requests waiting for room in the queue
 
     async def log_message(self, raw: bytes, context: Any) -> bytes:
         await self._accept(as_batch(raw), context, "LogMessage")
@@ -93,7 +99,7 @@ class LogServiceHandler:
         for number, piece in enumerate(pieces):
             if number:
                 await asyncio.sleep(0)
-            await self._wait_for_room(context)
+            await self._wait_for_room(context, len(batch))
             try:
                 lines, count = self.decode_batch(piece, self.pipeline.next_seq, now_iso())
             except ValueError as exc:
@@ -119,17 +125,41 @@ class LogServiceHandler:
             "LogBatch": grpc.unary_unary_rpc_method_handler(self.log_batch),
         }
 
-    async def _wait_for_room(self, context: Any) -> None:
-        if self.pipeline.has_room:
+    async def _wait_for_room(self, context: Any, size: int) -> None:
+        """Until the queue has room, for at most ADMISSION_WAIT_S (or the call's deadline).
+        Room is checked again after every wake-up, since the calls woken with this one may
+        have filled the queue already. The requests that wait may hold at most
+        --max_queue_bytes between them; a call past that is told UNAVAILABLE at once."""
+        pipeline = self.pipeline
+        if pipeline.has_room:
             return
+        if self._waiting_bytes + size > pipeline.max_queue_bytes:
+            await self._unavailable(
+                context,
+                "the log server's queue is full and enough calls are waiting for room "
+                "already (--max_queue_bytes); retry later",
+            )
+        loop = asyncio.get_running_loop()
         remaining = context.time_remaining()
-        timeout = ADMISSION_WAIT_S if remaining is None else min(ADMISSION_WAIT_S, remaining)
+        wait_s = ADMISSION_WAIT_S if remaining is None else min(ADMISSION_WAIT_S, remaining)
+        deadline = loop.time() + wait_s
+        self._waiting_bytes += size
         try:
-            await asyncio.wait_for(self.pipeline.wait_for_room(), timeout)
-        except TimeoutError:
-            reason = "the log server is not keeping up (writes failing or slow); retry later"
-            self.events.grpc_request_failed("LogService", context.peer(), reason)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
+            while not pipeline.has_room:
+                try:
+                    await asyncio.wait_for(pipeline.wait_for_room(), deadline - loop.time())
+                except TimeoutError:
+                    await self._unavailable(
+                        context,
+                        "the log server is not keeping up (writes failing or slow); retry later",
+                    )
+        finally:
+            self._waiting_bytes -= size
+
+    async def _unavailable(self, context: Any, reason: str) -> NoReturn:
+        self.events.grpc_request_failed("LogService", context.peer(), reason)
+        await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
+        raise AssertionError("abort returns only by raising")
 
 
 def as_batch(request: bytes) -> bytes:
@@ -155,9 +185,12 @@ class GrpcSource:
         grace_s: float = 5.0,
         max_batch: int = 10_000,
         max_request_bytes: int = 4 * 1024 * 1024,
+        max_calls: int = 1024,
+        max_connections: int = 1024,
     ) -> None:
         self.host, self.port, self.grace_s = host, port, grace_s
         self.max_request_bytes = max_request_bytes
+        self.max_calls, self.max_connections = max_calls, max_connections
         self.handler = LogServiceHandler(pipeline, events, decode_batch, max_batch)
         self.health_state = health_state
         self.health_servicer = health.aio.HealthServicer()
@@ -176,8 +209,13 @@ class GrpcSource:
             # grpcio refuses a larger request itself, with RESOURCE_EXHAUSTED, before
             # reading it whole.
             ("grpc.max_receive_message_length", self.max_request_bytes),
+            ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+            # --max_connections bounds the gRPC listener's connections as it does TCP's:
+            # past it grpcio closes a new connection at once.
+            ("grpc.max_allowed_incoming_connections", self.max_connections),
         ]
-        server = grpc.aio.server(options=options)
+        # Past max_calls grpcio answers RESOURCE_EXHAUSTED before reading the request.
+        server = grpc.aio.server(options=options, maximum_concurrent_rpcs=self.max_calls)
         handlers = self.handler.method_handlers()
         server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(name, handlers) for name in SERVICE_NAMES]
