@@ -43,6 +43,9 @@ class TcpConnection(asyncio.Protocol):
         self._close_when_acked = False
         self._quiet = False  # health probes and refused connections write no open/close lines
         self.paused = False
+        self._read_once = False  # has data_received run? (pausing before it is ignored)
+        self._first_byte = b""
+        self._held: list[bytes] = []  # read while paused, decoded once intake resumes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -62,6 +65,29 @@ class TcpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.bytes_received += len(data)
         self.last_data_at = time.monotonic()
+        if not self._read_once:
+            self._read_once = True
+            self._first_byte = data[:1]
+        if self.paused and not self._may_be_health_probe():
+            self._hold(data)
+            return
+        self._consume(data)
+
+    def _may_be_health_probe(self) -> bool:
+        """A connection that starts with "h" asks for health (or is garbage): it can carry
+        no frames, as "heal" read as a length is above any frame limit, so reading it
+        costs nothing and a probe is answered while intake is paused."""
+        return self._first_byte == b"h"
+
+    def _hold(self, data: bytes) -> None:
+        """A read that came while intake is paused: keep it, undecoded, and stop reading.
+        uvloop starts reading after connection_made, so a connection opened while paused
+        gets this one read (at most the loop's read size) before the pause takes effect."""
+        self._held.append(data)
+        assert self.transport is not None
+        self.transport.pause_reading()
+
+    def _consume(self, data: bytes) -> None:
         if self._opening is not None:
             data = self._open(data)
             if not data:
@@ -165,11 +191,25 @@ class TcpConnection(asyncio.Protocol):
     def pause_reading(self) -> None:
         if self.transport is not None and not self.paused:
             self.paused = True
-            self.transport.pause_reading()
+            if self._read_once:  # before the first read, uvloop ignores it: see _hold
+                self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         if self.transport is not None and self.paused:
             self.paused = False
+            if self._held:
+                # Later: the pipeline is resuming every producer; decoding now could
+                # fill the queue again in the middle of that.
+                asyncio.get_running_loop().call_soon(self._release_held)
+            else:
+                self.transport.resume_reading()
+
+    def _release_held(self) -> None:
+        if self.paused or self.transport is None or self.transport.is_closing():
+            return
+        held, self._held = b"".join(self._held), []
+        self._consume(held)
+        if not self.paused and not self.transport.is_closing():
             self.transport.resume_reading()
 
 
