@@ -23,7 +23,7 @@ from log_server.protocol.connection import (
     native_decoder_available,
     use_native_decoder,
 )
-from log_server.sinks.log_directory import DirectoryInUse, DirectoryLock
+from log_server.sinks.log_directory import DirectoryInUse, DirectoryLock, SymlinkRefused
 from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
 from log_server.sources.source import ListenError, Source
@@ -342,4 +342,6 @@ def _is_loopback(host: str) -> bool:
 
 
 def _describe(exc: OSError) -> str:
+    if isinstance(exc, SymlinkRefused):
+        return f"{exc.filename} {exc.strerror}"
     return os.strerror(exc.errno) if exc.errno else str(exc)
