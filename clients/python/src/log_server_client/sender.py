@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol, Self
 OnFull = Literal["block", "drop"]
 BATCH_ITEMS = 2000
 ATEXIT_FLUSH_S = 5.0
+JOIN_S = 5.0
 
 
 class QueueFullError(Exception):
@@ -59,6 +60,7 @@ class BackgroundSender:
         self._queue: collections.deque[Any] = collections.deque()
         self._inflight = 0
         self._closing = False
+        self._closed: bool | None = None  # close()'s answer, once closed
         self._connect_requested = False
         self._cond = threading.Condition()
         self._wake = threading.Event()
@@ -106,7 +108,10 @@ class BackgroundSender:
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until everything queued so far was handed to the server (and, with
-        acknowledgements, until the server reported it on disk)."""
+        acknowledgements, until the server reported it on disk). After close(): at once,
+        whether close delivered everything."""
+        if self._closed is not None:
+            return self._closed
         self._wake.set()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
@@ -127,14 +132,24 @@ class BackgroundSender:
 
     def close(self, timeout_s: float | None = 10.0) -> bool:
         """Flush (up to `timeout_s`), then stop. False if messages were left undelivered;
-        those are also reported on stderr, never dropped silently."""
+        those are also reported on stderr (once), never dropped silently. Closing again
+        returns the first answer at once: at exit the handler's flush and close and the
+        exit hook all close the same client, and their waits must not add up."""
+        with self._cond:
+            if self._closed is not None:
+                return self._closed
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         delivered = self.flush(timeout_s)
         with self._cond:
+            if self._closed is not None:  # closed meanwhile by another thread
+                return self._closed
             self._closing = True
             left = self.queued + self.transport.outstanding()
+            self._closed = delivered
             self._cond.notify_all()
         self._wake.set()
-        self._thread.join(timeout=5)
+        # The thread may be inside a connect; it is a daemon and sees `_closing` next.
+        self._thread.join(JOIN_S if deadline is None else max(0.0, deadline - time.monotonic()))
         self.transport.close()
         if not delivered and left:
             print(
