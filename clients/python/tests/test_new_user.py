@@ -4,12 +4,17 @@ not fatal; log_send fails fast and says why; the clients reach a --unix_socket s
 
 from __future__ import annotations
 
+import json
+import logging
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 
-from support import free_port
+import pytest
+from log_server_client import LogServerHandler
+from support import RunningServer, free_port
 
 EXIT_BOUND_S = 5.0
 # Room for starting the interpreter on a loaded machine, not for another wait.
@@ -50,3 +55,76 @@ def test_an_app_whose_server_is_down_exits_within_the_bound_with_one_warning() -
         assert len(warnings) == 1, result.stderr
         assert warnings[0].startswith("log_server_client: 1 messages not delivered")
         assert elapsed < EXIT_BOUND_S + STARTUP_SLACK_S, f"{how}: {elapsed:.1f} s"
+
+
+# The client as `pip install ./clients/python` leaves it: without the compiled module.
+WITHOUT_COMPILED = "import sys; sys.modules['log_server_native'] = None; "
+LOG_SEND = "from log_server_client.cli import main; sys.exit(main(sys.argv[1:]))"
+NOT_UTF8_STDIN = b"ok \xff\xfe bad\ncaf\xc3\xa9 \xc3(\nlast line\n"
+NOT_UTF8_ARG = b"arg \xff end"
+
+
+def _log_send(port: int, encoder: str, *args: bytes, stdin: bytes = b"") -> None:
+    code = ("import sys; " if encoder == "compiled" else WITHOUT_COMPILED) + LOG_SEND
+    argv = [sys.executable.encode(), b"-c", code.encode(), b"--port", str(port).encode(), *args]
+    result = subprocess.run(argv, input=stdin, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert not result.stderr, result.stderr.decode()
+
+
+@pytest.mark.parametrize("line_format", ["text", "json"])
+def test_text_that_is_not_utf8_is_replaced_the_same_by_both_encoders(
+    server_factory: Callable[..., RunningServer], line_format: str
+) -> None:
+    """Before: with pycapnp, log_send died with a traceback on the first such stdin line (the
+    rest of stdin lost) and the handler dropped the record."""
+    server = server_factory("--tcp_only", "--format", line_format)
+    expected = [
+        b.decode("utf-8", "replace")
+        for b in (*NOT_UTF8_STDIN.splitlines(), NOT_UTF8_ARG, NOT_UTF8_ARG)
+    ]
+    messages: dict[str, list[str]] = {}
+    for encoder in ("compiled", "pycapnp"):
+        _log_send(server.tcp_port, encoder, b"-n", encoder.encode(), stdin=NOT_UTF8_STDIN)
+        _log_send(server.tcp_port, encoder, b"-n", encoder.encode(), NOT_UTF8_ARG)
+        handler = LogServerHandler(
+            "127.0.0.1", server.tcp_port, compiled_encoder=encoder == "compiled"
+        )
+        record = logging.makeLogRecord(
+            {
+                "name": encoder,
+                "levelno": logging.INFO,
+                "msg": NOT_UTF8_ARG.decode("utf-8", "surrogateescape"),
+            }
+        )
+        handler.handle(record)
+        assert handler.client.flush(10)
+        handler.close()
+        lines = server.wait_for(
+            lambda ls, name=encoder: sum(_logger(ln, line_format) == name for ln in ls) == 5
+        )
+        messages[encoder] = [
+            _message(ln, line_format) for ln in lines if _logger(ln, line_format) == encoder
+        ]
+    if line_format == "json":
+        assert messages["compiled"] == messages["pycapnp"] == expected
+    else:
+        for encoder, texts in messages.items():
+            assert all(line.endswith(f" {m}") for line, m in zip(texts, expected, strict=True)), (
+                encoder,
+                texts,
+            )
+
+
+def _logger(line: str, line_format: str) -> str:
+    if line_format == "json":
+        return str(json.loads(line)["logger_name"])
+    return line.split()[3]
+
+
+def _message(line: str, line_format: str) -> str:
+    """The message (JSON), or the line from the message on, with the extras that differ
+    between the two runs cut off (text)."""
+    if line_format == "json":
+        return str(json.loads(line)["message"])
+    return line.split(" pid=")[0]

@@ -61,8 +61,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "log_send") -> int:
         if args.message:
             client.log(args.level, " ".join(args.message), attributes=attributes)
         else:
-            for line in sys.stdin:
-                client.log(args.level, line.rstrip("\r\n"), attributes=attributes)
+            # Bytes, decoded here: what is not UTF-8 becomes U+FFFD (as the server does)
+            # instead of ending the run with the rest of stdin unread.
+            for raw in sys.stdin.buffer:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                client.log(args.level, line, attributes=attributes)
         if not client.flush(FLUSH_TIMEOUT_S):
             print(
                 f"{prog}: error: could not hand every message to the log server at "
