@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from log_server_client import LogServerHandler
+from log_server_client import GrpcLogClient, LogClient, LogServerHandler
 from support import RunningServer, free_port
 
 EXIT_BOUND_S = 5.0
@@ -58,6 +58,7 @@ def test_an_app_whose_server_is_down_exits_within_the_bound_with_one_warning() -
 
 
 # The client as `pip install ./clients/python` leaves it: without the compiled module.
+IMPORT_SYS = "import sys; "
 WITHOUT_COMPILED = "import sys; sys.modules['log_server_native'] = None; "
 LOG_SEND = "from log_server_client.cli import main; sys.exit(main(sys.argv[1:]))"
 NOT_UTF8_STDIN = b"ok \xff\xfe bad\ncaf\xc3\xa9 \xc3(\nlast line\n"
@@ -65,7 +66,7 @@ NOT_UTF8_ARG = b"arg \xff end"
 
 
 def _log_send(port: int, encoder: str, *args: bytes, stdin: bytes = b"") -> None:
-    code = ("import sys; " if encoder == "compiled" else WITHOUT_COMPILED) + LOG_SEND
+    code = (IMPORT_SYS if encoder == "compiled" else WITHOUT_COMPILED) + LOG_SEND
     argv = [sys.executable.encode(), b"-c", code.encode(), b"--port", str(port).encode(), *args]
     result = subprocess.run(argv, input=stdin, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
@@ -128,3 +129,40 @@ def _message(line: str, line_format: str) -> str:
     if line_format == "json":
         return str(json.loads(line)["message"])
     return line.split(" pid=")[0]
+
+
+@pytest.mark.parametrize("transport", ["tcp", "grpc"])
+def test_a_refused_connection_is_reported_at_the_first_attempt(transport: str) -> None:
+    """wait_connected (what log_send uses) answers once the first attempt fails. Before: it
+    retried until its timeout (log_send took 3.5 s over TCP, 10 s over gRPC)."""
+    port = free_port()  # nothing listens there
+    client: LogClient | GrpcLogClient
+    if transport == "grpc":
+        client = GrpcLogClient(f"127.0.0.1:{port}", timeout_s=60)
+    else:
+        client = LogClient("127.0.0.1", port, connect_timeout_s=60)
+    started = time.monotonic()
+    assert not client.wait_connected(timeout_s=60)
+    elapsed = time.monotonic() - started
+    client.close(timeout_s=0)
+    assert client.last_error is not None
+    assert elapsed < 30, f"{elapsed:.1f} s: it waited for the timeout instead"
+
+
+def test_log_send_over_grpc_says_in_one_line_why_it_cannot_connect() -> None:
+    port = free_port()
+    result, _ = _python(IMPORT_SYS + LOG_SEND, "--grpc", "--port", str(port), "hello")
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        f"log_send: error: cannot reach the log server at 127.0.0.1:{port}: connection failed\n"
+    )
+
+
+def test_log_send_grpc_without_the_extra_prints_a_one_line_hint() -> None:
+    code = "import sys; sys.modules['grpc'] = None; " + LOG_SEND
+    result, _ = _python(code, "--grpc", "hello")
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        "log_send: error: --grpc needs the client's gRPC extra (grpc is missing): "
+        "pip install 'log_server_client[grpc]'\n"
+    )

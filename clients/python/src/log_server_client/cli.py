@@ -48,7 +48,17 @@ def build_parser(prog: str = "log_send") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str = "log_send") -> int:
     args = build_parser(prog).parse_args(argv)
     port = args.port or (4021 if args.grpc else 4020)
-    client = _client(args, port)
+    try:
+        client = _client(args, port)
+    except ImportError as exc:
+        if not args.grpc:
+            raise
+        print(
+            f"{prog}: error: --grpc needs the client's gRPC extra ({exc.name or exc} is "
+            "missing): pip install 'log_server_client[grpc]'",
+            file=sys.stderr,
+        )
+        return 1
     try:
         if not client.wait_connected(CONNECT_TIMEOUT_S):
             print(

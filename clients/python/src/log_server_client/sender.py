@@ -61,6 +61,7 @@ class BackgroundSender:
         self._inflight = 0
         self._closing = False
         self._closed: bool | None = None  # close()'s answer, once closed
+        self._attempts = 0  # connection attempts made, for wait_connected
         self._connect_requested = False
         self._cond = threading.Condition()
         self._wake = threading.Event()
@@ -96,15 +97,17 @@ class BackgroundSender:
         return True
 
     def wait_connected(self, timeout_s: float) -> bool:
-        """Connect now (if not yet) and say whether it worked within `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        while not self.connected and time.monotonic() < deadline:
-            with self._cond:
-                self._connect_requested = True
-                self._cond.notify_all()
+        """Connect now (if not yet) and say whether it worked: False as soon as that attempt
+        fails (a refused connection answers at once), or after `timeout_s`."""
+        with self._cond:
+            if self.connected:
+                return True
+            attempts = self._attempts
+            self._connect_requested = True
+            self._cond.notify_all()
             self._wake.set()
-            time.sleep(0.01)
-        return self.connected
+            self._cond.wait_for(lambda: self.connected or self._attempts > attempts, timeout_s)
+            return self.connected
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until everything queued so far was handed to the server (and, with
@@ -172,24 +175,21 @@ class BackgroundSender:
                 self._cond.notify_all()  # room for blocked producers
             if not batch:
                 if not self.connected:
-                    try:
-                        self.transport.connect()
-                        self.connected = True
+                    if self._try_connect():
                         delay = self.reconnect_initial_s
-                    except Exception as exc:
-                        self.last_error = exc
-                        if self.transport.outstanding():  # keep trying: messages wait
-                            self._wake.clear()
-                            self._wake.wait(delay)
-                            delay = min(delay * 2, self.reconnect_max_s)
-                            with self._cond:
-                                self._connect_requested = True
+                    elif self.transport.outstanding():  # keep trying: messages wait
+                        self._wake.clear()
+                        self._wake.wait(delay)
+                        delay = min(delay * 2, self.reconnect_max_s)
+                        with self._cond:
+                            self._connect_requested = True
                 continue
             while True:
                 try:
                     if not self.connected:
-                        self.transport.connect()
-                        self.connected = True
+                        if not self._try_connect():
+                            assert self.last_error is not None
+                            raise self.last_error
                         delay = self.reconnect_initial_s
                     if batch:
                         self.transport.send(batch)
@@ -211,6 +211,18 @@ class BackgroundSender:
             with self._cond:
                 self._inflight = 0
                 self._cond.notify_all()
+
+    def _try_connect(self) -> bool:
+        try:
+            self.transport.connect()
+        except Exception as exc:
+            self.last_error = exc
+        else:
+            self.connected = True
+        with self._cond:
+            self._attempts += 1
+            self._cond.notify_all()
+        return self.connected
 
 
 class QueuedClient:
