@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from log_server_client import GrpcLogClient, LogClient, LogServerHandler
@@ -165,4 +166,35 @@ def test_log_send_grpc_without_the_extra_prints_a_one_line_hint() -> None:
     assert result.stderr.decode() == (
         "log_send: error: --grpc needs the client's gRPC extra (grpc is missing): "
         "pip install 'log_server_client[grpc]'\n"
+    )
+
+
+def test_library_handler_and_log_send_reach_a_unix_socket_server(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    """Before: none of them could (no unix_socket parameter, no --unix_socket flag)."""
+    path = str(tmp_path / "log.sock")
+    server = server_factory("--tcp_only", "--unix_socket", path)
+    for ack in (False, True):
+        with LogClient(unix_socket=path, ack=ack) as client:
+            client.log("info", f"over the unix socket ack={ack}")
+            assert client.flush(10), client.last_error
+    handler = LogServerHandler(unix_socket=path)
+    handler.handle(logging.makeLogRecord({"levelno": logging.INFO, "msg": "handler via socket"}))
+    handler.flush()
+    handler.close()
+    result, _ = _python(IMPORT_SYS + LOG_SEND, "--unix_socket", path, "log_send via socket")
+    assert result.returncode == 0, result.stderr
+    for text in ("ack=False", "ack=True", "handler via socket", "log_send via socket"):
+        server.wait_for_text(text)
+    opened = [ln for ln in server.lines() if "connection_opened" in ln]
+    assert len(opened) == 4 and not [ln for ln in opened if "127.0.0.1" in ln], opened
+
+
+def test_log_send_names_the_unix_socket_it_cannot_reach(tmp_path: Path) -> None:
+    path = str(tmp_path / "nobody.sock")
+    result, _ = _python(IMPORT_SYS + LOG_SEND, "--unix_socket", path, "hello")
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        f"log_send: error: cannot reach the log server at {path}: No such file or directory\n"
     )

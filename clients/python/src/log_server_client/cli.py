@@ -42,12 +42,21 @@ def build_parser(prog: str = "log_send") -> argparse.ArgumentParser:
         "--port", type=int, default=None, help="server port (default: 4020, or 4021 with --grpc)"
     )
     parser.add_argument("--grpc", action="store_true", help="send over gRPC instead of TCP")
+    parser.add_argument(
+        "--unix_socket",
+        metavar="PATH",
+        help="send to the server's --unix_socket at PATH instead of --host/--port",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "log_send") -> int:
-    args = build_parser(prog).parse_args(argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.unix_socket and args.grpc:
+        parser.error("--unix_socket is the TCP protocol; it cannot be used with --grpc")
     port = args.port or (4021 if args.grpc else 4020)
+    where = args.unix_socket or f"{args.host}:{port}"
     try:
         client = _client(args, port)
     except ImportError as exc:
@@ -62,7 +71,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "log_send") -> int:
     try:
         if not client.wait_connected(CONNECT_TIMEOUT_S):
             print(
-                f"{prog}: error: cannot reach the log server at {args.host}:{port}: "
+                f"{prog}: error: cannot reach the log server at {where}: "
                 f"{_reason(client.last_error)}",
                 file=sys.stderr,
             )
@@ -79,7 +88,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "log_send") -> int:
         if not client.flush(FLUSH_TIMEOUT_S):
             print(
                 f"{prog}: error: could not hand every message to the log server at "
-                f"{args.host}:{port}: {_reason(client.last_error)}",
+                f"{where}: {_reason(client.last_error)}",
                 file=sys.stderr,
             )
             return 1
@@ -97,7 +106,13 @@ def _client(args: argparse.Namespace, port: int):  # type: ignore[no-untyped-def
         )
     from log_server_client.client import LogClient
 
-    return LogClient(args.host, port, logger_name=args.logger, service_name=args.service)
+    return LogClient(
+        args.host,
+        port,
+        logger_name=args.logger,
+        service_name=args.service,
+        unix_socket=args.unix_socket,
+    )
 
 
 def _attribute(text: str) -> tuple[str, str]:

@@ -57,11 +57,17 @@ class LogServerHandler(logging.Handler):
         on_full: OnFull = "block",
         block_timeout_s: float | None = None,
         compiled_encoder: bool = True,
+        unix_socket: str | None = None,
     ) -> None:
         super().__init__(level)
         self.service_name = service_name or ""
         self.client = LogClient(
-            host, port, queue_size=queue_size, on_full=on_full, block_timeout_s=block_timeout_s
+            host,
+            port,
+            queue_size=queue_size,
+            on_full=on_full,
+            block_timeout_s=block_timeout_s,
+            unix_socket=unix_socket,
         )
         self._encoder = FrameEncoder(native=compiled_encoder)
         self._flush_failed = False
