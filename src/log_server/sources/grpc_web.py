@@ -205,27 +205,39 @@ class FrontConnection(asyncio.Protocol):
         return True
 
     async def _serve(self, call: Call) -> None:
-        pipeline = self.front.handler.pipeline
+        """A call that waits: for room in the queue, or for the disk (`log-ack: durable`).
+        Reading stays paused meanwhile, so one connection holds one call at a time."""
         try:
-            if not pipeline.has_room:
-                timeout = ADMISSION_WAIT_S
-                if call.timeout_s is not None:
-                    timeout = min(timeout, call.timeout_s)
-                try:
-                    await asyncio.wait_for(pipeline.wait_for_room(), timeout)
-                except TimeoutError:
-                    reason = "the log server is not keeping up (writes failing or slow); retry"
-                    self.front.refusals.refuse(self.peer, "unavailable", reason)
-                    self._answer(GrpcStatus.UNAVAILABLE, reason)
-                    return
-            if self._accept(call, answer=False) and call.ack_durable:
-                await pipeline.wait_durable(pipeline.sequencer.last_issued)
-                self._answer(GrpcStatus.OK, payload=_ACCEPTED)
+            await self._serve_waiting(call)
         finally:
             self._serving = None
         if self.transport is not None and not self._closed:
             self.transport.resume_reading()
             self._serve_events()
+
+    async def _serve_waiting(self, call: Call) -> None:
+        pipeline = self.front.handler.pipeline
+        if not pipeline.has_room:
+            timeout = ADMISSION_WAIT_S
+            if call.timeout_s is not None:
+                timeout = min(timeout, call.timeout_s)
+            try:
+                await asyncio.wait_for(pipeline.wait_for_room(), timeout)
+            except TimeoutError:
+                reason = "the log server is not keeping up (writes failing or slow); retry"
+                self.front.refusals.refuse(self.peer, "unavailable", reason)
+                self._answer(GrpcStatus.UNAVAILABLE, reason)
+                return
+        if not self._accept(call, answer=False) or not call.ack_durable:
+            return
+        try:
+            await asyncio.wait_for(
+                pipeline.wait_durable(pipeline.sequencer.last_issued), call.timeout_s
+            )
+        except TimeoutError:
+            self._answer(GrpcStatus.DEADLINE_EXCEEDED, "not durable before the deadline")
+        else:
+            self._answer(GrpcStatus.OK, payload=_ACCEPTED)
 
     def _accept(self, call: Call, answer: bool = True) -> bool:
         """Decode, number and queue; answers at once unless told to wait (durable acks)."""
