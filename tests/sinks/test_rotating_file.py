@@ -344,3 +344,49 @@ def test_a_line_cut_by_a_failed_write_starts_again_if_the_file_was_replaced(
     sink.write(batch[written:])
     whole_lines = written // 20
     assert (tiny_disk / "_main.log").read_bytes() == numbered(2 + whole_lines, 300 - whole_lines)
+
+
+@pytest.mark.parametrize("stray", ["_main.log.5000", "_main.log.²", "_main.log.01", "_main.log.-1"])
+def test_stray_rotated_names_are_left_alone(tmp_path: Path, stray: str) -> None:
+    """Regression (issue 14, item 15): `_main.log.²` crashed start-up (str.isdigit accepts
+    it), and `_main.log.5000` made it build a list up to 5000 and rotate needlessly."""
+    (tmp_path / stray).write_bytes(b"not ours\n")
+    (tmp_path / "_main.log.0").write_bytes(numbered(1, 2))
+    (tmp_path / "_main.log").write_bytes(numbered(3, 2))
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=3)
+    assert sink.last_sequence() == 4
+    sink.open()
+    sink.write(numbered(5, 1))
+    sink.close()
+    assert (tmp_path / "_main.log").read_bytes() == numbered(3, 3)
+    assert (tmp_path / "_main.log.0").read_bytes() == numbered(1, 2)
+    assert (tmp_path / stray).read_bytes() == b"not ours\n"
+
+
+def test_rotation_cost_follows_the_files_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (issue 14, item 15): each rotation looked at every index below
+    --max_files, present or not (ten thousand checks per rotation for --max_files 10000)."""
+    sink = RotatingFileSink(tmp_path, max_file_bytes=40, max_files=10_000)
+    sink.open()
+    looked_at: list[object] = []
+    real_exists = Path.exists
+
+    def counting_exists(path: Path, *args: object, **kwargs: object) -> bool:
+        looked_at.append(path)
+        return real_exists(path)
+
+    monkeypatch.setattr(Path, "exists", counting_exists)
+    sink.write(numbered(1, 10))  # five rotations
+    sink.close()
+    assert len(looked_at) < 100
+    assert [p.read_bytes() for p in files_oldest_first(tmp_path, 5)] == [
+        numbered(i, 2) for i in range(1, 11, 2)
+    ]
+
+
+def test_last_sequence_reads_rotations_past_a_lowered_max_files(tmp_path: Path) -> None:
+    (tmp_path / "_main.log.4").write_bytes(numbered(1, 3))
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2)
+    assert sink.last_sequence() == 3

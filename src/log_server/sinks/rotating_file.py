@@ -8,6 +8,7 @@ than the limit gets a file of its own.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ ACTIVE_NAME = "_main.log"
 # Ends a line that a crash cut short, when the server starts again: the line keeps what was
 # written of it, and the next line starts on a line of its own.
 CUT_MARK = b" [cut short: log_server stopped while writing this line]"
+_ROTATED_NAME = re.compile(re.escape(ACTIVE_NAME) + r"\.(0|[1-9][0-9]{0,17})")
 _TAIL_READ_BYTES = 64 * 1024
 # The most pieces one writev call takes (Linux: 1024).
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
@@ -67,21 +69,27 @@ class RotatingFileSink:
         if self.size and _last_byte(self.path) != b"\n":
             self._write_all(memoryview(CUT_MARK + b"\n"))
 
+    def rotated_indices(self, below: int | None = None) -> list[int]:
+        """The rotated files present, newest first: only names `_main.log.<n>` with n
+        written as the server writes it (ASCII digits, no leading zero), below `below`
+        (default --max_files). A stray `_main.log.99999999` or `_main.log.²` is not one
+        of ours and is left alone."""
+        limit = self.max_files if below is None else below
+        return sorted(
+            index
+            for name in os.listdir(self.directory)
+            if (match := _ROTATED_NAME.fullmatch(name)) is not None
+            and (index := int(match.group(1))) < limit
+        )
+
     def _finish_interrupted_rotation(self) -> None:
         """A crash in the middle of a rotation leaves a hole in `.0`, `.1`, ... (the renames
         go from the oldest file down). Finish it: shift the files below the hole up by one
         and the active file to `.0`, as the rotation would have."""
-        present = {
-            int(suffix)
-            for p in self.directory.glob(f"{ACTIVE_NAME}.*")
-            if (suffix := p.name.rsplit(".", 1)[1]).isdigit()
-        }
-        if not present:
+        present = self.rotated_indices()
+        hole = next((i for i, index in enumerate(present) if index != i), None)
+        if hole is None:
             return
-        holes = [i for i in range(max(present)) if i not in present]
-        if not holes:
-            return
-        hole = holes[0]
         for index in range(hole - 1, -1, -1):
             os.replace(self.rotated_path(index), self.rotated_path(index + 1))
         if self.path.exists():
@@ -209,10 +217,10 @@ class RotatingFileSink:
         if self.max_files == 0:
             os.unlink(self.path)
         else:
-            for index in range(self.max_files - 2, -1, -1):
-                src = self.rotated_path(index)
-                if src.exists():
-                    os.replace(src, self.rotated_path(index + 1))
+            # Only the files present are moved: the cost follows them, not --max_files.
+            for index in reversed(self.rotated_indices()):
+                if index < self.max_files - 1:
+                    os.replace(self.rotated_path(index), self.rotated_path(index + 1))
             os.replace(self.path, self.rotated_path(0))
         self._open_active()
         if self._on_rotate is not None:
@@ -235,7 +243,9 @@ class RotatingFileSink:
         of the active file back through `.0`, `.1`, ... (one may be missing after a crash or
         an operator's clean-up) until a line's number can be trusted."""
         scan = _SequenceScan()
-        for path in (self.path, *map(self.rotated_path, range(max(self.max_files, 1)))):
+        # Every rotated file counts here, also those past a --max_files lowered since.
+        present = self.rotated_indices(below=1 << 62) if self.directory.is_dir() else []
+        for path in (self.path, *map(self.rotated_path, present)):
             if scan.read(path):
                 break
         return scan.best or 0

@@ -25,6 +25,7 @@ from log_server.events import ServerEvents
 from log_server.generated import log_service_pb2 as pb
 from log_server.health import Health
 from log_server.protocol.proto_codec import BatchDecoder
+from log_server.sources.source import ListenError
 
 SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
 ACK_METADATA_KEY = "log-ack"
@@ -130,19 +131,31 @@ class GrpcSource:
         events: ServerEvents,
         health_state: Health,
         decode_batch: BatchDecoder,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        grace_s: float = 5.0,
     ) -> None:
+        self.host, self.port, self.grace_s = host, port, grace_s
         self.handler = LogServiceHandler(pipeline, events, decode_batch)
         self.health_state = health_state
         self.health_servicer = health.aio.HealthServicer()
         self._server: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> int:
-        """Bind and serve; returns the bound port. Raises OSError when it cannot bind."""
-        return await self.start_at(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    @property
+    def connection_count(self) -> int:
+        return 0  # grpcio does not say; its calls are bounded by the pipeline instead
+
+    async def start(self) -> str:
+        """Bind and serve (port 0 picks a free one); the bound address."""
+        host, port = self.host, self.port
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        bound = await self.start_at(address)
+        return f"grpc=[{host}]:{bound}" if ":" in host else f"grpc={host}:{bound}"
 
     async def start_at(self, address: str) -> int:
-        """Serve on a gRPC address (`host:port`, `unix:/path`)."""
+        """Serve on a gRPC address (`host:port`, or `unix:/path` behind gRPC-Web's front
+        listener); the bound port."""
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         handlers = self.handler.method_handlers()
         server.add_generic_rpc_handlers(
@@ -159,7 +172,7 @@ class GrpcSource:
         except RuntimeError:
             bound = 0
         if bound == 0:
-            raise OSError("address in use or not available")
+            raise ListenError(f"gRPC {address}", OSError("address in use or not available"))
         await server.start()
         self._server = server
         await self._publish_health(self.health_state.ok)
@@ -180,8 +193,11 @@ class GrpcSource:
         for service in ("", *SERVICE_NAMES):
             await self.health_servicer.set(service, status)
 
-    async def stop(self, grace_s: float) -> None:
+    def stop_accepting(self) -> None:
+        """grpcio refuses new calls as part of its graceful stop (drain)."""
+
+    async def drain(self) -> None:
         """Refuse new calls, let calls in progress finish for up to `grace_s`."""
         if self._server is not None:
             await self.health_servicer.enter_graceful_shutdown()
-            await self._server.stop(grace_s)
+            await self._server.stop(self.grace_s)

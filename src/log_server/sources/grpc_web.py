@@ -28,7 +28,8 @@ from log_server.protocol.grpc_web import (
     Policy,
     Refused,
 )
-from log_server.sources.grpc import _ACCEPTED, ADMISSION_WAIT_S, LogServiceHandler, as_batch
+from log_server.sources.grpc import _ACCEPTED, ADMISSION_WAIT_S, GrpcSource, as_batch
+from log_server.sources.source import ListenError
 
 # A refusal of each kind writes one line at most this often; the next line says how many
 # were refused in between (a browser page in a loop must not flood the log with its errors).
@@ -107,6 +108,19 @@ class FrontConnection(asyncio.Protocol):
     @property
     def in_request(self) -> bool:
         return self._web is not None and self._web.in_request and self._serving is None
+
+    @property
+    def relaying(self) -> bool:
+        return self._relaying
+
+    @property
+    def serving(self) -> bool:
+        """A call is waiting (for room or for the disk)."""
+        return self._serving is not None
+
+    @property
+    def serving_task(self) -> asyncio.Task[None] | None:
+        return self._serving
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -284,20 +298,23 @@ class FrontConnection(asyncio.Protocol):
 
 
 class GrpcWebFront:
-    """Listens on the gRPC port; grpcio itself listens on `upstream_path` only."""
+    """The gRPC port's Source: listens on it and serves gRPC-Web; `grpc` (grpcio) listens
+    only on a Unix socket in a private directory, and native gRPC reaches it through here."""
 
     def __init__(
         self,
-        handler: LogServiceHandler,
+        grpc: GrpcSource,
         policy: Policy,
         max_connections: int,
         read_timeout_s: float,
     ) -> None:
-        self.handler = handler
+        self.grpc = grpc
+        self.handler = grpc.handler
+        self.host, self.port = grpc.host, grpc.port
         self.policy = policy
         self.max_connections = max_connections
         self.read_timeout_s = read_timeout_s
-        self.refusals = RefusalLog(handler.events)
+        self.refusals = RefusalLog(grpc.handler.events)
         self.connections: set[FrontConnection] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self._private_dir: Path | None = None
@@ -305,25 +322,37 @@ class GrpcWebFront:
         self._sweeper: asyncio.Task[None] | None = None
 
     @property
+    def connection_count(self) -> int:
+        return len(self.connections)
+
+    @property
     def upstream_path(self) -> Path:
         assert self._private_dir is not None, "start() first"
         return self._private_dir / "grpc.sock"
 
-    @property
-    def upstream_address(self) -> str:
-        """Where grpcio is to bind, in gRPC's own address syntax."""
-        return f"unix:{self.upstream_path}"
-
-    async def start(self, host: str, port: int) -> int:
+    async def start(self) -> str:
+        """Bind the gRPC port first (a busy port fails before grpcio starts), then grpcio."""
+        host, port = self.host, self.port
+        where = f"gRPC [{host}]:{port}" if ":" in host else f"gRPC {host}:{port}"
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: FrontConnection(self), host, port, reuse_address=True, backlog=1024
-        )
+        try:
+            self._server = await loop.create_server(
+                lambda: FrontConnection(self), host, port, reuse_address=True, backlog=1024
+            )
+        except OSError as exc:
+            raise ListenError(where, exc) from None
         # A directory only this user can enter: nothing reaches grpcio around the front.
         self._private_dir = Path(tempfile.mkdtemp(prefix="log_server-grpc-"))
+        try:
+            await self.grpc.start_at(f"unix:{self.upstream_path}")
+        except ListenError:
+            self._server.close()
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+            raise
         if self.read_timeout_s:
             self._sweeper = loop.create_task(self._close_stalled())
-        return int(self._server.sockets[0].getsockname()[1])
+        bound = int(self._server.sockets[0].getsockname()[1])
+        return f"grpc=[{host}]:{bound}" if ":" in host else f"grpc={host}:{bound}"
 
     async def _close_stalled(self) -> None:
         """Slowloris guard, as for TCP: a request that stopped coming in the middle is
@@ -334,7 +363,7 @@ class GrpcWebFront:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for connection in list(self.connections):
-                if connection._relaying or connection._serving is not None:
+                if connection.relaying or connection.serving:
                     continue
                 stalled_s = now - connection.last_data_at
                 if stalled_s < self.read_timeout_s:
@@ -354,17 +383,18 @@ class GrpcWebFront:
         if self._server is not None:
             self._server.close()
 
-    async def drain(self, max_s: float) -> None:
-        """Let calls in progress finish (up to `max_s`), then close every connection left;
-        relayed ones are closed by grpcio's own graceful stop first."""
-        deadline = time.monotonic() + max_s
-        while any(c._serving is not None for c in self.connections):
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.02)
+    async def drain(self) -> None:
+        """grpcio's graceful stop (its GOAWAY goes out through the relays) while gRPC-Web
+        calls in progress finish, both within grpcio's grace; then close what is left."""
+        await asyncio.gather(self.grpc.drain(), self._finish_calls(self.grpc.grace_s))
         for connection in list(self.connections):
             connection.close()
         if self._server is not None:
             await self._server.wait_closed()
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
+
+    async def _finish_calls(self, max_s: float) -> None:
+        waiting = [c.serving_task for c in self.connections if c.serving_task is not None]
+        if waiting:
+            await asyncio.wait(waiting, timeout=max_s)
