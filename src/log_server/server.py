@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from log_server import __version__
 from log_server.allocator import keep_freed_memory
@@ -28,9 +28,6 @@ from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
 from log_server.sources.source import ListenError, Source
 from log_server.sources.tcp import TcpSource
-
-if TYPE_CHECKING:
-    from log_server.sources.grpc import GrpcSource
 
 # On SIGTERM/SIGINT a TCP connection is kept open until it has been quiet this long, so
 # whatever the client had sent before the signal is read; at most DRAIN_MAX_S in all.
@@ -168,30 +165,27 @@ class Server:
         ]
         if not config.tcp_only:
             # Imported only when used: grpc and protobuf cost memory and start-up time.
+            from log_server.protocol.grpc_web import Policy
             from log_server.protocol.proto_codec import batch_decoder
             from log_server.sources.grpc import GrpcSource
 
             decode_batch = batch_decoder(use_native_decoder(config.decoder), config.format)
-            grpc = GrpcSource(
-                self.pipeline,
-                self.events,
-                self.health,
-                decode_batch,
-                config.host,
-                config.grpc_port,
-                GRPC_GRACE_S,
+            web = Policy(config.cors_origins, config.allowed_hosts) if config.grpc_web else None
+            sources.append(
+                GrpcSource(
+                    self.pipeline,
+                    self.events,
+                    self.health,
+                    decode_batch,
+                    config.host,
+                    config.grpc_port,
+                    GRPC_GRACE_S,
+                    web,
+                    config.max_connections,
+                    config.read_timeout_s,
+                )
             )
-            sources.append(self._behind_grpc_web_front(grpc) if config.grpc_web else grpc)
         return sources
-
-    def _behind_grpc_web_front(self, grpc: GrpcSource) -> Source:
-        """gRPC-Web: a front listener on the gRPC port, grpcio behind it on a Unix socket."""
-        from log_server.protocol.grpc_web import Policy
-        from log_server.sources.grpc_web import GrpcWebFront
-
-        config = self.config
-        policy = Policy(config.cors_origins, config.allowed_hosts)
-        return GrpcWebFront(grpc, policy, config.max_connections, config.read_timeout_s)
 
     def _start_writer(self) -> None:
         self._writer_task = asyncio.create_task(self.writer.run())
@@ -322,8 +316,7 @@ class Server:
             f"log_dir={c.log_dir} format={c.format} max_file_size={format_size(c.max_file_bytes)} "
             f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
-            f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} "
-            f"grpc_web={c.grpc_web} "
+            f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} grpc_web={c.grpc_web} "
             f"max_connections={c.max_connections} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
             f"decoder={self._decoder_in_use()}"

@@ -28,8 +28,7 @@ from log_server.protocol.grpc_web import (
     Policy,
     Refused,
 )
-from log_server.sources.grpc import _ACCEPTED, ADMISSION_WAIT_S, GrpcSource, as_batch
-from log_server.sources.source import ListenError
+from log_server.sources.grpc import _ACCEPTED, ADMISSION_WAIT_S, LogServiceHandler, as_batch
 
 # A refusal of each kind writes one line at most this often; the next line says how many
 # were refused in between (a browser page in a loop must not flood the log with its errors).
@@ -114,12 +113,8 @@ class FrontConnection(asyncio.Protocol):
         return self._relaying
 
     @property
-    def serving(self) -> bool:
-        """A call is waiting (for room or for the disk)."""
-        return self._serving is not None
-
-    @property
     def serving_task(self) -> asyncio.Task[None] | None:
+        """The call that is waiting (for room or for the disk), if any."""
         return self._serving
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -298,23 +293,21 @@ class FrontConnection(asyncio.Protocol):
 
 
 class GrpcWebFront:
-    """The gRPC port's Source: listens on it and serves gRPC-Web; `grpc` (grpcio) listens
-    only on a Unix socket in a private directory, and native gRPC reaches it through here."""
+    """Listens on the gRPC port and serves gRPC-Web; GrpcSource runs grpcio on
+    `upstream_address` only, and native gRPC reaches it through here."""
 
     def __init__(
         self,
-        grpc: GrpcSource,
+        handler: LogServiceHandler,
         policy: Policy,
         max_connections: int,
         read_timeout_s: float,
     ) -> None:
-        self.grpc = grpc
-        self.handler = grpc.handler
-        self.host, self.port = grpc.host, grpc.port
+        self.handler = handler
         self.policy = policy
         self.max_connections = max_connections
         self.read_timeout_s = read_timeout_s
-        self.refusals = RefusalLog(grpc.handler.events)
+        self.refusals = RefusalLog(handler.events)
         self.connections: set[FrontConnection] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self._private_dir: Path | None = None
@@ -322,37 +315,26 @@ class GrpcWebFront:
         self._sweeper: asyncio.Task[None] | None = None
 
     @property
-    def connection_count(self) -> int:
-        return len(self.connections)
-
-    @property
     def upstream_path(self) -> Path:
         assert self._private_dir is not None, "start() first"
         return self._private_dir / "grpc.sock"
 
-    async def start(self) -> str:
-        """Bind the gRPC port first (a busy port fails before grpcio starts), then grpcio."""
-        host, port = self.host, self.port
-        where = f"gRPC [{host}]:{port}" if ":" in host else f"gRPC {host}:{port}"
+    @property
+    def upstream_address(self) -> str:
+        """Where grpcio is to bind, in gRPC's own address syntax."""
+        return f"unix:{self.upstream_path}"
+
+    async def start(self, host: str, port: int) -> int:
+        """Bind the gRPC port; the bound port. Raises OSError."""
         loop = asyncio.get_running_loop()
-        try:
-            self._server = await loop.create_server(
-                lambda: FrontConnection(self), host, port, reuse_address=True, backlog=1024
-            )
-        except OSError as exc:
-            raise ListenError(where, exc) from None
+        self._server = await loop.create_server(
+            lambda: FrontConnection(self), host, port, reuse_address=True, backlog=1024
+        )
         # A directory only this user can enter: nothing reaches grpcio around the front.
         self._private_dir = Path(tempfile.mkdtemp(prefix="log_server-grpc-"))
-        try:
-            await self.grpc.start_at(f"unix:{self.upstream_path}")
-        except ListenError:
-            self._server.close()
-            shutil.rmtree(self._private_dir, ignore_errors=True)
-            raise
         if self.read_timeout_s:
             self._sweeper = loop.create_task(self._close_stalled())
-        bound = int(self._server.sockets[0].getsockname()[1])
-        return f"grpc=[{host}]:{bound}" if ":" in host else f"grpc={host}:{bound}"
+        return int(self._server.sockets[0].getsockname()[1])
 
     async def _close_stalled(self) -> None:
         """Slowloris guard, as for TCP: a request that stopped coming in the middle is
@@ -363,7 +345,7 @@ class GrpcWebFront:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for connection in list(self.connections):
-                if connection.relaying or connection.serving:
+                if connection.relaying or connection.serving_task is not None:
                     continue
                 stalled_s = now - connection.last_data_at
                 if stalled_s < self.read_timeout_s:
@@ -383,18 +365,15 @@ class GrpcWebFront:
         if self._server is not None:
             self._server.close()
 
-    async def drain(self) -> None:
-        """grpcio's graceful stop (its GOAWAY goes out through the relays) while gRPC-Web
-        calls in progress finish, both within grpcio's grace; then close what is left."""
-        await asyncio.gather(self.grpc.drain(), self._finish_calls(self.grpc.grace_s))
+    async def drain(self, max_s: float) -> None:
+        """Let gRPC-Web calls in progress finish (up to `max_s`, while grpcio's graceful
+        stop sends its GOAWAY through the relays), then close every connection left."""
+        waiting = [c.serving_task for c in self.connections if c.serving_task is not None]
+        if waiting and max_s > 0:
+            await asyncio.wait(waiting, timeout=max_s)
         for connection in list(self.connections):
             connection.close()
         if self._server is not None:
             await self._server.wait_closed()
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
-
-    async def _finish_calls(self, max_s: float) -> None:
-        waiting = [c.serving_task for c in self.connections if c.serving_task is not None]
-        if waiting:
-            await asyncio.wait(waiting, timeout=max_s)
