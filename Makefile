@@ -53,6 +53,11 @@ gen-tools: .tools/bin/capnpc-rust
 .tools/bin/capnpc-rust:
 	@command -v capnp >/dev/null || { echo "make gen: capnp not found (apt-get install capnproto)"; exit 1; }
 	cargo install --quiet --locked capnpc --version =$(CAPNPC_VERSION) --root .tools
+# The Rust client's gRPC generator (tonic-prost-build; needs Debian's protobuf-compiler).
+gen-tools: .tools/bin/log_server_client_codegen
+.tools/bin/log_server_client_codegen: clients/rust/codegen/Cargo.toml clients/rust/codegen/Cargo.lock clients/rust/codegen/src/main.rs
+	@command -v protoc >/dev/null || { echo "make gen: protoc not found (apt-get install protobuf-compiler)"; exit 1; }
+	cargo install --quiet --locked --force --path clients/rust/codegen --root .tools
 # capnpc-go at the version of the Go capnp runtime that clients/go/go.mod pins.
 gen-tools: .tools/bin/capnpc-go
 CAPNPC_GO_VERSION = $(shell cd clients/go && go list -m -f '{{.Version}}' capnproto.org/go/capnp/v3)
