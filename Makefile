@@ -22,7 +22,7 @@ $(STAMP): $(BIN)/python pyproject.toml clients/python/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]' -e 'clients/python[grpc]'
 	touch $(STAMP)
 
-# The compiled TCP kernel (Rust, built by maturin from crates.io sources).
+# The compiled TCP decoder (Rust, built by maturin from crates.io sources).
 $(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
 	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps ./native
 	touch $(NATIVE_STAMP)

@@ -163,17 +163,17 @@ def measure_tcp(
     return row
 
 
-def bench_log_server(n: int, k: int, blobs: list[bytes], kernel: str) -> dict[str, Any]:
+def bench_log_server(n: int, k: int, blobs: list[bytes], decoder: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as tmp:
         log_dir = Path(tmp)
         # Enough rotated files to keep the whole run for verification.
         max_files = str(n * 260 // (10 * 1024 * 1024) + 5)
         proc, port, _, startup_s = start_log_server(
-            log_dir, "--tcp_only", "--kernel", kernel, "--max_files", max_files
+            log_dir, "--tcp_only", "--decoder", decoder, "--max_files", max_files
         )
         active = str(log_dir / "_main.log")
         row = measure_tcp(
-            f"log_server ({kernel})",
+            f"log_server ({decoder})",
             proc,
             port,
             blobs,

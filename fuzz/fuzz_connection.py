@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of the TCP decoders (atheris): `make fuzz` runs it for a bounded
 time. Input bytes are split into reads at fuzzer-chosen points and fed to the pure-Python
-decoder (instrumented for coverage) and to the compiled kernel. Finding: any exception
+decoder (instrumented for coverage) and to the compiled decoder. Finding: any exception
 other than the decoders' own results, or any difference between the two outside the
 known, documented Cap'n Proto library differences (docs/design.md)."""
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import capnp
 
+from log_server.core.format import FORMATTERS
 from log_server.core.records import FIELD_NAMES, MAX_ATTRIBUTES, Level, LogRecord
-from log_server.format import FORMATTERS
 from log_server.protocol.connection import PythonConnectionDecoder
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
-//! Record -> one line, byte for byte what `log_server/format.py` writes (the Python path is
-//! the reference; tests/protocol/test_native.py checks both give identical lines).
+//! Record -> one line, byte for byte what `log_server/core/format.py` writes (the Python path is
+//! the reference; tests/protocol/test_connection.py checks both give identical lines).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;

@@ -1,9 +1,9 @@
-//! log_server's compiled batch kernel: a connection's bytes in, formatted lines out.
+//! log_server's compiled batch decoder: a connection's bytes in, formatted lines out.
 //!
 //! `ConnectionDecoder` does per connection what the Python path does with
 //! `protocol.framing.FrameDecoder` + `protocol.capnp_codec.CapnpDecoder` + `format.py`, in
 //! one call per read instead of several Python calls per message. It is sans-IO like its
-//! Python twin, and must give byte-identical lines (tests/protocol/test_native.py).
+//! Python twin, and must give byte-identical lines (tests/protocol/test_connection.py).
 
 use std::cell::RefCell;
 

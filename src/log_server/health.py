@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from log_server.format import escape
+from log_server.core.format import escape
 
 
 class Health:

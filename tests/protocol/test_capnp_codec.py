@@ -91,7 +91,7 @@ def test_bytes_that_are_not_a_message_raise_payload_error(
 
 
 def test_standard_encoding_must_be_whole_words(decoder: CapnpDecoder) -> None:
-    """Regression (found by `make fuzz`): pycapnp ignored an odd tail, the kernel refused."""
+    """Regression (found by `make fuzz`): pycapnp ignored an odd tail, native refused."""
     payload = encode_msg(False, message="x")
     assert decoder.decode(payload).message == "x"
     with pytest.raises(PayloadError, match="multiple of eight bytes"):

@@ -1,4 +1,4 @@
-"""The two ConnectionDecoders (pycapnp reference, compiled kernel) give identical output
+"""The two ConnectionDecoders (pycapnp reference, compiled decoder) give identical output
 for the same bytes: valid frames with any field text, any split, and invalid input."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from support import encode_msg, frame
 
 from log_server.protocol.capnp_codec import TEXT_FIELDS
-from log_server.protocol.connection import PythonConnectionDecoder, native_kernel_available
+from log_server.protocol.connection import PythonConnectionDecoder, native_decoder_available
 
 native = pytest.importorskip(
     "log_server_native",
-    reason="the compiled kernel (native/) is not installed; `make test` builds it",
+    reason="the compiled decoder (native/) is not installed; `make test` builds it",
 )
 
 RECEIVED = "2026-11-27T12:00:00.000000+00:00"
@@ -60,8 +60,8 @@ fields = st.fixed_dictionaries(
 )
 
 
-def test_kernel_is_installed_where_make_test_runs() -> None:
-    assert native_kernel_available()
+def test_compiled_decoder_is_installed_where_make_test_runs() -> None:
+    assert native_decoder_available()
 
 
 @pytest.mark.parametrize("line_format", ["text", "json"])
@@ -129,7 +129,7 @@ def test_corrupted_messages_give_identical_results(
         # Known differences 1 and 3: Cap'n Proto's C++ library (under pycapnp) treats an
         # out-of-bounds pointer as a recoverable error and reads the field as empty, and
         # reads a packed message whose last run reaches past its end; the Rust library
-        # rejects both. The kernel's stricter answer is the one in use.
+        # rejects both. The compiled decoder's stricter answer is the one in use.
         assert native[:2] == (b"", 0)
         return
     if reference[2] is not None and "double-far" in reference[2][1]:
@@ -143,7 +143,7 @@ def test_corrupted_messages_give_identical_results(
     ]
 
 
-def test_out_of_bounds_pointer_is_rejected_by_the_kernel() -> None:
+def test_out_of_bounds_pointer_is_rejected_by_the_compiled_decoder() -> None:
     """Regression for the difference above, found by the property test: flipping byte 2 of
     this packed message makes the root pointer point outside the message."""
     payload = bytearray(encode_msg(True, filename="00000000", message="00\x80\x80\x80\x80"))
@@ -193,7 +193,7 @@ def test_double_far_landing_pad_difference_is_what_we_think() -> None:
 def test_large_reads_decoded_on_two_threads_give_identical_lines(
     count: int, bad: list[int]
 ) -> None:
-    """The kernel shares a read of 64 frames or more between two threads in blocks (one
+    """The compiled decoder shares a read of 64 frames or more between two threads in blocks (one
     from the front, one from the back); the numbering, and the first bad frame wherever
     it falls, must come out as in the one-thread reference."""
     frames = [frame(encode_msg(i % 2 == 0, message=f"m{i}", hostname="h")) for i in range(count)]
@@ -213,7 +213,7 @@ def test_large_reads_decoded_on_two_threads_give_identical_lines(
 
 def test_standard_encoding_with_an_odd_tail_is_refused_by_both() -> None:
     """Regression (found by `make fuzz`): the declared segment fits in the frame, but the
-    frame is not a whole number of words; the kernel accepted it, the Python path did not."""
+    frame is not a whole number of words; native accepted it, Python did not."""
     payload = encode_msg(False, message="x") + b"\x00\x01"
     py, rs = both()
     assert run(rs, [frame(payload)]) == run(py, [frame(payload)]) == [(b"", 0, "payload")]

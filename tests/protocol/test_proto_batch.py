@@ -1,4 +1,4 @@
-"""LogBatch decoding: the compiled kernel and the protobuf/format.py path give identical
+"""LogBatch decoding: the compiled decoder and the protobuf/format.py path give identical
 lines for the same bytes, and both refuse bytes that are not a LogBatchRequest."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from log_server.generated import log_service_pb2 as pb
 from log_server.protocol.proto_codec import batch_decoder, python_batch_decoder
 
 native = pytest.importorskip(
-    "log_server_native", reason="the compiled kernel (native/) is not installed: run `make test`"
+    "log_server_native", reason="the compiled decoder (native/) is not installed: run `make test`"
 )
 RECEIVED = "2026-11-27T12:00:00.000000+00:00"
 STRING_FIELDS = [
@@ -65,7 +65,7 @@ def test_any_bytes_are_accepted_or_refused_alike(data: bytes) -> None:
             outcomes.append("refused")
     if outcomes[1] == "refused" and outcomes[0] != "refused" and has_unknown_fields(data):
         # The one known difference: a field number that is ours but with another wire type
-        # is kept as an unknown field by protobuf (upb) and refused by prost. The kernel's
+        # is kept as an unknown field by protobuf (upb) and refused by prost. The compiled decoder's
         # stricter answer is the one in use (INVALID_ARGUMENT).
         return
     assert outcomes[0] == outcomes[1]
@@ -73,7 +73,7 @@ def test_any_bytes_are_accepted_or_refused_alike(data: bytes) -> None:
 
 @pytest.mark.parametrize("bad", [b"\xff", b"ok\xc3", b"\xed\xa0\x80"])
 def test_a_string_that_is_not_utf8_refuses_the_batch_on_both_paths(bad: bytes) -> None:
-    """proto3 strings are UTF-8; the kernel reads them as bytes (no copy) and checks itself."""
+    """proto3 strings are UTF-8; native reads them as bytes (no copy) and checks itself."""
     good = pb.LogRequest(message="fine").SerializeToString()
     message_field = b"\x4a" + bytes([len(bad)]) + bad  # field 9 (message), length-delimited
     data = pb.LogBatchRequest(requests=[pb.LogRequest(message="before")]).SerializeToString()

@@ -18,7 +18,7 @@ from log_server.protocol.connection import PythonConnectionDecoder
 from log_server.protocol.proto_codec import batch_decoder
 
 native = pytest.importorskip(
-    "log_server_native", reason="the compiled kernel (native/) is not installed: run `make test`"
+    "log_server_native", reason="the compiled decoder (native/) is not installed: run `make test`"
 )
 
 VECTORS = load_vectors()

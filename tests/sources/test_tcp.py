@@ -224,9 +224,9 @@ def test_unix_socket_with_mode_0660(server_factory, tmp_path) -> None:  # type: 
 
 
 def test_the_pycapnp_fallback_serves_the_same_protocol(server_factory) -> None:  # type: ignore[no-untyped-def]
-    """--kernel python: what runs where the compiled kernel is not installed."""
-    server = server_factory("--kernel", "python", "--tcp_only")
-    assert "kernel=python" in server.wait_for_line("listening on")
+    """--decoder python: what runs where the compiled decoder is not installed."""
+    server = server_factory("--decoder", "python", "--tcp_only")
+    assert "decoder=python" in server.wait_for_line("listening on")
     server.send(
         msg_frame(True, message="packed via pycapnp")
         + frame(b"")

@@ -14,9 +14,10 @@ import heapq
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from log_server.core.clock import now_iso
+from log_server.core.format import LineFormatter
 from log_server.core.records import LogRecord
 from log_server.core.sequencer import Sequencer
-from log_server.format import LineFormatter, now_iso
 
 
 class FlowControlled(Protocol):

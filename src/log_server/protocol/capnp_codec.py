@@ -71,7 +71,7 @@ class CapnpDecoder:
             if payload.startswith(_UNPACKED_MARK):
                 if len(payload) % 8:
                     # A standard-encoded message is whole 8-byte words; pycapnp would drop
-                    # the odd tail silently, the compiled kernel refuses it.
+                    # the odd tail silently, the compiled decoder refuses it.
                     raise PayloadError("input length must be a multiple of eight bytes")
                 words = payload
             else:
@@ -124,7 +124,7 @@ def unpack(packed: bytes, max_bytes: int) -> bytes:
     Done here rather than by pycapnp's `from_bytes_packed`, which on some truncated inputs
     (e.g. `01 01 01 01`) throws from a C++ destructor and aborts the whole process: a
     hostile client could kill the server. Only the fallback path uses this; the compiled
-    kernel unpacks with the Rust capnp library. Output is bounded by `max_bytes`."""
+    compiled decoder unpacks with the Rust capnp library. Output is bounded by `max_bytes`."""
     out = bytearray()
     end = len(packed)
     pos = 0

@@ -3,7 +3,7 @@ sans-IO object per connection.
 
 Two implementations with the same behaviour and byte-identical output:
 - `PythonConnectionDecoder`: FrameDecoder + CapnpDecoder (pycapnp) + format.py. The
-  reference, and the fallback when the compiled kernel is not installed.
+  reference, and the fallback when the compiled decoder is not installed.
 - `log_server_native.ConnectionDecoder` (Rust, `native/`): the same in one call per read,
   about ten times cheaper per message (docs/benchmarks.md).
 tests/protocol/test_connection.py checks that both give the same lines for the same bytes.
@@ -11,20 +11,36 @@ tests/protocol/test_connection.py checks that both give the same lines for the s
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
+from log_server.core.format import FORMATTERS
 from log_server.core.records import LogRecord
-from log_server.format import FORMATTERS
 from log_server.protocol.capnp_codec import CapnpDecoder
 from log_server.protocol.errors import PayloadError
 from log_server.protocol.framing import FrameDecoder, HealthRequested
 
-Stop = tuple[str, str] | None
-"""Why the stream cannot go on: None, ("health", ""), ("framing", reason), ("payload", reason)."""
 
-FeedResult = tuple[bytes, int, Stop]
-"""(lines, how many, stop): the lines of the complete frames, numbered from `first_seq`."""
+class StopKind(enum.StrEnum):
+    HEALTH = "health"  # the connection asked for the status line instead of sending frames
+    FRAMING = "framing"  # a bad length prefix: the stream cannot be followed any further
+    PAYLOAD = "payload"  # a frame that is not a LoggerMsg
+
+
+class Stop(NamedTuple):
+    """Why the stream cannot go on (the frames before it were decoded)."""
+
+    kind: StopKind
+    reason: str = ""
+
+
+class FeedResult(NamedTuple):
+    """The lines of the complete frames, numbered from `first_seq`, and whether to stop."""
+
+    lines: bytes
+    messages: int
+    stop: Stop | None
 
 
 class ConnectionDecoder(Protocol):
@@ -52,32 +68,54 @@ class PythonConnectionDecoder:
 
     def feed(self, data: bytes, first_seq: int, received_at: str) -> FeedResult:
         if self._stopped:
-            return b"", 0, None
+            return FeedResult(b"", 0, None)
         payloads = self.framer.feed(data)
         framer_stop = self.framer.stop
         if isinstance(framer_stop, HealthRequested):
             self._stopped = True
-            return b"", 0, ("health", "")
-        stop: Stop = ("framing", framer_stop.reason) if framer_stop is not None else None
+            return FeedResult(b"", 0, Stop(StopKind.HEALTH))
+        stop = Stop(StopKind.FRAMING, framer_stop.reason) if framer_stop is not None else None
         records: list[LogRecord] = []
         for payload in payloads:
             try:
                 records.append(self.capnp.decode(payload))
             except PayloadError as exc:
-                stop = ("payload", exc.reason)
+                stop = Stop(StopKind.PAYLOAD, exc.reason)
                 break
         self._stopped = stop is not None
         fmt = self.format
         text = "".join(
             [fmt(seq, record, received_at) for seq, record in enumerate(records, first_seq)]
         )
-        return text.encode("utf-8", "backslashreplace"), len(records), stop
+        return FeedResult(text.encode("utf-8", "backslashreplace"), len(records), stop)
+
+
+class NativeConnectionDecoder:
+    """The compiled decoder (`log_server_native.ConnectionDecoder`) with typed results: it
+    returns plain tuples, converted here (a stop happens once per connection at most)."""
+
+    __slots__ = ("_native",)
+
+    def __init__(self, max_frame_bytes: int, line_format: str) -> None:
+        from log_server_native import ConnectionDecoder as Compiled
+
+        self._native = Compiled(max_frame_bytes, line_format)
+
+    @property
+    def buffered_bytes(self) -> int:
+        return int(self._native.buffered_bytes)
+
+    def feed(self, data: bytes, first_seq: int, received_at: str) -> FeedResult:
+        lines, count, stop = self._native.feed(data, first_seq, received_at)
+        if stop is None:
+            return FeedResult(lines, count, None)
+        return FeedResult(lines, count, Stop(StopKind(stop[0]), stop[1]))
 
 
 DecoderFactory = Callable[[], ConnectionDecoder]
 
 
-def native_kernel_available() -> bool:
+def native_decoder_available() -> bool:
     try:
         import log_server_native  # noqa: F401
     except ImportError:
@@ -85,15 +123,13 @@ def native_kernel_available() -> bool:
     return True
 
 
-def use_native_kernel(kernel: str) -> bool:
-    """`kernel`: "native", "python", or "auto" (native when installed)."""
-    return kernel == "native" or (kernel == "auto" and native_kernel_available())
+def use_native_decoder(decoder: str) -> bool:
+    """`decoder`: "native", "python", or "auto" (native when installed)."""
+    return decoder == "native" or (decoder == "auto" and native_decoder_available())
 
 
-def decoder_factory(kernel: str, max_frame_bytes: int, line_format: str) -> DecoderFactory:
-    if use_native_kernel(kernel):
-        from log_server_native import ConnectionDecoder as NativeConnectionDecoder
-
+def decoder_factory(decoder: str, max_frame_bytes: int, line_format: str) -> DecoderFactory:
+    if use_native_decoder(decoder):
         return lambda: NativeConnectionDecoder(max_frame_bytes, line_format)
     shared = CapnpDecoder(max_frame_bytes)
     return lambda: PythonConnectionDecoder(max_frame_bytes, line_format, shared)

@@ -8,8 +8,8 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from log_server.core.format import FORMATTERS
 from log_server.core.records import LogRecord, checked_attributes
-from log_server.format import FORMATTERS
 from log_server.generated import log_service_pb2 as pb
 
 BatchDecoder = Callable[[bytes, int, str], tuple[bytes, int]]

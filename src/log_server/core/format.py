@@ -6,11 +6,8 @@ client can neither forge other lines nor drive the terminal of someone tailing t
 
 from __future__ import annotations
 
-import functools
 import json
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from log_server.core.records import FIELD_NAMES, LogRecord, level_name
 
@@ -116,21 +113,6 @@ def _message(text: str) -> str:
     if "=" in text or text.startswith('"'):
         return quoted(text)
     return escape(text)
-
-
-def now_iso() -> str:
-    """Receive time: ISO-8601, UTC, microseconds (as datetime.isoformat writes it).
-
-    Taken once per read or call, so it is on the hot path: the date and time of the
-    current second are formatted once per second."""
-    now = time.time_ns() // 1000
-    seconds, micros = divmod(now, 1_000_000)
-    return f"{_utc_second(seconds)}.{micros:06d}+00:00"
-
-
-@functools.lru_cache(maxsize=2)
-def _utc_second(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def format_text(seq: int, r: LogRecord, received_at: str) -> str:

@@ -7,8 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from log_server.core.records import FIELD_NAMES, Level, LogRecord
-from log_server.format import (
+from log_server.core.format import (
     FILENAME_WIDTH,
     TIMESTAMP_WIDTH,
     escape,
@@ -16,6 +15,7 @@ from log_server.format import (
     format_text,
     parse_sequence,
 )
+from log_server.core.records import FIELD_NAMES, Level, LogRecord
 
 RECEIVED = "2026-11-27T12:00:00.000000+00:00"
 
@@ -128,7 +128,7 @@ def test_any_record_is_exactly_one_line_in_both_formats(record: LogRecord) -> No
 def test_now_iso_is_utc_iso8601_with_microseconds() -> None:
     from datetime import UTC, datetime
 
-    from log_server.format import now_iso
+    from log_server.core.clock import now_iso
 
     before = datetime.now(UTC)
     text = now_iso()
