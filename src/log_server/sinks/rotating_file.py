@@ -123,7 +123,14 @@ class RotatingFileSink:
         try:
             self._fd = os.open(
                 ACTIVE_NAME,
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                # O_NONBLOCK: a FIFO planted there fails (ENXIO) instead of blocking the
+                # writer until someone reads it; on a regular file it changes nothing.
+                os.O_WRONLY
+                | os.O_APPEND
+                | os.O_CREAT
+                | os.O_NOFOLLOW
+                | os.O_NONBLOCK
+                | os.O_CLOEXEC,
                 0o644,
                 dir_fd=self._directory_fd(),
             )
