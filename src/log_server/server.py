@@ -183,6 +183,9 @@ class Server:
                     web,
                     config.max_connections,
                     config.read_timeout_s,
+                    max_batch=config.grpc_max_batch,
+                    max_request_bytes=config.grpc_max_request_bytes,
+                    max_calls=config.grpc_max_calls,
                 )
             )
         return sources
