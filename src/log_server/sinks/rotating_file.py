@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from log_server.core.format import parse_sequence
-from log_server.sinks.log_directory import SymlinkRefused, open_directory
+from log_server.sinks.log_directory import DirectoryLock, SymlinkRefused, open_directory
 
 ACTIVE_NAME = "_main.log"
 # Ends a line that a crash cut short, when the server starts again: the line keeps what was
@@ -42,12 +42,14 @@ class RotatingFileSink:
         max_file_bytes: int,
         max_files: int,
         on_rotate: Callable[[Path], None] | None = None,
+        lock: DirectoryLock | None = None,
     ) -> None:
         self.directory = directory
         self.path = directory / ACTIVE_NAME
         self.max_file_bytes = max_file_bytes
         self.max_files = max_files
         self._on_rotate = on_rotate
+        self._lock = lock
         self._fd = -1
         self._identity: tuple[int, int] = (0, 0)
         # Every name is opened, renamed and checked relative to this descriptor of the
@@ -162,6 +164,8 @@ class RotatingFileSink:
         self._dir_fd = open_directory(self.directory)
         stat = os.fstat(self._dir_fd)
         self._dir_identity = (stat.st_dev, stat.st_ino)
+        if self._lock is not None:
+            self._lock.follow(self._dir_fd)
 
     def _directory_fd(self) -> int:
         if self._dir_fd < 0:
