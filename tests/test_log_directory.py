@@ -4,6 +4,7 @@ the real server process, real files."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import pytest
 from support import RunningServer, msg_frame
 
 from log_server.sinks.log_directory import LOCK_NAME, DirectoryInUse, DirectoryLock
+from log_server.sinks.rotating_file import RotatingFileSink, SinkWriteError
 
 Factory = Callable[..., RunningServer]
 
@@ -115,3 +117,31 @@ def test_a_log_dir_that_is_a_link_is_refused_at_start(tmp_path: Path) -> None:
         f"{tmp_path / 'logs'} is a symbolic link; refusing to follow it"
     ]
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_log_dir_made_again_while_running_is_claimed_again(tmp_path: Path) -> None:
+    """The lock lives in the directory: when it is removed and the writer makes it again,
+    the lock is taken there too, and a server that got there first is not written over."""
+    logs = tmp_path / "logs"
+    lock = DirectoryLock(logs)
+    lock.acquire()
+    sink = RotatingFileSink(logs, max_file_bytes=1000, max_files=2, lock=lock)
+    sink.open()
+    sink.write(b"1 first\n")
+    shutil.rmtree(logs)
+    sink.write(b"2 in the new directory\n")
+    assert (logs / LOCK_NAME).read_text() == f"{os.getpid()}\n"
+    assert (logs / "_main.log").read_bytes() == b"2 in the new directory\n"
+
+    shutil.rmtree(logs)
+    other = DirectoryLock(logs)
+    other.acquire()  # another server claims the directory first
+    with pytest.raises(SinkWriteError) as refused:
+        sink.write(b"3 not into the other server's files\n")
+    assert isinstance(refused.value.cause, DirectoryInUse)
+    assert not (logs / "_main.log").exists()
+    other.release()
+    sink.write(b"3 once it has gone\n")
+    assert (logs / "_main.log").read_bytes() == b"3 once it has gone\n"
+    sink.close()
+    lock.release()

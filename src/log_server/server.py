@@ -109,14 +109,15 @@ class Server:
             self.lock.acquire()
         except DirectoryInUse as exc:
             raise StartupError(
-                f"log directory {config.log_dir} is {exc}; stop it or choose another --log_dir"
+                f"log directory {config.log_dir} is {exc.strerror}; stop it or choose another "
+                "--log_dir"
             ) from None
         except OSError as exc:
             raise StartupError(
                 f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
             ) from None
         self.sink = RotatingFileSink(
-            config.log_dir, config.max_file_bytes, config.max_files, self._rotated
+            config.log_dir, config.max_file_bytes, config.max_files, self._rotated, self.lock
         )
         try:
             last_seq = self.sink.last_sequence()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -467,3 +468,29 @@ def test_rotation_moves_a_planted_rotated_link_never_its_target(tmp_path: Path) 
     sink.close()
     assert outside.read_bytes() == b"precious\n"
     assert not any(p.is_symlink() for p in logs.iterdir())
+
+
+def test_a_fifo_planted_as_the_active_file_fails_instead_of_blocking(tmp_path: Path) -> None:
+    """Without O_NONBLOCK, opening a FIFO nobody reads blocks the writer for good."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    os.mkfifo(logs / "_main.log")
+    sink = RotatingFileSink(logs, max_file_bytes=1000, max_files=2)
+    outcome: list[BaseException | None] = []
+
+    def open_sink() -> None:
+        try:
+            sink.open()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc)
+
+    opener = threading.Thread(target=open_sink, daemon=True)
+    opener.start()
+    opener.join(10)
+    if opener.is_alive():  # release it, so the test ends, then fail
+        os.close(os.open(logs / "_main.log", os.O_RDONLY | os.O_NONBLOCK))
+        opener.join(10)
+        pytest.fail("opening a FIFO blocked the writer")
+    assert len(outcome) == 1 and isinstance(outcome[0], OSError)
+    sink.close()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from log_server.core.format import parse_sequence
-from log_server.sinks.log_directory import SymlinkRefused, open_directory
+from log_server.sinks.log_directory import DirectoryLock, SymlinkRefused, open_directory
 
 ACTIVE_NAME = "_main.log"
 # Ends a line that a crash cut short, when the server starts again: the line keeps what was
@@ -42,12 +42,14 @@ class RotatingFileSink:
         max_file_bytes: int,
         max_files: int,
         on_rotate: Callable[[Path], None] | None = None,
+        lock: DirectoryLock | None = None,
     ) -> None:
         self.directory = directory
         self.path = directory / ACTIVE_NAME
         self.max_file_bytes = max_file_bytes
         self.max_files = max_files
         self._on_rotate = on_rotate
+        self._lock = lock
         self._fd = -1
         self._identity: tuple[int, int] = (0, 0)
         # Every name is opened, renamed and checked relative to this descriptor of the
@@ -123,7 +125,14 @@ class RotatingFileSink:
         try:
             self._fd = os.open(
                 ACTIVE_NAME,
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                # O_NONBLOCK: a FIFO planted there fails (ENXIO) instead of blocking the
+                # writer until someone reads it; on a regular file it changes nothing.
+                os.O_WRONLY
+                | os.O_APPEND
+                | os.O_CREAT
+                | os.O_NOFOLLOW
+                | os.O_NONBLOCK
+                | os.O_CLOEXEC,
                 0o644,
                 dir_fd=self._directory_fd(),
             )
@@ -155,6 +164,8 @@ class RotatingFileSink:
         self._dir_fd = open_directory(self.directory)
         stat = os.fstat(self._dir_fd)
         self._dir_identity = (stat.st_dev, stat.st_ino)
+        if self._lock is not None:
+            self._lock.follow(self._dir_fd)
 
     def _directory_fd(self) -> int:
         if self._dir_fd < 0:
