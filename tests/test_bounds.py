@@ -251,3 +251,43 @@ def test_grpc_callers_past_the_waiting_budget_are_told_unavailable_at_once(
         assert waiting[0].result(timeout=60) == b"\x08\x01"
     flood.join(timeout=120)
     assert not flood.errors
+
+
+def test_idle_streams_past_grpc_max_calls_are_not_let_in(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Item 9: one connection held 10,000 idle streams. Now calls in progress are at most
+    --grpc_max_calls, and so are one connection's HTTP/2 streams: the client holds the
+    rest back itself (SETTINGS_MAX_CONCURRENT_STREAMS) until streams end."""
+    server = server_factory("--grpc_max_calls", "100")
+    release = threading.Event()
+
+    def one_message_then_idle(n: int) -> Iterator[pb.LogRequest]:
+        yield pb.LogRequest(message=f"stream {n:03d}")
+        release.wait(60)
+
+    def streams_in(lines: list[str]) -> int:
+        return sum("stream " in line for line in lines)
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = pb_grpc.LogServiceStub(channel)
+        # The connection's first call brings the server's HTTP/2 settings: streams opened
+        # before the client has them would be refused rather than queued.
+        assert stub.LogMessage(pb.LogRequest(message="settings known"), timeout=10).success
+        calls = [stub.StreamLogs.future(one_message_then_idle(n), timeout=60) for n in range(150)]
+        try:
+            server.wait_for(lambda lines: streams_in(lines) >= 100)
+            time.sleep(1.0)  # time for more streams to arrive, if the server let them in
+            assert streams_in(server.lines()) == 100
+        finally:
+            release.set()
+        outcomes = []
+        for call in calls:
+            try:
+                outcomes.append(grpc.StatusCode.OK if call.result().success else None)
+            except grpc.RpcError as exc:
+                outcomes.append(exc.code())
+    # At the limit grpc-core refuses some of the queued streams as they start (it counts
+    # an ending stream a little longer than the client): UNAVAILABLE, which clients retry.
+    assert set(outcomes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, outcomes
+    assert outcomes.count(grpc.StatusCode.OK) >= 100
