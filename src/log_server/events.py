@@ -110,6 +110,10 @@ class ServerEvents:
     def grpc_request_failed(self, method: str, peer: str, reason: str) -> None:
         self._emit("grpc_request_failed", Level.ERROR, f"{method} from {peer}: {reason}")
 
+    def grpc_web_refused(self, peer: str, reason: str, suppressed: int) -> None:
+        also = f" ({suppressed} more like this since the last such line)" if suppressed else ""
+        self._emit("grpc_web_refused", Level.WARNING, f"gRPC-Web from {peer}: {reason}{also}")
+
     def write_failed(self, attempt: int, reason: str) -> None:
         self._emit(
             "write_failed", Level.WARNING, f"write attempt {attempt} failed: {reason}; retrying"
@@ -121,6 +125,13 @@ class ServerEvents:
             Level.ERROR,
             f"{attempts} write attempts failed: {reason}; holding the batch, slowing "
             "intake and retrying until the write succeeds",
+        )
+
+    def file_refused(self, reason: str) -> None:
+        self._emit(
+            "file_refused",
+            Level.ERROR,
+            f"{reason}; holding every line and retrying until the link is removed",
         )
 
     def write_recovered(self, attempts: int, seconds: float) -> None:

@@ -23,7 +23,7 @@ from log_server.protocol.connection import (
     native_decoder_available,
     use_native_decoder,
 )
-from log_server.sinks.log_directory import DirectoryInUse, DirectoryLock
+from log_server.sinks.log_directory import DirectoryInUse, DirectoryLock, SymlinkRefused
 from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
 from log_server.sources.source import ListenError, Source
@@ -165,10 +165,12 @@ class Server:
         ]
         if not config.tcp_only:
             # Imported only when used: grpc and protobuf cost memory and start-up time.
+            from log_server.protocol.grpc_web import Policy
             from log_server.protocol.proto_codec import batch_decoder
             from log_server.sources.grpc import GrpcSource
 
             decode_batch = batch_decoder(use_native_decoder(config.decoder), config.format)
+            web = Policy(config.cors_origins, config.allowed_hosts) if config.grpc_web else None
             sources.append(
                 GrpcSource(
                     self.pipeline,
@@ -178,10 +180,12 @@ class Server:
                     config.host,
                     config.grpc_port,
                     GRPC_GRACE_S,
+                    web,
+                    config.max_connections,
+                    config.read_timeout_s,
                     max_batch=config.grpc_max_batch,
                     max_request_bytes=config.grpc_max_request_bytes,
                     max_calls=config.grpc_max_calls,
-                    max_connections=config.max_connections,
                 )
             )
         return sources
@@ -315,7 +319,7 @@ class Server:
             f"log_dir={c.log_dir} format={c.format} max_file_size={format_size(c.max_file_bytes)} "
             f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
-            f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} "
+            f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} grpc_web={c.grpc_web} "
             f"max_connections={c.max_connections} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
             f"decoder={self._decoder_in_use()}"
@@ -338,4 +342,6 @@ def _is_loopback(host: str) -> bool:
 
 
 def _describe(exc: OSError) -> str:
+    if isinstance(exc, SymlinkRefused):
+        return f"{exc.filename} {exc.strerror}"
     return os.strerror(exc.errno) if exc.errno else str(exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 # gRPC's core prints its own errors (e.g. for a port in use) to stderr; the server reports
 # those failures itself, in one line. It reads this once, at import. The user's value wins.
@@ -26,6 +26,10 @@ from log_server.generated import log_service_pb2 as pb
 from log_server.health import Health
 from log_server.protocol.proto_codec import BatchDecoder, batch_pieces
 from log_server.sources.source import ListenError
+
+if TYPE_CHECKING:
+    from log_server.protocol.grpc_web import Policy
+    from log_server.sources.grpc_web import GrpcWebFront
 
 SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
 ACK_METADATA_KEY = "log-ack"
@@ -178,15 +182,23 @@ class GrpcSource:
         host: str = "127.0.0.1",
         port: int = 0,
         grace_s: float = 5.0,
+        web: Policy | None = None,
+        max_connections: int = 1024,
+        read_timeout_s: float = 0.0,
         max_batch: int = 10_000,
         max_request_bytes: int = 4 * 1024 * 1024,
         max_calls: int = 1024,
-        max_connections: int = 1024,
     ) -> None:
+        """`web`: serve gRPC-Web too, through a front listener with this CORS/Host policy."""
         self.host, self.port, self.grace_s = host, port, grace_s
         self.max_request_bytes = max_request_bytes
         self.max_calls, self.max_connections = max_calls, max_connections
         self.handler = LogServiceHandler(pipeline, events, decode_batch, max_batch)
+        self.front: GrpcWebFront | None = None
+        if web is not None:
+            from log_server.sources.grpc_web import GrpcWebFront
+
+            self.front = GrpcWebFront(self.handler, web, max_connections, read_timeout_s)
         self.health_state = health_state
         self.health_servicer = health.aio.HealthServicer()
         self._server: Any = None
@@ -194,11 +206,32 @@ class GrpcSource:
 
     @property
     def connection_count(self) -> int:
-        return 0  # grpcio does not say; its calls are bounded by the pipeline instead
+        """Connections through the gRPC-Web front (grpcio does not count its own)."""
+        return len(self.front.connections) if self.front is not None else 0
 
     async def start(self) -> str:
-        """Bind and serve (port 0 picks a free one); the bound address."""
-        host, port = self.host, self.port
+        """Bind and serve (port 0 picks a free one); the bound address. With the gRPC-Web
+        front, the front takes the port and grpcio a private Unix socket behind it."""
+        host = self.host
+        if self.front is None:
+            port = await self._serve(
+                f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+            )
+        else:
+            try:
+                port = await self.front.start(host, self.port)  # a busy port fails first
+            except OSError as exc:
+                raise ListenError(f"gRPC {host}:{self.port}", exc) from None
+            try:
+                await self._serve(self.front.upstream_address)
+            except ListenError:
+                self.front.stop_accepting()
+                await self.front.drain(0)
+                raise
+        return f"grpc=[{host}]:{port}" if ":" in host else f"grpc={host}:{port}"
+
+    async def _serve(self, address: str) -> int:
+        """grpcio on a gRPC address (`host:port`, `unix:/path`); the bound port."""
         options = [
             ("grpc.so_reuseport", 0),
             # grpcio refuses a larger request itself, with RESOURCE_EXHAUSTED, before
@@ -226,7 +259,6 @@ class GrpcSource:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             bound = server.add_insecure_port(address)
         except RuntimeError:
@@ -237,7 +269,7 @@ class GrpcSource:
         self._server = server
         await self._publish_health(self.health_state.ok)
         self.health_state.on_change(self._health_changed)
-        return f"grpc=[{host}]:{bound}" if ":" in host else f"grpc={host}:{bound}"
+        return int(bound)
 
     def _health_changed(self, ok: bool) -> None:
         task = asyncio.get_running_loop().create_task(self._publish_health(ok))
@@ -254,10 +286,17 @@ class GrpcSource:
             await self.health_servicer.set(service, status)
 
     def stop_accepting(self) -> None:
-        """grpcio refuses new calls as part of its graceful stop (drain)."""
+        """The front stops accepting; grpcio refuses new calls as part of its graceful stop
+        (drain)."""
+        if self.front is not None:
+            self.front.stop_accepting()
 
     async def drain(self) -> None:
         """Refuse new calls, let calls in progress finish for up to `grace_s`."""
+        draining = []
+        if self.front is not None:
+            draining.append(self.front.drain(self.grace_s))
         if self._server is not None:
             await self.health_servicer.enter_graceful_shutdown()
-            await self._server.stop(self.grace_s)
+            draining.append(self._server.stop(self.grace_s))
+        await asyncio.gather(*draining)

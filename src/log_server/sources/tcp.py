@@ -5,7 +5,10 @@ log line and a close."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import socket
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +21,8 @@ from log_server.protocol.acknowledged import ACK_HELLO, AckCounter, Opening
 from log_server.protocol.connection import DecoderFactory, StopKind
 from log_server.sources.source import ListenError
 
+# How long start-up waits for a socket file's owner to answer before calling it alive.
+LIVE_SOCKET_PROBE_S = 1.0
 # A read this large means more is waiting: let the other connections and the writer run.
 YIELD_AFTER_BYTES = 64 * 1024
 
@@ -238,6 +243,7 @@ class TcpSource:
         self.connections: set[TcpConnection] = set()
         self._servers: list[asyncio.Server] = []
         self._unix_path: Path | None = None
+        self._unix_identity = (0, 0)
 
     @property
     def connection_count(self) -> int:
@@ -267,13 +273,16 @@ class TcpSource:
 
     async def _start_unix(self, path: Path) -> None:
         """The same protocol on a Unix socket with mode 0660, so that file permissions
-        decide who may log on a shared machine. A stale socket file is replaced."""
+        decide who may log on a shared machine. A stale socket file is replaced; one that
+        answers belongs to a live server and is left alone (the start fails)."""
         _remove_stale_socket(path)
         loop = asyncio.get_running_loop()
         server = await loop.create_unix_server(lambda: TcpConnection(self), str(path), backlog=1024)
-        os.chmod(path, 0o660)
         self._servers.append(server)
+        created = os.lstat(path)
+        self._unix_identity = (created.st_dev, created.st_ino)
         self._unix_path = path
+        os.chmod(path, 0o660)
 
     async def _close_stalled(self) -> None:
         """Slowloris guard: a connection that stopped in the middle of a frame is closed
@@ -295,7 +304,8 @@ class TcpSource:
         for server in self._servers:
             server.close()
         if self._unix_path is not None:
-            _remove_stale_socket(self._unix_path)
+            _remove_own_socket(self._unix_path, self._unix_identity)
+            self._unix_path = None
 
     async def drain(self) -> None:
         """Read what the clients have already sent: keep connections open until each has
@@ -316,6 +326,32 @@ class TcpSource:
 
 
 def _remove_stale_socket(path: Path) -> None:
-    """Remove a socket file (never a regular file someone pointed us at by mistake)."""
-    if path.is_socket():
-        path.unlink()
+    """Remove a socket file nobody listens on (never a regular file someone pointed us at
+    by mistake, nor a link). A socket that answers a connect is a live server's: raise
+    EADDRINUSE rather than take its path over."""
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return  # bind refuses it: "Address already in use"
+    except FileNotFoundError:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(LIVE_SOCKET_PROBE_S)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            path.unlink(missing_ok=True)
+            return
+        except TimeoutError:
+            pass  # listening, with a full backlog: alive
+    raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE), str(path))
+
+
+def _remove_own_socket(path: Path, identity: tuple[int, int]) -> None:
+    """On stop: remove the socket file only if it is still the one this server created
+    (another server may have taken the path since)."""
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if (now.st_dev, now.st_ino) == identity:
+        path.unlink(missing_ok=True)
