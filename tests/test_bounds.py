@@ -177,8 +177,13 @@ def test_grpc_calls_past_grpc_max_calls_get_resource_exhausted(
                 if received(server) >= start + 4:
                     break
                 time.sleep(0.05)
-            with pytest.raises(grpc.RpcError) as info:
-                durable_call(server, channel, "one too many").result()
+            # On the same connection the client would queue it (the connection's stream
+            # limit is --grpc_max_calls too); another connection gets the server's answer.
+            other = grpc.insecure_channel(
+                f"127.0.0.1:{server.grpc_port}", options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            with other, pytest.raises(grpc.RpcError) as info:
+                durable_call(server, other, "one too many").result()
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert not any(call.done() for call in held)
         assert all(call.result().success for call in held)
