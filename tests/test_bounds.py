@@ -3,9 +3,11 @@ items 7-11, 16, 18): each test provokes the bound against the real server."""
 
 from __future__ import annotations
 
+import http.client
 import re
 import resource
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -296,3 +298,31 @@ def test_idle_streams_past_grpc_max_calls_are_not_let_in(
     # an ending stream a little longer than the client): UNAVAILABLE, which clients retry.
     assert set(outcomes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, outcomes
     assert outcomes.count(grpc.StatusCode.OK) >= 100
+
+
+def grpc_web_call(server: RunningServer, path: str, message: bytes) -> http.client.HTTPResponse:
+    assert server.grpc_port is not None
+    connection = http.client.HTTPConnection("localhost", server.grpc_port, timeout=30)
+    headers = {"Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1"}
+    connection.request("POST", path, struct.pack(">BI", 0, len(message)) + message, headers)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def test_grpc_web_has_the_same_batch_and_size_bounds(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Item 8 on the gRPC-Web path: 10,001 empty entries were accepted (2 million in 4 MB
+    would have been too), and its size limit was 4 MB whatever --grpc_max_request_size."""
+    server = server_factory("--grpc_max_request_size", "64KB")
+    response = grpc_web_call(server, "/logservice.LogService/LogBatch", b"\x0a\x00" * 10_001)
+    assert response.getheader("grpc-status") == "3"
+    assert "--grpc_max_batch" in response.getheader("grpc-message", "")
+    big = pb.LogRequest(message="x" * 70_000).SerializeToString()
+    response = grpc_web_call(server, "/logservice.LogService/LogMessage", big)
+    assert response.getheader("grpc-status") == "8"
+    response = grpc_web_call(server, "/logservice.LogService/LogBatch", b"\x0a\x00" * 10_000)
+    assert response.status == 200 and response.getheader("grpc-status") is None
+    server.wait_for(lambda lines: len(lines) >= 10_000)
