@@ -3,9 +3,11 @@ items 7-11, 16, 18): each test provokes the bound against the real server."""
 
 from __future__ import annotations
 
+import http.client
 import re
 import resource
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -177,8 +179,13 @@ def test_grpc_calls_past_grpc_max_calls_get_resource_exhausted(
                 if received(server) >= start + 4:
                     break
                 time.sleep(0.05)
-            with pytest.raises(grpc.RpcError) as info:
-                durable_call(server, channel, "one too many").result()
+            # On the same connection the client would queue it (the connection's stream
+            # limit is --grpc_max_calls too); another connection gets the server's answer.
+            other = grpc.insecure_channel(
+                f"127.0.0.1:{server.grpc_port}", options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            with other, pytest.raises(grpc.RpcError) as info:
+                durable_call(server, other, "one too many").result()
             assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert not any(call.done() for call in held)
         assert all(call.result().success for call in held)
@@ -251,3 +258,71 @@ def test_grpc_callers_past_the_waiting_budget_are_told_unavailable_at_once(
         assert waiting[0].result(timeout=60) == b"\x08\x01"
     flood.join(timeout=120)
     assert not flood.errors
+
+
+def test_idle_streams_past_grpc_max_calls_are_not_let_in(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Item 9: one connection held 10,000 idle streams. Now calls in progress are at most
+    --grpc_max_calls, and so are one connection's HTTP/2 streams: the client holds the
+    rest back itself (SETTINGS_MAX_CONCURRENT_STREAMS) until streams end."""
+    server = server_factory("--grpc_max_calls", "100")
+    release = threading.Event()
+
+    def one_message_then_idle(n: int) -> Iterator[pb.LogRequest]:
+        yield pb.LogRequest(message=f"stream {n:03d}")
+        release.wait(60)
+
+    def streams_in(lines: list[str]) -> int:
+        return sum("stream " in line for line in lines)
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = pb_grpc.LogServiceStub(channel)
+        # The connection's first call brings the server's HTTP/2 settings: streams opened
+        # before the client has them would be refused rather than queued.
+        assert stub.LogMessage(pb.LogRequest(message="settings known"), timeout=10).success
+        calls = [stub.StreamLogs.future(one_message_then_idle(n), timeout=60) for n in range(150)]
+        try:
+            server.wait_for(lambda lines: streams_in(lines) >= 100)
+            time.sleep(1.0)  # time for more streams to arrive, if the server let them in
+            assert streams_in(server.lines()) == 100
+        finally:
+            release.set()
+        outcomes = []
+        for call in calls:
+            try:
+                outcomes.append(grpc.StatusCode.OK if call.result().success else None)
+            except grpc.RpcError as exc:
+                outcomes.append(exc.code())
+    # At the limit grpc-core refuses some of the queued streams as they start (it counts
+    # an ending stream a little longer than the client): UNAVAILABLE, which clients retry.
+    assert set(outcomes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, outcomes
+    assert outcomes.count(grpc.StatusCode.OK) >= 100
+
+
+def grpc_web_call(server: RunningServer, path: str, message: bytes) -> http.client.HTTPResponse:
+    assert server.grpc_port is not None
+    connection = http.client.HTTPConnection("localhost", server.grpc_port, timeout=30)
+    headers = {"Content-Type": "application/grpc-web+proto", "X-Grpc-Web": "1"}
+    connection.request("POST", path, struct.pack(">BI", 0, len(message)) + message, headers)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def test_grpc_web_has_the_same_batch_and_size_bounds(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Item 8 on the gRPC-Web path: 10,001 empty entries were accepted (2 million in 4 MB
+    would have been too), and its size limit was 4 MB whatever --grpc_max_request_size."""
+    server = server_factory("--grpc_max_request_size", "64KB")
+    response = grpc_web_call(server, "/logservice.LogService/LogBatch", b"\x0a\x00" * 10_001)
+    assert response.getheader("grpc-status") == "3"
+    assert "--grpc_max_batch" in response.getheader("grpc-message", "")
+    big = pb.LogRequest(message="x" * 70_000).SerializeToString()
+    response = grpc_web_call(server, "/logservice.LogService/LogMessage", big)
+    assert response.getheader("grpc-status") == "8"
+    response = grpc_web_call(server, "/logservice.LogService/LogBatch", b"\x0a\x00" * 10_000)
+    assert response.status == 200 and response.getheader("grpc-status") is None
+    server.wait_for(lambda lines: len(lines) >= 10_000)

@@ -171,7 +171,11 @@ class Server:
             from log_server.sources.grpc import GrpcSource
 
             decode_batch = batch_decoder(use_native_decoder(config.decoder), config.format)
-            web = Policy(config.cors_origins, config.allowed_hosts) if config.grpc_web else None
+            web = (
+                Policy(config.cors_origins, config.allowed_hosts, config.grpc_max_request_bytes)
+                if config.grpc_web
+                else None
+            )
             sources.append(
                 GrpcSource(
                     self.pipeline,

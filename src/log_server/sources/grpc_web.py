@@ -28,6 +28,7 @@ from log_server.protocol.grpc_web import (
     Policy,
     Refused,
 )
+from log_server.protocol.proto_codec import batch_pieces
 from log_server.sources.grpc import _ACCEPTED, ADMISSION_WAIT_S, LogServiceHandler, as_batch
 
 # A refusal of each kind writes one line at most this often; the next line says how many
@@ -254,7 +255,11 @@ class FrontConnection(asyncio.Protocol):
         pipeline = handler.pipeline
         batch = call.message if call.method == "LogBatch" else as_batch(call.message)
         try:
-            lines, count = handler.decode_batch(batch, pipeline.next_seq, now_iso())
+            # The bound of native gRPC (sources/grpc.py): --grpc_max_batch, counted before
+            # anything is decoded; then 1,000 messages per decode.
+            for piece in batch_pieces(batch, handler.max_batch):
+                lines, count = handler.decode_batch(piece, pipeline.next_seq, now_iso())
+                pipeline.submit_formatted(lines, count)
         except ValueError as exc:
             reason = str(exc)
             if call.method != "LogBatch":
@@ -262,7 +267,6 @@ class FrontConnection(asyncio.Protocol):
             self.front.refusals.refuse(self.peer, "message", f"{call.method}: {reason}")
             self._answer(GrpcStatus.INVALID_ARGUMENT, reason)
             return False
-        pipeline.submit_formatted(lines, count)
         if answer or not call.ack_durable:
             self._answer(GrpcStatus.OK, payload=_ACCEPTED)
         return True
