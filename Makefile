@@ -11,7 +11,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Keep cargo's build products between installs, so a rebuild after a change is incremental.
 export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
-.PHONY: run test test-native test-go test-typescript lint typecheck check gen gen-tools bench fuzz clean
+.PHONY: run test test-native test-go test-rust test-typescript lint typecheck check gen gen-tools bench fuzz clean
 FUZZ_SECONDS ?= 60
 
 $(BIN)/python:
@@ -85,6 +85,14 @@ gen-tools: $(TS_STAMP)
 
 test-typescript: $(NATIVE_STAMP) $(TS_STAMP)
 	cd $(TS_DIR) && npm run --silent build && npm test --silent
+
+# The Rust client (clients/rust): tests and clippy with every feature. Its own target dir
+# inside the crate (git-ignored), which the interop harness's build of the conformance
+# program (`make test`) shares, so CI compiles tonic's debug build once.
+RUST_CLIENT_TARGET := $(CURDIR)/clients/rust/target
+test-rust:
+	cd clients/rust && CARGO_TARGET_DIR=$(RUST_CLIENT_TARGET) cargo test --quiet --all-features \
+		&& CARGO_TARGET_DIR=$(RUST_CLIENT_TARGET) cargo clippy --quiet --all-targets --all-features -- -D warnings
 
 bench: $(NATIVE_STAMP)
 	bash bench/setup.sh
