@@ -97,3 +97,84 @@ def test_a_yield_pending_when_the_queue_fills_does_not_resume_reading() -> None:
         assert transport.is_reading()
 
     run(scenario)
+
+
+async def accept(source: TcpSource) -> tuple[TcpConnection, asyncio.Transport, socket.socket]:
+    ours, peer = socket.socketpair()
+    transport, connection = await asyncio.get_running_loop().connect_accepted_socket(
+        lambda: TcpConnection(source), ours
+    )
+    assert isinstance(connection, TcpConnection)
+    return connection, transport, peer  # type: ignore[return-value]
+
+
+def test_a_connection_opened_while_intake_is_paused_stays_paused() -> None:
+    """Issue 14 item 7: uvloop starts reading after `connection_made`, so a pause asked for
+    there was ignored and one new connection pushed the queue ~165 MB past its bound."""
+
+    async def scenario(
+        pipeline: LogPipeline, connection: TcpConnection, transport: asyncio.Transport
+    ) -> None:
+        pipeline.submit_formatted(b"x" * QUEUE_BYTES + b"\n", 1)
+        assert not pipeline.has_room
+        newcomer, new_transport, new_peer = await accept(connection.source)
+        new_peer.setblocking(False)
+        data = numbered_frames("late", 40_000)  # ~6 MB, six times the bound
+        sent = 0
+        try:
+            for _ in range(200):  # bounded: the kernel buffers fill, then sends stop
+                try:
+                    sent += new_peer.send(data[sent : sent + 65536])
+                except BlockingIOError:
+                    pass
+                await asyncio.sleep(0)
+            assert newcomer.paused
+            assert pipeline.queued_bytes < 2 * QUEUE_BYTES, (
+                f"{pipeline.queued_bytes} bytes queued past a bound of {QUEUE_BYTES}"
+            )
+            drain(pipeline)
+            assert not newcomer.paused
+            for _ in range(2000):  # bounded; the rest of what was sent is read now
+                if sent < len(data):
+                    try:
+                        sent += new_peer.send(data[sent : sent + 65536])
+                    except BlockingIOError:
+                        pass
+                drain(pipeline)
+                if pipeline.received >= 2 + 40_000:
+                    break
+                await asyncio.sleep(0.001)
+            # The filler line, the "connection from" line, and every message sent.
+            assert pipeline.received == 2 + 40_000, "every message read once the queue drained"
+        finally:
+            new_transport.abort()
+            new_peer.close()
+
+    run(scenario)
+
+
+def test_a_health_probe_is_answered_while_intake_is_paused() -> None:
+    async def scenario(
+        pipeline: LogPipeline, connection: TcpConnection, transport: asyncio.Transport
+    ) -> None:
+        pipeline.submit_formatted(b"x" * QUEUE_BYTES + b"\n", 1)
+        newcomer, new_transport, new_peer = await accept(connection.source)
+        new_peer.setblocking(False)
+        try:
+            new_peer.sendall(b"health\n")
+            answer = b""
+            for _ in range(500):  # bounded
+                await asyncio.sleep(0.001)
+                try:
+                    chunk = new_peer.recv(100)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer == b"OK\n"
+        finally:
+            new_transport.abort()
+            new_peer.close()
+
+    run(scenario)

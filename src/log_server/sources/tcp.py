@@ -43,6 +43,11 @@ class TcpConnection(asyncio.Protocol):
         self._acked = 0
         self._quiet = False  # health probes and refused connections write no open/close lines
         self.paused = False
+        self._reads = 0
+        self._probe = False
+        self._yielding = False
+        # A read that arrived while intake is paused, kept undecoded until there is room.
+        self._held: bytes | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -62,6 +67,21 @@ class TcpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.bytes_received += len(data)
         self.last_data_at = time.monotonic()
+        self._reads += 1
+        if self._reads == 1:
+            # Only a health probe starts with "h" (no frame length or ACK_HELLO can), and
+            # it never produces lines: it is read even while intake is paused.
+            self._probe = data.startswith(b"h")
+        if self.paused and not self._probe:
+            # Intake is paused: keep the read as it is, stop reading, and decode it once
+            # there is room.
+            assert self.transport is not None
+            self._held = data if self._held is None else self._held + data
+            self.transport.pause_reading()
+            return
+        self._process(data)
+
+    def _process(self, data: bytes) -> None:
         if self._head is not None:
             data = self._opening(data)
             if not data:
@@ -151,21 +171,43 @@ class TcpConnection(asyncio.Protocol):
         callback, fell behind until the queue hit its bound (make bench: 66 MB queued, then
         pauses). Yielding after each large read keeps the queue at about one batch."""
         if self.transport is not None and not self.paused:
+            self._yielding = True
             self.transport.pause_reading()
             asyncio.get_running_loop().call_soon(self._resume_after_yield)
 
     def _resume_after_yield(self) -> None:
+        self._yielding = False
         if self.transport is not None and not self.paused and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def pause_reading(self) -> None:
+        """Stop reading. A connection that has not sent anything yet is paused by its
+        first read instead (`data_received`): uvloop starts reading only after
+        `connection_made`, ignoring a pause asked for there, and a health probe must still
+        get its answer while intake is paused."""
         if self.transport is not None and not self.paused:
             self.paused = True
-            self.transport.pause_reading()
+            if self._reads:
+                self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         if self.transport is not None and self.paused:
             self.paused = False
+            if self._held is not None:
+                asyncio.get_running_loop().call_soon(self._release_held)
+            elif not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    def _release_held(self) -> None:
+        """Decode the read held while paused, then read on unless that filled the queue."""
+        held, self._held = self._held, None
+        if held is None or self.transport is None or self.transport.is_closing():
+            return
+        if self.paused:
+            self._held = held
+            return
+        self._process(held)
+        if not (self.paused or self._yielding or self.transport.is_closing()):
             self.transport.resume_reading()
 
 
