@@ -120,8 +120,14 @@ class RunningServer:
         return self.stderr_path.read_text(errors="replace")
 
 
-def start_server(log_dir: Path, *args: str, expect_ready: bool = True) -> RunningServer:
-    """Start `python -m log_server` on free ports (port 0) and wait for its ready line."""
+def start_server(
+    log_dir: Path,
+    *args: str,
+    expect_ready: bool = True,
+    preexec_fn: Callable[[], None] | None = None,
+) -> RunningServer:
+    """Start `python -m log_server` on free ports (port 0) and wait for its ready line.
+    `preexec_fn` runs in the child before the server starts (e.g. to set its limits)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stderr_path = log_dir.parent / f"{log_dir.name}-stderr-{time.monotonic_ns()}.txt"
     argv = [
@@ -137,7 +143,9 @@ def start_server(log_dir: Path, *args: str, expect_ready: bool = True) -> Runnin
         *args,
     ]
     with open(stderr_path, "w") as err:
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=preexec_fn
+        )
     assert process.stdout is not None
     ready = ""
     if select.select([process.stdout], [], [], START_TIMEOUT_S)[0]:

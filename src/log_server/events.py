@@ -77,6 +77,15 @@ class ServerEvents:
             f"refusing connection from {peer}: {limit} connections open (--max_connections)",
         )
 
+    def connections_limited(self, asked: int, allowed: int, open_files: int) -> None:
+        self._emit(
+            "connections_limited",
+            Level.WARNING,
+            f"--max_connections {asked} lowered to {allowed} per listener: the open-file "
+            f"limit is {open_files} (ulimit -n) and descriptors are kept for the server's "
+            "own files",
+        )
+
     def connection_stalled(self, peer: str, buffered: int, seconds: float) -> None:
         self._emit(
             "connection_stalled",

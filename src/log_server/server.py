@@ -16,6 +16,7 @@ from log_server.config import Config, format_size
 from log_server.core.format import FORMATTERS
 from log_server.core.pipeline import LogPipeline
 from log_server.core.sequencer import Sequencer
+from log_server.descriptors import plan_descriptors
 from log_server.events import ServerEvents
 from log_server.health import Health, status_line
 from log_server.protocol.connection import (
@@ -104,12 +105,19 @@ class Server:
             fsync_interval_s=config.fsync_interval_s,
         )
         new_decoder = decoder_factory(config.decoder, config.max_frame_bytes, config.format)
+        self.descriptors = plan_descriptors(config.max_connections, 1 if config.tcp_only else 2)
+        if self.descriptors.lowered(config.max_connections):
+            self.events.connections_limited(
+                config.max_connections,
+                self.descriptors.max_connections,
+                self.descriptors.soft_limit,
+            )
         self.tcp = TcpSource(
             self.pipeline,
             self.events,
             new_decoder,
             self.status_line,
-            config.max_connections,
+            self.descriptors.max_connections,
             config.read_timeout_s,
         )
         try:
@@ -233,7 +241,8 @@ class Server:
             f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
             f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} "
-            f"max_connections={c.max_connections} read_timeout={c.read_timeout_s:g}s "
+            f"max_connections={self.descriptors.max_connections} "
+            f"open_files={self.descriptors.soft_limit} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
             f"decoder={self._decoder_in_use()}"
         )
