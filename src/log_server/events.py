@@ -86,6 +86,14 @@ class ServerEvents:
             "own files",
         )
 
+    def connections_refused_suppressed(self, count: int, seconds: float, limit: int) -> None:
+        self._emit(
+            "connection_refused",
+            Level.WARNING,
+            f"refused {count} more connections in the last {seconds:g}s (lines suppressed): "
+            f"{limit} connections open (--max_connections)",
+        )
+
     def connection_stalled(self, peer: str, buffered: int, seconds: float) -> None:
         self._emit(
             "connection_stalled",

@@ -17,6 +17,7 @@ from log_server.core.clock import now_iso
 from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
 from log_server.protocol.connection import DecoderFactory
+from log_server.protocol.framing import HEALTH_WORD
 
 # Sent by a client as the first bytes of a connection to ask for acknowledgements
 # (docs/protocol.md). Read as a frame length, "LSAC" is above any allowed frame limit, so
@@ -25,6 +26,42 @@ ACK_HELLO = b"LSACKv1\n"
 _ack = struct.Struct(">Q").pack
 # A read this large means more is waiting: let the other connections and the writer run.
 YIELD_AFTER_BYTES = 64 * 1024
+# Connections past --max_connections that are kept open just long enough to see whether
+# they are a health probe, so that health can be asked while the server is full. Their
+# descriptors are part of descriptors.RESERVED_DESCRIPTORS.
+HEALTH_SLOTS = 8
+HEALTH_SLOT_WAIT_S = 1.0
+# At most one "refusing connection" line per interval, then one line with the count of
+# those not written (rsyslog's imuxsock rate limit uses the same 5 s interval).
+REFUSAL_LOG_INTERVAL_S = 5.0
+
+
+class RefusalLog:
+    """Rate limit for refusal lines: the first refusal of an interval is logged, the others
+    only counted, and the count is reported once the interval is over. Pure: the caller
+    passes the time, so a test steps through it without sleeping."""
+
+    def __init__(self, interval_s: float = REFUSAL_LOG_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self.suppressed = 0
+        self.window_ends: float | None = None
+
+    def refused(self, now: float) -> bool:
+        """A connection was refused: True when this one is to be logged (and the caller
+        calls `window_over` at `now + interval_s`)."""
+        if self.window_ends is None:
+            self.window_ends = now + self.interval_s
+            return True
+        self.suppressed += 1
+        return False
+
+    def window_over(self, now: float) -> int:
+        """The interval is over: how many refusals were not logged. When there were some,
+        a new interval starts (call again at `window_ends`), so a continuing flood gives
+        one line per interval."""
+        count, self.suppressed = self.suppressed, 0
+        self.window_ends = now + self.interval_s if count else None
+        return count
 
 
 class TcpConnection(asyncio.Protocol):
@@ -48,6 +85,8 @@ class TcpConnection(asyncio.Protocol):
         self._yielding = False
         # A read that arrived while intake is paused, kept undecoded until there is room.
         self._held: bytes | None = None
+        self._health_slot = False  # opened past --max_connections: a health probe or refused
+        self._slot_head = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -56,15 +95,38 @@ class TcpConnection(asyncio.Protocol):
             self.peer = f"{peer[0]}:{peer[1]}"
         else:  # a Unix socket: name the socket (its peers have no address)
             self.peer = f"unix:{self.transport.get_extra_info('sockname')}"
-        if len(self.source.connections) >= self.source.max_connections:
+        source = self.source
+        if len(source.connections) >= source.max_connections:
             self._quiet = True
-            self.source.events.connection_refused(self.peer, self.source.max_connections)
-            self.transport.abort()
+            if len(source.health_slots) >= HEALTH_SLOTS:
+                self._refuse()
+                return
+            # Kept open for a moment: it may be a health probe, answered even when full.
+            self._health_slot = True
+            source.health_slots.add(self)
+            asyncio.get_running_loop().call_later(HEALTH_SLOT_WAIT_S, self._refuse)
             return
-        self.source.connections.add(self)
-        self.source.pipeline.register(self)
+        source.connections.add(self)
+        source.pipeline.register(self)
+
+    def _refuse(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.source.refused(self.peer)
+            self.transport.abort()
+
+    def _probe_in_health_slot(self, data: bytes) -> None:
+        """Past --max_connections, only the health word is answered."""
+        self._slot_head += data
+        head = self._slot_head[: len(HEALTH_WORD)]
+        if head == HEALTH_WORD:
+            self._answer_health()
+        elif not HEALTH_WORD.startswith(head):
+            self._refuse()
 
     def data_received(self, data: bytes) -> None:
+        if self._health_slot:
+            self._probe_in_health_slot(data)
+            return
         self.bytes_received += len(data)
         self.last_data_at = time.monotonic()
         self._reads += 1
@@ -155,6 +217,9 @@ class TcpConnection(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._health_slot:
+            self.source.health_slots.discard(self)
+            return
         if self._ack_marks is not None:
             self.source.pipeline.remove_durable_listener(self._durable)
         self.source.connections.discard(self)
@@ -229,8 +294,26 @@ class TcpSource:
         self.read_timeout_s = read_timeout_s
         self._sweeper: asyncio.Task[None] | None = None
         self.connections: set[TcpConnection] = set()
+        self.health_slots: set[TcpConnection] = set()
+        self._refusals = RefusalLog()
         self._servers: list[asyncio.Server] = []
         self._unix_path: Path | None = None
+
+    def refused(self, peer: str) -> None:
+        """A connection past --max_connections was refused: one line per interval."""
+        loop = asyncio.get_running_loop()
+        if self._refusals.refused(loop.time()):
+            self.events.connection_refused(peer, self.max_connections)
+            loop.call_later(self._refusals.interval_s, self._refusal_window_over)
+
+    def _refusal_window_over(self) -> None:
+        loop = asyncio.get_running_loop()
+        suppressed = self._refusals.window_over(loop.time())
+        if suppressed:
+            self.events.connections_refused_suppressed(
+                suppressed, self._refusals.interval_s, self.max_connections
+            )
+            loop.call_later(self._refusals.interval_s, self._refusal_window_over)
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Bind and listen; returns the bound address (port 0 picks a free one)."""
@@ -286,7 +369,7 @@ class TcpSource:
             if not busy and self.pipeline.has_room:
                 break
             await asyncio.sleep(min(idle_s / 4, 0.05))
-        for connection in list(self.connections):
+        for connection in [*self.connections, *self.health_slots]:
             connection.close()
         for server in self._servers:
             await server.wait_closed()
