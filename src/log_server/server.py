@@ -104,7 +104,9 @@ class Server:
             fsync=config.fsync,
             fsync_interval_s=config.fsync_interval_s,
         )
-        new_decoder = decoder_factory(config.decoder, config.max_frame_bytes, config.format)
+        new_decoder = decoder_factory(
+            config.decoder, config.max_frame_bytes, config.format, config.max_line_bytes
+        )
         self.descriptors = plan_descriptors(config.max_connections, 1 if config.tcp_only else 2)
         if self.descriptors.lowered(config.max_connections):
             self.events.connections_limited(
@@ -239,6 +241,7 @@ class Server:
         return (
             f"log_dir={c.log_dir} format={c.format} max_file_size={format_size(c.max_file_bytes)} "
             f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
+            f"max_line_size={format_size(c.max_line_bytes)} "
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
             f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} "
             f"max_connections={self.descriptors.max_connections} "
