@@ -146,3 +146,60 @@ pub fn decode_log_batch<'py>(
     let (lines, count) = result.map_err(PyValueError::new_err)?;
     Ok((PyBytes::new(py, lines.as_bytes()), count))
 }
+
+/// A varint at the start of `data`: (value, its length), or None when truncated or too long.
+fn read_varint(data: &[u8]) -> Option<(u64, usize)> {
+    let mut value: u64 = 0;
+    for (i, &byte) in data.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7F) << (7 * i);
+        if byte < 0x80 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// `batch_pieces(data, max_entries, piece_entries)` -> (entries, boundaries): counts the
+/// entries (field 1) of LogBatchRequest bytes without decoding them, stopping past
+/// `max_entries`, and gives the byte offsets that cut it into LogBatchRequests of at most
+/// `piece_entries` entries (`[0, ..., len(data)]`). Bytes it cannot walk are one piece: the
+/// decoder then refuses them with its own reason. The twin of proto_codec.batch_pieces.
+#[pyfunction]
+pub fn batch_pieces(data: &[u8], max_entries: usize, piece_entries: usize) -> (usize, Vec<usize>) {
+    let whole = |count| (count, vec![0, data.len()]);
+    let piece_entries = piece_entries.max(1);
+    let mut bounds = vec![0];
+    let (mut pos, mut count) = (0usize, 0usize);
+    while pos < data.len() {
+        let Some((key, n)) = read_varint(&data[pos..]) else { return whole(count) };
+        pos += n;
+        let skip = match key & 7 {
+            0 => match read_varint(&data[pos..]) {
+                Some((_, n)) => n,
+                None => return whole(count),
+            },
+            1 => 8,
+            2 => match read_varint(&data[pos..]) {
+                Some((len, n)) if len <= (data.len() - pos - n) as u64 => n + len as usize,
+                _ => return whole(count),
+            },
+            5 => 4,
+            _ => return whole(count),
+        };
+        if skip > data.len() - pos {
+            return whole(count);
+        }
+        pos += skip;
+        if key == 0x0A {
+            count += 1;
+            if count > max_entries {
+                return whole(count);
+            }
+            if count % piece_entries == 0 && pos < data.len() {
+                bounds.push(pos);
+            }
+        }
+    }
+    bounds.push(data.len());
+    (count, bounds)
+}

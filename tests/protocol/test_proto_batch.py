@@ -81,3 +81,50 @@ def test_a_string_that_is_not_utf8_refuses_the_batch_on_both_paths(bad: bytes) -
     for decode in (python_batch_decoder("text"), batch_decoder(True, "text")):
         with pytest.raises(ValueError, match="LogBatchRequest"):
             decode(data, 1, RECEIVED)
+
+
+def _entries(n: int, message: str = "") -> bytes:
+    return pb.LogBatchRequest(
+        requests=[pb.LogRequest(message=message) for _ in range(n)]
+    ).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        _entries(1),
+        _entries(2500, "x"),
+        _entries(3000, "y"),
+        _entries(5, "z") + b"\x10\x05" + _entries(5),  # an unknown varint field between
+        b"\x0a\x05\xff",  # truncated: one piece, the decoder refuses it
+        b"\x0a" + b"\xff" * 11,  # a varint that never ends
+        b"\x0f\x00",  # wire type 7 does not exist
+    ],
+)
+def test_both_splitters_cut_a_batch_the_same_way_without_decoding_it(data: bytes) -> None:
+    from log_server.protocol.proto_codec import batch_pieces
+
+    assert native.batch_pieces(data, 10_000, 1000) == batch_pieces(data, 10_000, 1000)
+    count, bounds = batch_pieces(data, 10_000, 1000)
+    assert bounds[0] == 0 and bounds[-1] == len(data)
+    decode = python_batch_decoder("text")
+    try:
+        whole = decode(data, 1, RECEIVED)
+    except ValueError:
+        return
+    assert count == whole[1]
+    lines, seq = b"", 1
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        piece, n = decode(data[start:end], seq, RECEIVED)
+        lines, seq = lines + piece, seq + n
+    assert (lines, seq - 1) == whole, "the pieces give the lines of the whole batch"
+
+
+def test_the_splitter_stops_counting_past_the_limit() -> None:
+    """Issue 14 item 8: a 4 MB LogBatch of 2-byte entries became 2 million lines."""
+    from log_server.protocol.proto_codec import batch_pieces
+
+    data = b"\x0a\x00" * 2_000_000
+    assert batch_pieces(data, 10_000, 1000) == (10_001, [0, len(data)])
+    assert native.batch_pieces(data, 10_000, 1000) == (10_001, [0, len(data)])

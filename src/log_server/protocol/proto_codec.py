@@ -57,6 +57,70 @@ def python_batch_decoder(line_format: str) -> BatchDecoder:
     return decode
 
 
+BatchSplitter = Callable[[bytes, int, int], tuple[int, list[int]]]
+"""(LogBatchRequest bytes, max entries, entries per piece) -> (entries, piece boundaries)."""
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int] | None:
+    value = shift = 0
+    for index in range(pos, min(pos + 10, len(data))):
+        byte = data[index]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, index + 1
+        shift += 7
+    return None
+
+
+def batch_pieces(data: bytes, max_entries: int, piece_entries: int) -> tuple[int, list[int]]:
+    """Count the entries (field 1) of LogBatchRequest bytes without decoding them, stopping
+    past `max_entries`, and give the offsets that cut them into LogBatchRequests of at most
+    `piece_entries` entries (`[0, ..., len(data)]`). Bytes it cannot walk are one piece,
+    which the decoder then refuses with its own reason. The compiled decoder has a twin
+    (native/src/proto.rs), fast enough for every call."""
+    end = len(data)
+    piece_entries = max(1, piece_entries)
+    bounds, pos, count = [0], 0, 0
+    while pos < end:
+        key = _varint(data, pos)
+        if key is None:
+            return count, [0, end]
+        tag, pos = key
+        wire = tag & 7
+        if wire == 0:
+            value = _varint(data, pos)
+            if value is None:
+                return count, [0, end]
+            pos = value[1]
+        elif wire == 2:
+            length = _varint(data, pos)
+            if length is None or length[0] > end - length[1]:
+                return count, [0, end]
+            pos = length[1] + length[0]
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+            if pos > end:
+                return count, [0, end]
+        else:
+            return count, [0, end]
+        if tag == 0x0A:
+            count += 1
+            if count > max_entries:
+                return count, [0, end]
+            if count % piece_entries == 0 and pos < end:
+                bounds.append(pos)
+    bounds.append(end)
+    return count, bounds
+
+
+def batch_splitter(use_native: bool) -> BatchSplitter:
+    if use_native:
+        from log_server_native import batch_pieces as native_batch_pieces
+
+        return native_batch_pieces  # type: ignore[no-any-return]
+    return batch_pieces
+
+
 def batch_decoder(use_native: bool, line_format: str) -> BatchDecoder:
     if use_native:
         from log_server_native import decode_log_batch
