@@ -389,6 +389,5 @@ fn log_server_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ConnectionDecoder>()?;
     m.add_function(wrap_pyfunction!(encode::encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(proto::decode_log_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(proto::batch_pieces, m)?)?;
     Ok(())
 }

@@ -110,26 +110,6 @@ class Config:
     max_connections: int = _option(
         1024, ("--max_connections",), "TCP connections open at once; more are refused", int
     )
-    grpc_max_batch: int = _option(
-        10_000,
-        ("--grpc_max_batch",),
-        "most entries in one gRPC LogBatch; more get INVALID_ARGUMENT",
-        int,
-    )
-    grpc_max_request_bytes: int = _option(
-        4 * MIB,
-        ("--grpc_max_request_size",),
-        "largest gRPC request (one LogBatch, or one message of a stream); larger ones get "
-        "RESOURCE_EXHAUSTED",
-        parse_size,
-        format_size,
-    )
-    grpc_max_calls: int = _option(
-        1024,
-        ("--grpc_max_calls",),
-        "gRPC calls in progress at once (streams included); more get RESOURCE_EXHAUSTED",
-        int,
-    )
     read_timeout_s: float = _option(
         30.0,
         ("--read_timeout",),
@@ -197,14 +177,6 @@ class Config:
             out.append(("--max_queue_bytes", "must be at least 1 byte"))
         if self.max_connections < 1:
             out.append(("--max_connections", "must be at least 1"))
-        if self.grpc_max_batch < 1:
-            out.append(("--grpc_max_batch", "must be at least 1"))
-        if not 1 <= self.grpc_max_request_bytes <= MAX_FRAME_LIMIT_BYTES:
-            out.append(
-                ("--grpc_max_request_size", f"must be between 1 byte and {format_size(GIB)}")
-            )
-        if self.grpc_max_calls < 1:
-            out.append(("--grpc_max_calls", "must be at least 1"))
         if self.read_timeout_s < 0:
             out.append(("--read_timeout", "must be 0 (never) or more seconds"))
         if self.fsync_interval_s <= 0:

@@ -137,23 +137,11 @@ class Server:
             listeners += f" unix={config.unix_socket}"
         if not config.tcp_only:
             # Imported only when used: grpc and protobuf cost memory and start-up time.
-            from log_server.protocol.proto_codec import batch_decoder, batch_splitter
-            from log_server.sources.grpc import GrpcLimits, GrpcSource
+            from log_server.protocol.proto_codec import batch_decoder
+            from log_server.sources.grpc import GrpcSource
 
-            native = use_native_decoder(config.decoder)
-            self.grpc = GrpcSource(
-                self.pipeline,
-                self.events,
-                self.health,
-                batch_decoder(native, config.format),
-                batch_splitter(native),
-                GrpcLimits(
-                    config.grpc_max_batch,
-                    config.grpc_max_request_bytes,
-                    config.grpc_max_calls,
-                    self.descriptors.max_connections,
-                ),
-            )
+            decode_batch = batch_decoder(use_native_decoder(config.decoder), config.format)
+            self.grpc = GrpcSource(self.pipeline, self.events, self.health, decode_batch)
             try:
                 grpc_port = await self.grpc.start(config.host, config.grpc_port)
             except OSError as exc:
@@ -257,9 +245,6 @@ class Server:
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
             f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} "
             f"max_connections={self.descriptors.max_connections} "
-            f"grpc_max_batch={c.grpc_max_batch} "
-            f"grpc_max_request_size={format_size(c.grpc_max_request_bytes)} "
-            f"grpc_max_calls={c.grpc_max_calls} "
             f"open_files={self.descriptors.soft_limit} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
             f"decoder={self._decoder_in_use()}"

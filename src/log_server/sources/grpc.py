@@ -7,10 +7,8 @@ health service reports SERVING while writes succeed; reflection lets `grpcurl` l
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 # gRPC's core prints its own errors (e.g. for a port in use) to stderr; the server reports
@@ -26,7 +24,7 @@ from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
 from log_server.generated import log_service_pb2 as pb
 from log_server.health import Health
-from log_server.protocol.proto_codec import BatchDecoder, BatchSplitter, batch_pieces
+from log_server.protocol.proto_codec import BatchDecoder
 
 SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
 ACK_METADATA_KEY = "log-ack"
@@ -34,13 +32,6 @@ ACK_METADATA_KEY = "log-ack"
 # How long a call waits for the writer to catch up before it is told UNAVAILABLE (or less,
 # when the caller's own deadline is sooner).
 ADMISSION_WAIT_S = 10.0
-
-# A LogBatch is decoded and queued this many entries at a time, the event loop running
-# other work in between: a batch of 10,000 entries never holds it for long.
-BATCH_PIECE_ENTRIES = 1000
-# HTTP/2 streams one connection may have open at once (the usual default of HTTP/2
-# servers, e.g. nginx and Go's net/http); more wait in the client.
-MAX_CONCURRENT_STREAMS = 100
 
 # Every successful call gets the same answer: serialized once (handlers return bytes).
 _ACCEPTED: bytes = pb.LogResponse(success=True).SerializeToString()
@@ -55,18 +46,11 @@ class LogServiceHandler:
     LogRequest get INVALID_ARGUMENT and a log line rather than grpc's generic UNKNOWN."""
 
     def __init__(
-        self,
-        pipeline: LogPipeline,
-        events: ServerEvents,
-        decode_batch: BatchDecoder,
-        split_batch: BatchSplitter = batch_pieces,
-        max_batch_entries: int = 10_000,
+        self, pipeline: LogPipeline, events: ServerEvents, decode_batch: BatchDecoder
     ) -> None:
         self.pipeline = pipeline
         self.events = events
         self.decode_batch = decode_batch
-        self.split_batch = split_batch
-        self.max_batch_entries = max_batch_entries
 
     async def log_message(self, raw: bytes, context: Any) -> bytes:
         if not self.pipeline.has_room:
@@ -82,23 +66,9 @@ class LogServiceHandler:
         return await self._answer(context)
 
     async def log_batch(self, raw: bytes, context: Any) -> bytes:
-        """At most --grpc_max_batch entries, counted before anything is decoded (2-byte
-        empty entries made a 4 MB request 2 million lines), queued in pieces."""
-        count, bounds = self.split_batch(raw, self.max_batch_entries, BATCH_PIECE_ENTRIES)
-        if count > self.max_batch_entries:
-            reason = (
-                f"LogBatch of more than {self.max_batch_entries} entries (--grpc_max_batch); "
-                "send smaller batches"
-            )
-            self.events.grpc_request_failed("LogBatch", context.peer(), reason)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
-        last = len(bounds) - 2
-        for index, (start, end) in enumerate(itertools.pairwise(bounds)):
-            if not self.pipeline.has_room:
-                await self._wait_for_room(context)
-            await self._accept(raw if last == 0 else raw[start:end], context, "LogBatch")
-            if index < last:
-                await asyncio.sleep(0)  # let the loop run between pieces
+        if not self.pipeline.has_room:
+            await self._wait_for_room(context)
+        await self._accept(raw, context, "LogBatch")
         return await self._answer(context)
 
     async def _answer(self, context: Any) -> bytes:
@@ -130,19 +100,16 @@ class LogServiceHandler:
         }
 
     async def _wait_for_room(self, context: Any) -> None:
-        """Until the queue has room. Checked again after every wake-up: all waiting calls
-        wake at once when room comes, and the first ones in may fill the queue again."""
+        if self.pipeline.has_room:
+            return
         remaining = context.time_remaining()
         timeout = ADMISSION_WAIT_S if remaining is None else min(ADMISSION_WAIT_S, remaining)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self.pipeline.has_room:
-            try:
-                await asyncio.wait_for(self.pipeline.wait_for_room(), deadline - loop.time())
-            except TimeoutError:
-                reason = "the log server is not keeping up (writes failing or slow); retry later"
-                self.events.grpc_request_failed("LogService", context.peer(), reason)
-                await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
+        try:
+            await asyncio.wait_for(self.pipeline.wait_for_room(), timeout)
+        except TimeoutError:
+            reason = "the log server is not keeping up (writes failing or slow); retry later"
+            self.events.grpc_request_failed("LogService", context.peer(), reason)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
 
 
 def as_batch(request: bytes) -> bytes:
@@ -156,16 +123,6 @@ def as_batch(request: bytes) -> bytes:
     return bytes(prefix) + request
 
 
-@dataclass(frozen=True)
-class GrpcLimits:
-    """What one client can make the gRPC listener hold (flags in config.py)."""
-
-    max_batch_entries: int = 10_000
-    max_request_bytes: int = 4 * 1024 * 1024
-    max_calls: int = 1024
-    max_connections: int = 1024
-
-
 class GrpcSource:
     def __init__(
         self,
@@ -173,13 +130,8 @@ class GrpcSource:
         events: ServerEvents,
         health_state: Health,
         decode_batch: BatchDecoder,
-        split_batch: BatchSplitter = batch_pieces,
-        limits: GrpcLimits | None = None,
     ) -> None:
-        self.limits = limits or GrpcLimits()
-        self.handler = LogServiceHandler(
-            pipeline, events, decode_batch, split_batch, self.limits.max_batch_entries
-        )
+        self.handler = LogServiceHandler(pipeline, events, decode_batch)
         self.health_state = health_state
         self.health_servicer = health.aio.HealthServicer()
         self._server: Any = None
@@ -187,16 +139,7 @@ class GrpcSource:
 
     async def start(self, host: str, port: int) -> int:
         """Bind and serve; returns the bound port. Raises OSError when it cannot bind."""
-        limits = self.limits
-        server = grpc.aio.server(
-            options=[
-                ("grpc.so_reuseport", 0),
-                ("grpc.max_receive_message_length", limits.max_request_bytes),
-                ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
-                ("grpc.max_allowed_incoming_connections", limits.max_connections),
-            ],
-            maximum_concurrent_rpcs=limits.max_calls,
-        )
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         handlers = self.handler.method_handlers()
         server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(name, handlers) for name in SERVICE_NAMES]
