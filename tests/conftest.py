@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,8 +24,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
-    def factory(*args: str, log_dir: Path | None = None) -> RunningServer:
-        server = start_server(log_dir or tmp_path / "logs", *args)
+    def factory(
+        *args: str, log_dir: Path | None = None, stderr: int | None = None
+    ) -> RunningServer:
+        server = start_server(log_dir or tmp_path / "logs", *args, stderr=stderr)
         started.append(server)
         return server
 
@@ -38,3 +41,22 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
 @pytest.fixture
 def server(server_factory: Callable[..., RunningServer]) -> RunningServer:
     return server_factory()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB file system (tmpfs) that fills up: writes on it really come out short
+    and then fail with ENOSPC. Needs the right to mount (root, as in CI)."""
+    mount_point = tmp_path / "tiny_disk"
+    mount_point.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip() or 'not root'}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

@@ -30,7 +30,7 @@ def test_rotation_keeps_newest_in_dot_zero_and_contiguous_sequence(
         )
     server.wait_for_text("rot-9-39")
     assert server.stop() == 0  # no rotation while the files are inspected
-    names = sorted(p.name for p in server.log_dir.iterdir())
+    names = sorted(p.name for p in server.log_dir.glob("_main.log*"))
     assert names == ["_main.log", "_main.log.0", "_main.log.1", "_main.log.2"]
     for path in server.log_files():
         data = path.read_bytes()
@@ -239,3 +239,144 @@ def test_read_only_log_directory_degrades_then_recovers(server_factory: Factory)
     got = [int(m.group(1)) for ln in lines if (m := re.search(r"while read-only (\d{3}) ", ln))]
     assert got == list(range(100))
     assert server.health().startswith("OK ")
+
+
+def test_a_full_disk_that_takes_part_of_a_batch_splits_no_line(
+    server_factory: Factory, tiny_disk: Path
+) -> None:
+    """Regression (issue 14, item 2): on a real nearly full file system a batch went in
+    partly; the retry put the crash mark into a line and the rest of the message became a
+    second line without a number (two invalid lines in JSON)."""
+    server = server_factory("--tcp_only", "--format", "json", log_dir=tiny_disk)
+    server.send(msg_frame(message="before the disk fills"))
+    server.wait_for_text("before the disk fills")
+    filler = tiny_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    with server.connect() as sock:
+        sock.sendall(b"".join(msg_frame(message=f"while full {i:04}") for i in range(400)))
+    deadline = time.monotonic() + 15
+    while "write attempt 1 failed" not in server.stderr():
+        assert time.monotonic() < deadline, server.stderr()
+        time.sleep(0.05)
+    filler.unlink()
+    server.wait_for_text("writing again after", timeout_s=20)
+    records = [json.loads(line) for line in server.active_log.read_text().splitlines()]
+    seqs = [r["seq"] for r in records]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    messages = [r["message"] for r in records if r["message"].startswith("while full")]
+    assert messages == [f"while full {i:04}" for i in range(400)]
+
+
+def test_a_stderr_pipe_nobody_reads_does_not_stop_intake(server_factory: Factory) -> None:
+    """Regression (issue 14, item 1): the warnings echoed to stderr filled a pipe nobody
+    read, the server blocked on it and took no more input."""
+    unread, stderr = os.pipe()
+    try:
+        server = server_factory("--tcp_only", stderr=stderr)
+        for _ in range(1000):  # ~100 KB of warnings: more than a pipe holds (64 KiB)
+            server.send(b"\xff\xff\xff\xff")
+        server.send(msg_frame(message="still taking input"))
+        server.wait_for_text("still taking input")
+        assert server.health().startswith("OK ")
+        assert server.stop() == 0
+    finally:
+        os.close(unread)
+        os.close(stderr)
+
+
+def test_a_stderr_on_a_full_disk_does_not_stop_the_writer(
+    server_factory: Factory, tiny_disk: Path
+) -> None:
+    """Regression (issue 14, item 1): echoing a write failure to a stderr that fails
+    itself (here /dev/full) ended the writer: nothing more was written, health said OK."""
+    with open("/dev/full", "w") as full:
+        server = server_factory("--tcp_only", log_dir=tiny_disk, stderr=full.fileno())
+    server.send(msg_frame(message="before the disk fills"))
+    server.wait_for_text("before the disk fills")
+    filler = tiny_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    with server.connect() as sock:
+        sock.sendall(b"".join(msg_frame(message=f"while full {i:04}") for i in range(400)))
+    deadline = time.monotonic() + 15
+    while not server.health().startswith("DEGRADED"):
+        assert time.monotonic() < deadline, "the writes never failed"
+        time.sleep(0.05)
+    filler.unlink()
+    lines = server.wait_for_text("while full 0399", timeout_s=20)
+    assert sum("while full" in line for line in lines) == 400
+    assert server.health().startswith("OK ")
+
+
+def test_sighup_reopens_the_files_and_loses_nothing(server_factory: Factory) -> None:
+    """Regression (issue 14, item 3): SIGHUP killed the server at once, losing its queue.
+    Now it is logrotate's signal: after the file was renamed away, lines go to a new one."""
+    server = server_factory("--tcp_only")
+    server.send(msg_frame(message="before rotation"))
+    server.wait_for_text("before rotation")
+    os.replace(server.active_log, server.log_dir / "rotated-by-logrotate")
+    server.process.send_signal(signal.SIGHUP)
+    server.send(msg_frame(message="after rotation"))
+    server.wait_for_text("after rotation")
+    assert server.process.poll() is None
+    assert "before rotation" in (server.log_dir / "rotated-by-logrotate").read_text()
+    assert "reopening the log files" in server.active_log.read_text()
+    assert server.stop() == 0
+
+
+def test_a_process_group_stop_is_one_stop_not_two(server_factory: Factory) -> None:
+    """Regression (issue 14, item 4): `timeout` or `kill -- -PGID` around `make run` sends
+    SIGTERM twice (to make and to the server); the second one abandoned the drain and the
+    server exited 1 with "accepted lines not written" although the writer was keeping up."""
+    server = server_factory("--tcp_only")
+    count = 50_000
+    with server.connect() as sock:
+        sock.sendall(b"".join(msg_frame(message=f"group-{i}") for i in range(count)))
+    server.process.send_signal(signal.SIGTERM)
+    server.process.send_signal(signal.SIGTERM)
+    server.process.send_signal(signal.SIGINT)
+    assert server.stop() == 0, server.stderr()
+    messages = [line for line in server.lines() if "group-" in line]
+    assert len(messages) == count
+    assert "still writing" in server.stderr()
+
+
+def test_a_repeated_signal_abandons_a_drain_that_has_stalled(
+    server_factory: Factory, tiny_disk: Path
+) -> None:
+    """The way out when the disk cannot take the queue: once nothing has been written for
+    2 s, a repeated signal stops at once and says what was lost."""
+    server = server_factory("--tcp_only", log_dir=tiny_disk)
+    server.send(msg_frame(message="before the disk fills"))
+    server.wait_for_text("before the disk fills")
+    fd = os.open(tiny_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    server.send(b"".join(msg_frame(message=f"stuck {i}") for i in range(2000)))
+    deadline = time.monotonic() + 15
+    while not server.health().startswith("DEGRADED"):
+        assert time.monotonic() < deadline, "the writes never failed"
+        time.sleep(0.05)
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(2.5)
+    server.process.send_signal(signal.SIGTERM)
+    assert server.stop() == 1
+    assert "accepted lines not written" in server.stderr()

@@ -1,7 +1,7 @@
 //! Log fields -> one TCP frame (big-endian length + packed LoggerMsg), for the Python
 //! client: its logging handler's per-call cost is mostly building the message with pycapnp
 //! field by field. The client uses this when the module is installed and pycapnp otherwise;
-//! tests/clients check that both encode the same message.
+//! clients/python/tests check that both encode the same message.
 
 use capnp::message::{Builder, HeapAllocator};
 use capnp::serialize_packed;
@@ -34,10 +34,38 @@ fn set_text(root: &mut logger_msg::Builder, index: usize, value: &str) {
     }
 }
 
-/// `encode_frame(level, texts)`: `texts` is a tuple of the 15 text fields in schema order;
-/// None and "" are left unset, other non-str values are converted with str().
+/// A Python value as UTF-8 text: str() for non-str values; a str that cannot be encoded
+/// (lone surrogates, e.g. undecodable bytes that Python kept with `surrogateescape`) is
+/// turned back into its bytes and decoded with U+FFFD for what is not UTF-8, as the server
+/// does with raw bytes. The client's pycapnp encoder does the same (`encoding.lossy_text`).
+fn text_of(item: &Bound<'_, PyAny>) -> PyResult<String> {
+    let text = match item.downcast::<PyString>() {
+        Ok(s) => s.clone(),
+        Err(_) => item.str()?,
+    };
+    if let Ok(s) = text.to_str() {
+        return Ok(s.to_owned());
+    }
+    let bytes = match text.call_method1("encode", ("utf-8", "surrogateescape")) {
+        Ok(b) => b,
+        Err(_) => text.call_method1("encode", ("utf-8", "surrogatepass"))?,
+    };
+    let bytes = bytes.downcast_into::<PyBytes>()?;
+    Ok(String::from_utf8_lossy(bytes.as_bytes()).into_owned())
+}
+
+/// `encode_frame(level, texts, attributes=None)`: `texts` is a tuple of the 15 text fields in
+/// schema order; None and "" are left unset, other non-str values are converted with str().
+/// `attributes`: a sequence of (key, value) pairs, kept in order, values str()'d; None or an
+/// empty sequence leaves the list unset (the frame of a client that predates attributes).
 #[pyfunction]
-pub fn encode_frame<'py>(py: Python<'py>, level: u16, texts: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyBytes>> {
+#[pyo3(signature = (level, texts, attributes=None))]
+pub fn encode_frame<'py>(
+    py: Python<'py>,
+    level: u16,
+    texts: &Bound<'py, PyTuple>,
+    attributes: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyBytes>> {
     if texts.len() != TEXT_FIELDS {
         return Err(PyValueError::new_err(format!("expected {TEXT_FIELDS} text fields, got {}", texts.len())));
     }
@@ -54,10 +82,14 @@ pub fn encode_frame<'py>(py: Python<'py>, level: u16, texts: &Bound<'py, PyTuple
                 Ok(s) => s.clone(),
                 Err(_) => item.str()?,
             };
-            let value = text.to_string_lossy();
-            if !value.is_empty() {
-                set_text(&mut root, index, &value);
+            match text.to_str() {
+                Ok("") => {}
+                Ok(value) => set_text(&mut root, index, value),
+                Err(_) => set_text(&mut root, index, &text_of(&text)?),
             }
+        }
+        if let Some(attributes) = attributes {
+            set_attributes(&mut root, attributes)?;
         }
     }
     let mut out: Vec<u8> = Vec::with_capacity(512);
@@ -67,4 +99,29 @@ pub fn encode_frame<'py>(py: Python<'py>, level: u16, texts: &Bound<'py, PyTuple
     let length = (out.len() - 4) as u32;
     out[..4].copy_from_slice(&length.to_be_bytes());
     Ok(PyBytes::new(py, &out))
+}
+
+fn set_attributes(root: &mut logger_msg::Builder, attributes: &Bound<'_, PyAny>) -> PyResult<()> {
+    if attributes.is_none() {
+        return Ok(());
+    }
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for pair in attributes.try_iter()? {
+        let pair = pair?;
+        let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair
+            .extract()
+            .map_err(|_| PyValueError::new_err("each attribute must be a (key, value) pair"))?;
+        pairs.push((text_of(&key)?, text_of(&value)?));
+    }
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let count = u32::try_from(pairs.len()).map_err(|_| PyValueError::new_err("too many attributes"))?;
+    let mut list = root.reborrow().init_attributes(count);
+    for (index, (key, value)) in pairs.iter().enumerate() {
+        let mut attribute = list.reborrow().get(index as u32);
+        attribute.set_key(key.as_str());
+        attribute.set_value(value.as_str());
+    }
+    Ok(())
 }

@@ -42,8 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(Config):
         meta = f.metadata
         kwargs: dict[str, Any] = {"dest": f.name}
-        if f.type in (bool, "bool"):
-            kwargs.update(action="store_true", help=meta["help"])
+        if f.type in (bool, "bool") and f.default:
+            # On by default: the flag turns it on explicitly, --no_<flag> turns it off.
+            parser.add_argument(
+                *_spellings(tuple("--no_" + flag[2:] for flag in meta["flags"])),
+                dest=f.name,
+                action="store_false",
+                default=None,
+                help=f"turn off: {meta['help']}",
+            )
+            kwargs.update(action="store_true", default=None, help=meta["help"])
+        elif f.type in (bool, "bool"):
+            kwargs.update(action="store_true", default=None, help=meta["help"])
         else:
             kwargs.update(
                 default=None,
@@ -74,7 +84,7 @@ def _typed(parse: Any) -> Any:
 def config_from_args(argv: Sequence[str] | None = None) -> Config:
     parser = build_parser()
     namespace = parser.parse_args(argv)
-    given = {k: v for k, v in vars(namespace).items() if v is not None and v is not False}
+    given = {k: v for k, v in vars(namespace).items() if v is not None}
     try:
         return Config(**given)
     except ConfigError as exc:

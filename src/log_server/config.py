@@ -54,6 +54,13 @@ def format_size(n: int) -> str:
     return str(n)
 
 
+def _comma_list(text: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in text.split(",") if item.strip())
+    if not items:
+        raise ValueError(f"not a comma-separated list: {text!r}")
+    return items
+
+
 def _option(
     default: Any,
     flags: tuple[str, ...],
@@ -80,6 +87,28 @@ class Config:
         "also serve the TCP protocol on this Unix socket, created with mode 0660",
         Path,
         lambda v: "off" if v is None else str(v),
+    )
+    grpc_web: bool = _option(
+        True,
+        ("--grpc_web",),
+        "also serve gRPC-Web (browsers) on the gRPC port, in front of native gRPC; "
+        "--no_grpc_web lets grpcio bind the port alone",
+    )
+    cors_origins: tuple[str, ...] = _option(
+        ("http://localhost:*", "http://127.0.0.1:*"),
+        ("--cors_origins",),
+        "comma-separated Origins whose pages may call over gRPC-Web (`:*` any port, `*` any "
+        "origin)",
+        _comma_list,
+        ",".join,
+    )
+    allowed_hosts: tuple[str, ...] = _option(
+        ("localhost", "127.0.0.1", "[::1]"),
+        ("--allowed_hosts",),
+        "comma-separated names a gRPC-Web request's Host header may carry, any port "
+        "(guards against DNS rebinding; `*` any)",
+        _comma_list,
+        ",".join,
     )
     tcp_only: bool = _option(False, ("--tcp_only", "--only_tcp"), "do not start gRPC")
     log_dir: Path = _option(

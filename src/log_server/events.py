@@ -1,26 +1,25 @@
 """The server's own events. Each writes one line, through the same sequencer into the
 same file as every client's messages, and bumps one counter (which health, the stats
 line and the tests all read). Warnings and errors are echoed to stderr as well, so an
-operator sees them even while the disk is what is failing."""
+operator sees them even while the disk is what is failing (best effort: stderr_echo.py)."""
 
 from __future__ import annotations
 
 import os
 import socket
-import sys
 from collections import Counter
-from typing import TextIO
 
 from log_server.core.pipeline import LogPipeline
 from log_server.core.records import Level, LogRecord
+from log_server.stderr_echo import StderrEcho
 
 
 class ServerEvents:
-    def __init__(self, name: str, pipeline: LogPipeline, echo: TextIO | None = None) -> None:
+    def __init__(self, name: str, pipeline: LogPipeline, echo: StderrEcho | None = None) -> None:
         self.name = name
         self.pipeline = pipeline
         self.counts: Counter[str] = Counter()
-        self._echo = echo if echo is not None else sys.stderr
+        self.echo = echo if echo is not None else StderrEcho()
         self._hostname = socket.gethostname()
         self._pid = str(os.getpid())
 
@@ -39,9 +38,7 @@ class ServerEvents:
         )
         self.pipeline.submit([record])
         if level >= Level.WARNING:
-            print(
-                f"log_server: {level.name.lower()}: {event}: {message}", file=self._echo, flush=True
-            )
+            self.echo.write_line(f"log_server: {level.name.lower()}: {event}: {message}")
 
     def started(self, version: str, listeners: str, settings: str) -> None:
         self._emit(
@@ -69,6 +66,20 @@ class ServerEvents:
             f"connection from {peer} closed: messages={messages} bytes={nbytes} "
             f"seconds={seconds:.3f}",
         )
+
+    def signal_ignored(self, signal_name: str, queued: int) -> None:
+        self._emit(
+            "signal_ignored",
+            Level.WARNING,
+            f"{signal_name} again while draining: still writing ({queued} lines queued); "
+            "a repeated signal stops at once only once writing has stalled for 2 s",
+        )
+
+    def reopen_requested(self) -> None:
+        self._emit("reopen_requested", Level.INFO, "SIGHUP received: reopening the log files")
+
+    def writer_stopped(self, reason: str) -> None:
+        self._emit("writer_stopped", Level.ERROR, f"{reason}; nothing more is written")
 
     def connection_refused(self, peer: str, limit: int) -> None:
         self._emit(
@@ -115,6 +126,10 @@ class ServerEvents:
 
     def grpc_request_failed(self, method: str, peer: str, reason: str) -> None:
         self._emit("grpc_request_failed", Level.ERROR, f"{method} from {peer}: {reason}")
+
+    def grpc_web_refused(self, peer: str, reason: str, suppressed: int) -> None:
+        also = f" ({suppressed} more like this since the last such line)" if suppressed else ""
+        self._emit("grpc_web_refused", Level.WARNING, f"gRPC-Web from {peer}: {reason}{also}")
 
     def write_failed(self, attempt: int, reason: str) -> None:
         self._emit(

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from log_server import __version__
 from log_server.allocator import keep_freed_memory
@@ -24,12 +24,11 @@ from log_server.protocol.connection import (
     native_decoder_available,
     use_native_decoder,
 )
+from log_server.sinks.log_directory import DirectoryInUse, DirectoryLock
 from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
+from log_server.sources.source import ListenError, Source
 from log_server.sources.tcp import TcpSource
-
-if TYPE_CHECKING:
-    from log_server.sources.grpc import GrpcSource
 
 # On SIGTERM/SIGINT a TCP connection is kept open until it has been quiet this long, so
 # whatever the client had sent before the signal is read; at most DRAIN_MAX_S in all.
@@ -37,6 +36,12 @@ DRAIN_IDLE_S = 0.2
 DRAIN_MAX_S = 5.0
 # gRPC calls in progress get this long to finish after the signal.
 GRPC_GRACE_S = 5.0
+# A repeated SIGTERM/SIGINT abandons the drain only when the writer has written nothing for
+# this long while lines wait (a disk that fails): a process group killed at once (`timeout`,
+# a supervisor, `kill -- -PGID` around `make run`) sends the signal twice within microseconds.
+DRAIN_STUCK_S = 2.0
+# What is left of the stderr echo gets this long at exit (stderr may be a pipe nobody reads).
+ECHO_CLOSE_S = 0.5
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
@@ -56,9 +61,10 @@ class Server:
         self.health = Health()
         self._stop = asyncio.Event()
         self._stop_signal = ""
+        self._stop_at = 0.0
         self._writer_task: asyncio.Task[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
-        self.grpc: GrpcSource | None = None
+        self.sources: list[Source] = []
 
     async def run(self) -> None:
         await self.startup()
@@ -68,13 +74,48 @@ class Server:
             await self.shutdown()
 
     async def startup(self) -> None:
-        config = self.config
         self._loop = asyncio.get_running_loop()
+        self._tune_runtime()
+        last_seq = self._open_log()
+        self._build_pipeline(last_seq)
+        self.sources = self._build_sources()
+        listeners = []
+        for source in self.sources:
+            try:
+                listeners.append(await source.start())
+            except ListenError as exc:
+                self._abandon(str(exc))
+        self._start_writer()
+        self._handle_signals()
+        self._announce_ready(" ".join(listeners))
+
+    def _tune_runtime(self) -> None:
         # The writer thread needs the GIL for a moment after each write; with Python's
         # default 5 ms switch interval it can wait that long for the busy loop thread, and
         # the disk sits idle meanwhile (make bench: about 10% more throughput at 0.5 ms).
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         keep_freed_memory()
+        if self.config.decoder == "native" and not native_decoder_available():
+            raise StartupError(
+                "--decoder native: the compiled decoder (log_server_native, built from native/ "
+                "by `make test` or `make run`) is not installed"
+            )
+
+    def _open_log(self) -> int:
+        """Claim the log directory, then open the file set; the last sequence number
+        already used."""
+        config = self.config
+        self.lock = DirectoryLock(config.log_dir)
+        try:
+            self.lock.acquire()
+        except DirectoryInUse as exc:
+            raise StartupError(
+                f"log directory {config.log_dir} is {exc}; stop it or choose another --log_dir"
+            ) from None
+        except OSError as exc:
+            raise StartupError(
+                f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
+            ) from None
         self.sink = RotatingFileSink(
             config.log_dir, config.max_file_bytes, config.max_files, self._rotated
         )
@@ -84,14 +125,15 @@ class Server:
             if not os.access(config.log_dir, os.W_OK):
                 raise PermissionError(13, "Permission denied")
         except OSError as exc:
+            self.sink.close()
+            self.lock.release()
             raise StartupError(
                 f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
             ) from None
-        if config.decoder == "native" and not native_decoder_available():
-            self._abandon(
-                "--decoder native: the compiled decoder (log_server_native, built from native/ "
-                "by `make test` or `make run`) is not installed"
-            )
+        return last_seq
+
+    def _build_pipeline(self, last_seq: int) -> None:
+        config = self.config
         self.pipeline = LogPipeline(
             Sequencer(last_seq), FORMATTERS[config.format], config.max_queue_bytes
         )
@@ -104,9 +146,9 @@ class Server:
             fsync=config.fsync,
             fsync_interval_s=config.fsync_interval_s,
         )
-        new_decoder = decoder_factory(
-            config.decoder, config.max_frame_bytes, config.format, config.max_line_bytes
-        )
+
+    def _build_sources(self) -> list[Source]:
+        config = self.config
         self.descriptors = plan_descriptors(config.max_connections, 1 if config.tcp_only else 2)
         if self.descriptors.lowered(config.max_connections):
             self.events.connections_limited(
@@ -114,44 +156,61 @@ class Server:
                 self.descriptors.max_connections,
                 self.descriptors.soft_limit,
             )
-        self.tcp = TcpSource(
-            self.pipeline,
-            self.events,
-            new_decoder,
-            self.status_line,
-            self.descriptors.max_connections,
-            config.read_timeout_s,
-        )
-        try:
-            tcp_host, tcp_port = await self.tcp.start(config.host, config.port)
-        except OSError as exc:
-            self._abandon(f"cannot listen on TCP {config.host}:{config.port}: {_describe(exc)}")
-        listeners = f"tcp={_address(tcp_host, tcp_port)}"
-        if config.unix_socket is not None:
-            try:
-                await self.tcp.start_unix(config.unix_socket)
-            except OSError as exc:
-                self._abandon(
-                    f"cannot listen on Unix socket {config.unix_socket}: {_describe(exc)}"
-                )
-            listeners += f" unix={config.unix_socket}"
+        max_connections = self.descriptors.max_connections
+        sources: list[Source] = [
+            TcpSource(
+                self.pipeline,
+                self.events,
+                decoder_factory(
+                    config.decoder, config.max_frame_bytes, config.format, config.max_line_bytes
+                ),
+                self.status_line,
+                config.host,
+                config.port,
+                config.unix_socket,
+                max_connections,
+                config.read_timeout_s,
+                DRAIN_IDLE_S,
+                DRAIN_MAX_S,
+            )
+        ]
         if not config.tcp_only:
             # Imported only when used: grpc and protobuf cost memory and start-up time.
+            from log_server.protocol.grpc_web import Policy
             from log_server.protocol.proto_codec import batch_decoder
             from log_server.sources.grpc import GrpcSource
 
             decode_batch = batch_decoder(use_native_decoder(config.decoder), config.format)
-            self.grpc = GrpcSource(self.pipeline, self.events, self.health, decode_batch)
-            try:
-                grpc_port = await self.grpc.start(config.host, config.grpc_port)
-            except OSError as exc:
-                self._abandon(f"cannot listen on gRPC {config.host}:{config.grpc_port}: {exc}")
-            listeners += f" grpc={_address(config.host, grpc_port)}"
+            web = Policy(config.cors_origins, config.allowed_hosts) if config.grpc_web else None
+            sources.append(
+                GrpcSource(
+                    self.pipeline,
+                    self.events,
+                    self.health,
+                    decode_batch,
+                    config.host,
+                    config.grpc_port,
+                    GRPC_GRACE_S,
+                    web,
+                    max_connections,
+                    config.read_timeout_s,
+                )
+            )
+        return sources
+
+    def _start_writer(self) -> None:
         self._writer_task = asyncio.create_task(self.writer.run())
-        if config.fsync == "interval":
+        self._writer_task.add_done_callback(self._writer_ended)
+        if self.config.fsync == "interval":
             self._syncer = asyncio.create_task(self.writer.sync_periodically())
+
+    def _handle_signals(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self._on_signal, sig)
+        self._loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+
+    def _announce_ready(self, listeners: str) -> None:
+        config = self.config
         self.events.started(__version__, listeners, self._settings())
         if not _is_loopback(config.host):
             self.events.exposed(config.host)
@@ -159,9 +218,10 @@ class Server:
 
     def _abandon(self, reason: str) -> NoReturn:
         """Undo what startup did so far, then fail with one line for the operator."""
-        if hasattr(self, "tcp"):
-            self.tcp.stop_accepting()
+        for source in self.sources:
+            source.stop_accepting()
         self.sink.close()
+        self.lock.release()
         raise StartupError(reason)
 
     async def main_loop(self) -> None:
@@ -179,18 +239,16 @@ class Server:
                     (written - last_written) / elapsed,
                     (nbytes - last_bytes) / elapsed / 1e6,
                     self.pipeline.queued_lines,
-                    len(self.tcp.connections),
+                    self.connection_count,
                 )
                 last_time, last_written, last_bytes = now, written, nbytes
 
     async def shutdown(self) -> None:
         """Stop accepting, read what clients already sent, write everything accepted, fsync."""
         self.events.stopping(self._stop_signal or "shutdown")
-        self.tcp.stop_accepting()
-        draining = [self.tcp.drain(DRAIN_IDLE_S, DRAIN_MAX_S)]
-        if self.grpc is not None:
-            draining.append(self.grpc.stop(GRPC_GRACE_S))
-        await asyncio.gather(*draining)
+        for source in self.sources:
+            source.stop_accepting()
+        await asyncio.gather(*(source.drain() for source in self.sources))
         self.events.stopped(self.pipeline.received, self.pipeline.queued_lines)
         self.pipeline.close()
         if self._syncer is not None:
@@ -213,6 +271,8 @@ class Server:
             except OSError:
                 pass
             self.sink.close()
+            self.lock.release()
+            self.events.echo.close(ECHO_CLOSE_S)
 
     def status_line(self) -> str:
         return status_line(
@@ -222,15 +282,40 @@ class Server:
             self.pipeline.received,
             self.pipeline.written,
             self.pipeline.queued_lines,
-            len(self.tcp.connections),
+            self.connection_count,
         )
+
+    @property
+    def connection_count(self) -> int:
+        return sum(source.connection_count for source in self.sources)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if not self._stop.is_set():
             self._stop_signal = sig.name
+            self._stop_at = time.monotonic()
             self._stop.set()
-        elif self._writer_task is not None:
+            return
+        queued = self.pipeline.queued_lines
+        stuck_s = time.monotonic() - max(self.writer.last_write_at, self._stop_at)
+        if queued and stuck_s >= DRAIN_STUCK_S and self._writer_task is not None:
             self._writer_task.cancel()
+        else:
+            self.events.signal_ignored(sig.name, queued)
+
+    def _on_hangup(self) -> None:
+        """SIGHUP, the logrotate convention: reopen the files by name before the next write
+        (one already renamed away is left to its new owner)."""
+        self.sink.request_reopen()
+        self.events.reopen_requested()
+
+    def _writer_ended(self, task: asyncio.Task[None]) -> None:
+        """The writer only ends when the pipeline is closed and empty; if a bug ends it
+        sooner, health must not go on saying OK while nothing is written."""
+        if task.cancelled() or task.exception() is None:
+            return
+        reason = f"the writer stopped: {task.exception()!r}"
+        self.health.set_degraded(reason)
+        self.events.writer_stopped(reason)
 
     def _rotated(self, rotated_to: object) -> None:
         """Called on the writer thread: hand the event to the loop."""
@@ -243,7 +328,7 @@ class Server:
             f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
             f"max_line_size={format_size(c.max_line_bytes)} "
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
-            f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} "
+            f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} grpc_web={c.grpc_web} "
             f"max_connections={self.descriptors.max_connections} "
             f"open_files={self.descriptors.soft_limit} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
@@ -268,7 +353,3 @@ def _is_loopback(host: str) -> bool:
 
 def _describe(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from log_server.sinks.rotating_file import CUT_MARK, RotatingFileSink, read_last_sequence
+from log_server.sinks.rotating_file import (
+    CUT_MARK,
+    RotatingFileSink,
+    SinkWriteError,
+    read_last_sequence,
+)
 
 
 def numbered(first: int, count: int, width: int = 20) -> bytes:
@@ -264,3 +269,124 @@ def test_model_every_kept_line_in_order_files_within_limit(
     for path in files:
         data = path.read_bytes()
         assert len(data) <= max_file_bytes or data.count(b"\n") == 1
+
+
+def test_a_cut_line_alone_in_the_active_file_counts_as_used(tmp_path: Path) -> None:
+    """Regression (issue 14, item 5): `_main.log` holding only a line cut within its number
+    made the scan fall back to `.0`, and the cut line's number was issued again."""
+    (tmp_path / "_main.log.0").write_bytes(numbered(1, 7))
+    (tmp_path / "_main.log").write_bytes(b'{"se' + CUT_MARK + b"\n")
+    assert RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2).last_sequence() == 8
+    (tmp_path / "_main.log").write_bytes(b'{"se')  # not yet marked: the crash just happened
+    assert RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2).last_sequence() == 8
+
+
+def test_a_message_that_ends_like_the_cut_mark_does_not_hide_its_number(tmp_path: Path) -> None:
+    """Regression (issue 14, item 5): a client may end its message with the cut-mark text;
+    its line was taken for a cut one and, alone in `_main.log`, its number was reused."""
+    (tmp_path / "_main.log.0").write_bytes(numbered(1, 7))
+    (tmp_path / "_main.log").write_bytes(b"         8 forged" + CUT_MARK + b"\n")
+    assert RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2).last_sequence() == 8
+    (tmp_path / "_main.log").write_bytes(
+        numbered(8, 1) + b"         9 forged" + CUT_MARK + b"\n" + b"        1"
+    )
+    assert read_last_sequence(tmp_path / "_main.log") == 10
+
+
+def _fill(disk: Path) -> Path:
+    """Take every free byte of the disk but what the files already hold in their pages."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_short_write_on_a_full_disk_is_resumed_without_splitting_a_line(
+    tiny_disk: Path,
+) -> None:
+    """Regression (issue 14, item 2): a nearly full disk took part of a batch; the retry
+    reopened the file and put the crash mark into the middle of a line."""
+    sink = RotatingFileSink(tiny_disk, max_file_bytes=1 << 20, max_files=2)
+    sink.open()
+    sink.write(numbered(1, 1))  # the file now owns one page with room for ~200 more lines
+    filler = _fill(tiny_disk)
+    batch = numbered(2, 300)
+    with pytest.raises(SinkWriteError) as failure:
+        sink.write(batch)
+    written = failure.value.written
+    assert 0 < written < len(batch) and written % 20, "the disk must cut a line in two"
+    filler.unlink()
+    sink.reopen()
+    sink.write(batch[written:])
+    assert (tiny_disk / "_main.log").read_bytes() == numbered(1, 301)
+
+
+def test_a_line_cut_by_a_failed_write_starts_again_if_the_file_was_replaced(
+    tiny_disk: Path,
+) -> None:
+    sink = RotatingFileSink(tiny_disk, max_file_bytes=1 << 20, max_files=2)
+    sink.open()
+    sink.write(numbered(1, 1))
+    filler = _fill(tiny_disk)
+    batch = numbered(2, 300)
+    with pytest.raises(SinkWriteError) as failure:
+        sink.write(batch)
+    written = failure.value.written
+    filler.unlink()
+    os.replace(tiny_disk / "_main.log", tiny_disk / "moved-away.log")
+    sink.reopen()
+    sink.write(batch[written:])
+    whole_lines = written // 20
+    assert (tiny_disk / "_main.log").read_bytes() == numbered(2 + whole_lines, 300 - whole_lines)
+
+
+@pytest.mark.parametrize("stray", ["_main.log.5000", "_main.log.²", "_main.log.01", "_main.log.-1"])
+def test_stray_rotated_names_are_left_alone(tmp_path: Path, stray: str) -> None:
+    """Regression (issue 14, item 15): `_main.log.²` crashed start-up (str.isdigit accepts
+    it), and `_main.log.5000` made it build a list up to 5000 and rotate needlessly."""
+    (tmp_path / stray).write_bytes(b"not ours\n")
+    (tmp_path / "_main.log.0").write_bytes(numbered(1, 2))
+    (tmp_path / "_main.log").write_bytes(numbered(3, 2))
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=3)
+    assert sink.last_sequence() == 4
+    sink.open()
+    sink.write(numbered(5, 1))
+    sink.close()
+    assert (tmp_path / "_main.log").read_bytes() == numbered(3, 3)
+    assert (tmp_path / "_main.log.0").read_bytes() == numbered(1, 2)
+    assert (tmp_path / stray).read_bytes() == b"not ours\n"
+
+
+def test_rotation_cost_follows_the_files_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (issue 14, item 15): each rotation looked at every index below
+    --max_files, present or not (ten thousand checks per rotation for --max_files 10000)."""
+    sink = RotatingFileSink(tmp_path, max_file_bytes=40, max_files=10_000)
+    sink.open()
+    looked_at: list[object] = []
+    real_exists = Path.exists
+
+    def counting_exists(path: Path, *args: object, **kwargs: object) -> bool:
+        looked_at.append(path)
+        return real_exists(path)
+
+    monkeypatch.setattr(Path, "exists", counting_exists)
+    sink.write(numbered(1, 10))  # five rotations
+    sink.close()
+    assert len(looked_at) < 100
+    assert [p.read_bytes() for p in files_oldest_first(tmp_path, 5)] == [
+        numbered(i, 2) for i in range(1, 11, 2)
+    ]
+
+
+def test_last_sequence_reads_rotations_past_a_lowered_max_files(tmp_path: Path) -> None:
+    (tmp_path / "_main.log.4").write_bytes(numbered(1, 3))
+    sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2)
+    assert sink.last_sequence() == 3

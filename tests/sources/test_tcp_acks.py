@@ -10,7 +10,7 @@ import time
 import pytest
 from support import RunningServer, msg_frame
 
-from log_server.sources.tcp import ACK_HELLO
+from log_server.protocol.acknowledged import ACK_HELLO
 
 
 def read_acks_until(sock: socket.socket, target: int, timeout_s: float = 15.0) -> list[int]:
@@ -69,3 +69,24 @@ def test_clients_without_the_hello_get_no_bytes_back(server: RunningServer) -> N
         sock.settimeout(0.5)
         with pytest.raises(TimeoutError):
             sock.recv(1)
+
+
+@pytest.mark.parametrize("fsync_args", [(), ("--fsync", "batch")])
+def test_a_client_that_half_closes_still_gets_its_final_acks(
+    server_factory,
+    fsync_args: tuple[str, ...],  # type: ignore[no-untyped-def]
+) -> None:
+    """Regression (issue 14, item 6): after shutdown(SHUT_WR) the server closed at once,
+    before the acks for what was written, so the client had to resend everything."""
+    server: RunningServer = server_factory("--tcp_only", *fsync_args)
+    with server.connect() as sock:
+        sock.sendall(ACK_HELLO)
+        sock.settimeout(10)
+        assert sock.recv(len(ACK_HELLO)) == ACK_HELLO
+        sock.sendall(b"".join(msg_frame(message=f"half {i}") for i in range(500)))
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    acks = [struct.unpack(">Q", received[i : i + 8])[0] for i in range(0, len(received), 8)]
+    assert acks and acks[-1] == 500, acks

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,14 +66,16 @@ type Stats struct {
 	LastError error
 }
 
-// Client sends messages to a log server from a background goroutine. Send only encodes
-// and queues; it never waits for the network (unless WithBlockOnFull, when the queue is
-// full). Safe for concurrent use. Close it before the program exits.
+// Client sends messages to a log server from a background goroutine. Send only copies
+// the message into the queue; it never encodes and never waits for the network (unless
+// WithBlockOnFull, when the queue is full). Safe for concurrent use. Close it before the
+// program exits.
 //
-// Frames are kept in one buffer from Send until delivered: `pending` holds what the
-// sender has not yet taken, `sent` what it took (written on the current connection up to
-// writePos, acknowledged up to head). Without acknowledged mode a successful write
-// delivers everything written; a failed one leaves it for the next connection.
+// A message goes from `pending` (records the sender has not yet taken) through the
+// sender's encoding (`encoding` records, taken but not yet framed) into `sent`, one
+// buffer of frames (written on the current connection up to writePos, acknowledged up to
+// head). Without acknowledged mode a successful write delivers everything written; a
+// failed one leaves it for the next connection.
 type Client struct {
 	o    options
 	proc processFields
@@ -81,8 +84,20 @@ type Client struct {
 	wake     *sync.Cond    // the sender waits here for work
 	progress chan struct{} // closed and replaced whenever delivery or connection state moves
 
-	pending      []byte
+	pending      []*recordChunk
 	pendingCount int
+	pendingSize  int // estimated encoded bytes of `pending`
+	freeChunks   []*recordChunk
+	encoding     int
+	encodingSize int
+	discarded    uint64 // accepted, then refused by the encoder
+
+	// The sender's own: the chunks it encodes while callers fill `pending`, the builder
+	// it encodes with and the frames it made.
+	taken     []*recordChunk
+	encoder   builder
+	newFrames []byte
+	templates map[templateKey][]byte
 
 	sent          []byte
 	head          int // bytes of `sent` already delivered
@@ -104,6 +119,48 @@ type Client struct {
 	ctx           context.Context
 	cancel        context.CancelFunc
 	senderStopped chan struct{}
+}
+
+// record is one queued message: the caller's strings by reference (Go strings do not
+// change), its attributes copied into the queue's text.
+type record struct {
+	texts          [numTexts]string
+	level          Level
+	when           time.Time
+	pc             uintptr
+	proc           bool
+	attrs, attrEnd int // its spans in the queue's spans
+}
+
+// recordChunk holds up to chunkRecords records and their attributes' bytes (spans index
+// text). The queue is a list of chunks, so that a burst grows it without copying what
+// it holds; the sender hands emptied chunks back for reuse.
+type recordChunk struct {
+	records []record
+	text    []byte
+	spans   []span
+	size    int // estimated encoded bytes
+}
+
+const (
+	chunkRecords = 256
+	// takeChunks is the most the sender encodes before writing, so that a burst is
+	// written as it is encoded and the frame buffers stay small.
+	takeChunks = 16
+	// maxFreeChunks bounds the emptied chunks kept for reuse after a burst.
+	maxFreeChunks = 16
+)
+
+// recordOverhead is about what the encoding adds to a message's texts: the root struct,
+// pointers, padding and the frame's length.
+const recordOverhead = 160
+
+func (b *builder) encodedSizeEstimate() int {
+	n := recordOverhead + len(b.scratch) + 24*len(b.attrs)
+	for _, t := range b.texts {
+		n += len(t)
+	}
+	return n
 }
 
 type processFields struct {
@@ -175,12 +232,14 @@ func Dial(ctx context.Context, opts ...Option) (*Client, error) {
 }
 
 // Send queues m exactly as given (no fields filled in). It returns ErrQueueFull when the
-// message was dropped for want of room, ErrClosed after Close.
+// message was dropped for want of room, ErrClosed after Close. The sender encodes it
+// later: a message Cap'n Proto cannot encode (a text of 512 MiB) is then counted in
+// Stats().Dropped and reported in Stats().LastError.
 func (c *Client) Send(m *Message) error {
 	b := getBuilder()
 	defer putBuilder(b)
 	b.setMessage(m)
-	return c.sendBuilt(b)
+	return c.enqueue(b)
 }
 
 // Log queues a message with the call time, host, process id and name, and the client's
@@ -194,13 +253,12 @@ func (c *Client) Log(level Level, message string, attrs ...Attribute) error {
 	for _, a := range attrs {
 		b.addAttr(a.Key, a.Value)
 	}
-	return c.sendBuilt(b)
+	return c.enqueue(b)
 }
 
 func (c *Client) fillDefaults(b *builder, t time.Time) {
-	if !t.IsZero() {
-		b.setTimestamp(t)
-	}
+	b.when = t
+	b.proc = true
 	b.texts[tHostname] = c.proc.hostname
 	b.texts[tProcessID] = c.proc.processID
 	b.texts[tProcessName] = c.proc.processName
@@ -208,16 +266,9 @@ func (c *Client) fillDefaults(b *builder, t time.Time) {
 	b.texts[tLoggerName] = c.proc.loggerName
 }
 
-func (c *Client) sendBuilt(b *builder) error {
-	frame, err := b.appendFrame(b.out[:0])
-	b.out = frame
-	if err != nil {
-		return err
-	}
-	return c.enqueue(frame)
-}
-
-func (c *Client) enqueue(frame []byte) error {
+// enqueue copies b into the pending queue.
+func (c *Client) enqueue(b *builder) error {
+	size := b.encodedSizeEstimate()
 	var timeout <-chan time.Time
 	c.mu.Lock()
 	for {
@@ -225,7 +276,7 @@ func (c *Client) enqueue(frame []byte) error {
 			c.mu.Unlock()
 			return ErrClosed
 		}
-		if c.hasRoom(len(frame)) {
+		if c.hasRoom(size) {
 			break
 		}
 		if !c.o.block {
@@ -251,27 +302,50 @@ func (c *Client) enqueue(frame []byte) error {
 	if c.pendingCount == 0 {
 		c.wake.Signal()
 	}
-	c.pending = append(c.pending, frame...)
+	var q *recordChunk
+	if n := len(c.pending); n > 0 && len(c.pending[n-1].records) < chunkRecords {
+		q = c.pending[n-1]
+	} else if n := len(c.freeChunks); n > 0 {
+		q = c.freeChunks[n-1]
+		c.freeChunks = c.freeChunks[:n-1]
+		c.pending = append(c.pending, q)
+	} else {
+		q = &recordChunk{records: make([]record, 0, chunkRecords)}
+		c.pending = append(c.pending, q)
+	}
+	base := len(q.text)
+	q.text = append(q.text, b.scratch...)
+	attrs := len(q.spans)
+	for _, a := range b.attrs {
+		q.spans = append(q.spans, span{a.keyStart + base, a.keyEnd + base, a.valueEnd + base})
+	}
+	q.records = append(q.records, record{
+		texts: b.texts, level: b.level, when: b.when, pc: b.pc, proc: b.proc,
+		attrs: attrs, attrEnd: len(q.spans),
+	})
+	q.size += size
 	c.pendingCount++
+	c.pendingSize += size
 	c.accepted++
 	c.mu.Unlock()
 	return nil
 }
 
 func (c *Client) hasRoom(size int) bool {
-	held := c.pendingCount + c.sentCount
+	held := c.pendingCount + c.encoding + c.sentCount
 	if held == 0 {
 		return true
 	}
-	return held < c.o.queueSize && len(c.pending)+len(c.sent)-c.head+size <= c.o.queueBytes
+	return held < c.o.queueSize && c.pendingSize+c.encodingSize+len(c.sent)-c.head+size <= c.o.queueBytes
 }
 
 // Flush waits until every message accepted before the call is delivered (written to the
 // server; in acknowledged mode, reported on disk), or ctx ends: then an *UndeliveredError.
+// A message the encoder refused counts as done (it is in Stats().Dropped).
 func (c *Client) Flush(ctx context.Context) error {
 	c.mu.Lock()
 	target := c.accepted
-	for c.delivered < target {
+	for c.delivered+c.discarded < target {
 		ch := c.progress
 		c.mu.Unlock()
 		select {
@@ -279,7 +353,7 @@ func (c *Client) Flush(ctx context.Context) error {
 		case <-ctx.Done():
 			c.mu.Lock()
 			err := &UndeliveredError{
-				Count: target - c.delivered, Address: c.o.address, Err: ctx.Err(), LastErr: c.lastErr,
+				Count: target - c.delivered - c.discarded, Address: c.o.address, Err: ctx.Err(), LastErr: c.lastErr,
 			}
 			c.mu.Unlock()
 			return err
@@ -329,7 +403,7 @@ func (c *Client) Stats() Stats {
 	return Stats{
 		Accepted:  c.accepted,
 		Delivered: c.delivered,
-		Queued:    c.accepted - c.delivered,
+		Queued:    c.accepted - c.delivered - c.discarded,
 		Dropped:   c.dropped.Load(),
 		Connected: c.conn != nil && !c.broken,
 		LastError: c.lastErr,
@@ -367,7 +441,12 @@ func (c *Client) run() {
 			}
 			return
 		}
-		c.takePending()
+		taken := c.takePendingLocked()
+		c.mu.Unlock()
+		if taken {
+			c.encodeTaken()
+		}
+		c.mu.Lock()
 		needConn := c.conn == nil || c.broken
 		c.mu.Unlock()
 		if needConn {
@@ -388,14 +467,111 @@ func (c *Client) run() {
 	}
 }
 
-// takePending moves the pending frames behind the undelivered ones (swapping buffers
-// when everything before was delivered, the usual case).
-func (c *Client) takePending() {
-	if c.pendingCount == 0 {
-		return
+// templateKey names the constant texts of the messages the client fills itself (b.proc):
+// the logger name and the call site.
+type templateKey struct {
+	loggerName string
+	pc         uintptr
+}
+
+// maxTemplates bounds the sender's templates (a program has that many call sites at most,
+// usually; past it they are made again).
+const maxTemplates = 4096
+
+// appendFrame encodes b as one frame; a message the client filled itself starts from the
+// template of its logger name and call site.
+func (c *Client) appendFrame(frames []byte, b *builder) ([]byte, error) {
+	b.resolve()
+	if b.proc && b.texts[tThreadID] == "" && b.texts[tThreadName] == "" && b.texts[tStackTrace] == "" {
+		key := templateKey{b.texts[tLoggerName], b.pc}
+		tmpl, ok := c.templates[key]
+		if !ok {
+			var err error
+			if tmpl, err = b.template(); err == nil {
+				if c.templates == nil || len(c.templates) >= maxTemplates {
+					c.templates = make(map[templateKey][]byte)
+				}
+				c.templates[key] = tmpl
+			}
+		}
+		if tmpl != nil {
+			if data, ok := b.encodeFrom(tmpl); ok {
+				return appendPacked(frames, data), nil
+			}
+		}
 	}
+	data, err := b.encode()
+	if err != nil {
+		return frames, err
+	}
+	return appendPacked(frames, data), nil
+}
+
+// takePendingLocked takes the first pending chunks, so that callers go on queueing into
+// new ones while the sender encodes these.
+func (c *Client) takePendingLocked() bool {
+	if c.pendingCount == 0 {
+		return false
+	}
+	n := min(len(c.pending), takeChunks)
+	c.taken = append(c.taken[:0], c.pending[:n]...)
+	rest := copy(c.pending, c.pending[n:])
+	clear(c.pending[rest:])
+	c.pending = c.pending[:rest]
+	c.encoding, c.encodingSize = 0, 0
+	for _, q := range c.taken {
+		c.encoding += len(q.records)
+		c.encodingSize += q.size
+	}
+	c.pendingCount -= c.encoding
+	c.pendingSize -= c.encodingSize
+	return true
+}
+
+// encodeTaken encodes the taken records (without the lock) and moves their frames
+// behind the undelivered ones, swapping buffers when everything before was delivered
+// (the usual case).
+func (c *Client) encodeTaken() {
+	b := &c.encoder
+	frames := slices.Grow(c.newFrames[:0], c.encodingSize)
+	encoded := 0
+	var encodeErr error
+	for _, q := range c.taken {
+		b.scratch = q.text
+		for i := range q.records {
+			r := &q.records[i]
+			b.texts, b.level, b.when, b.pc, b.proc = r.texts, r.level, r.when, r.pc, r.proc
+			b.attrs = q.spans[r.attrs:r.attrEnd]
+			var err error
+			if frames, err = c.appendFrame(frames, b); err != nil {
+				encodeErr = err
+				continue
+			}
+			encoded++
+		}
+		clear(q.records) // let the strings go
+		q.records, q.text, q.spans, q.size = q.records[:0], q.text[:0], q.spans[:0], 0
+	}
+	b.texts, b.scratch, b.attrs = [numTexts]string{}, nil, nil
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range c.taken {
+		if len(c.freeChunks) < maxFreeChunks {
+			c.freeChunks = append(c.freeChunks, q)
+		}
+	}
+	clear(c.taken)
+	c.taken = c.taken[:0]
+	if failed := c.encoding - encoded; failed > 0 {
+		c.discarded += uint64(failed)
+		c.dropped.Add(uint64(failed))
+		c.lastErr = encodeErr
+		c.notifyLocked()
+	}
+	c.encoding, c.encodingSize = 0, 0
 	if c.head == len(c.sent) {
-		c.sent, c.pending = c.pending, c.sent[:0]
+		c.sent, frames = frames, c.sent[:0]
 		c.head, c.writePos = 0, 0
 	} else {
 		if c.head > 0 && c.head >= len(c.sent)/2 {
@@ -404,12 +580,12 @@ func (c *Client) takePending() {
 			c.writePos -= c.head
 			c.head = 0
 		}
-		c.sent = append(c.sent, c.pending...)
-		c.pending = c.pending[:0]
+		c.sent = append(c.sent, frames...)
+		frames = frames[:0]
 	}
-	c.sentCount += c.pendingCount
-	c.unwritten += c.pendingCount
-	c.pendingCount = 0
+	c.newFrames = frames
+	c.sentCount += encoded
+	c.unwritten += encoded
 }
 
 func (c *Client) sleep(d time.Duration) {

@@ -69,7 +69,10 @@ func (h *Handler) Enabled(_ context.Context, l slog.Level) bool {
 	return l >= h.level.Level()
 }
 
-// Handle queues the record; the error is Send's (ErrQueueFull, ErrClosed).
+// Handle queues the record; the error is Send's (ErrQueueFull, ErrClosed). It only
+// formats the attributes and copies them into the queue: the time, the source location
+// (from the record's program counter) and the Cap'n Proto encoding are the sender
+// goroutine's work, off the logging goroutine.
 func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	b := getBuilder()
 	defer putBuilder(b)
@@ -77,13 +80,8 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	b.texts[tLoggerName] = h.loggerName
 	b.level = h.mapLevel(r.Level)
 	b.texts[tMessage] = r.Message
-	if r.PC != 0 && !h.noSource {
-		src := sourceOf(r.PC)
-		b.texts[tFilename] = src.filename
-		b.texts[tPathName] = src.path
-		b.texts[tFunctionName] = src.function
-		b.texts[tLineNumber] = src.line
-		b.texts[tModule] = src.module
+	if !h.noSource {
+		b.pc = r.PC
 	}
 	b.scratch = append(b.scratch, h.pre...)
 	b.attrs = append(b.attrs, h.preSpans...)
@@ -93,7 +91,7 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 			return true
 		})
 	}
-	return h.c.sendBuilt(b)
+	return h.c.enqueue(b)
 }
 
 // WithAttrs returns a handler adding attrs (formatted once, now) to every record.

@@ -165,3 +165,38 @@ func TestWriterForStandardLog(t *testing.T) {
 		t.Fatalf("got %+v / %+v", msgs[0], msgs[1])
 	}
 }
+
+// The sender encodes a message after Write or Send returned, so the client must hold its
+// own copy of whatever the caller may change afterwards: the bytes given to Write (the
+// log package reuses its buffer) and the Attributes slice given to Send.
+func TestQueuedMessagesKeepTheCallersData(t *testing.T) {
+	srv := testserver.Start(t, "tcp", "127.0.0.1:0", false)
+	c := newClient(t, logserver.WithAddress(srv.Addr))
+	w := logserver.NewWriter(c, logserver.LevelInfo)
+	const n = 300
+	buf := make([]byte, 0, 64)
+	attrs := make([]logserver.Attribute, 1)
+	for i := 0; i < n; i++ {
+		buf = append(buf[:0], "line "+strconv.Itoa(i)...)
+		if _, err := w.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+		copy(buf, "XXXX")
+		attrs[0] = logserver.Attribute{Key: "i", Value: strconv.Itoa(i)}
+		if err := c.Send(&logserver.Message{Message: "send", Attributes: attrs}); err != nil {
+			t.Fatal(err)
+		}
+		attrs[0] = logserver.Attribute{Key: "changed", Value: "after Send"}
+	}
+	flush(t, c)
+	msgs := srv.WaitMessages(2*n, waitLong)
+	for i := 0; i < n; i++ {
+		written, sent := msgs[2*i], msgs[2*i+1]
+		if written.Message != "line "+strconv.Itoa(i) {
+			t.Fatalf("message %d from Write: %q", i, written.Message)
+		}
+		if len(sent.Attributes) != 1 || sent.Attributes[0] != (logserver.Attribute{Key: "i", Value: strconv.Itoa(i)}) {
+			t.Fatalf("message %d from Send: attributes %+v", i, sent.Attributes)
+		}
+	}
+}

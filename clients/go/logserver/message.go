@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -111,18 +112,26 @@ func Decode(payload []byte) (*Message, error) {
 	return &m, nil
 }
 
-// builder encodes one message at a time: the 15 texts, the level, and the attributes
-// collected as spans of one scratch buffer, so that the slog handler formats values
-// without a string allocation each. Pooled: a reused capnp.Message and buffers make an
-// encoding allocation-free once warm.
+// builder holds one message: the 15 texts, the level, and the attributes collected as
+// spans of one scratch buffer, so that the slog handler formats values without a string
+// allocation each. A caller fills one (pooled) and queues it as a record; the sender
+// fills its own from each record and encodes it, reusing its capnp.Message and buffers so
+// that an encoding is allocation-free once warm.
 type builder struct {
-	texts   [numTexts]string
-	level   Level
+	texts [numTexts]string
+	level Level
+	when  time.Time // non-zero: formatted into the timestamp when encoding
+	pc    uintptr   // non-zero: the source fields are resolved from it when encoding
+	// proc: the client filled host, process and service names, and no text but the
+	// logger name, the message and the time: the sender may start from a template.
+	proc    bool
 	scratch []byte
 	attrs   []span
 	stamp   []byte
-	out     []byte
-	msg     capnp.Message
+	// stampSecond is the Unix second stamp[:20] ("2006-01-02T15:04:05.") was made for.
+	stampSecond int64
+	msg         capnp.Message
+	segment     []byte // the buffer of a message made from a template
 }
 
 type span struct{ keyStart, keyEnd, valueEnd int }
@@ -152,10 +161,11 @@ var builders = sync.Pool{New: func() any { return new(builder) }}
 func getBuilder() *builder { return builders.Get().(*builder) }
 
 func putBuilder(b *builder) {
-	if cap(b.scratch) > 1<<20 || cap(b.out) > 1<<20 {
+	if cap(b.scratch) > 1<<20 {
 		return // one huge message should not pin its buffer forever
 	}
 	b.texts = [numTexts]string{}
+	b.when, b.pc, b.proc = time.Time{}, 0, false
 	b.scratch = b.scratch[:0]
 	b.attrs = b.attrs[:0]
 	builders.Put(b)
@@ -177,8 +187,21 @@ func (b *builder) setMessage(m *Message) {
 // microseconds, the server's own format ("2026-12-01T10:00:00.000000+00:00").
 const TimestampLayout = "2006-01-02T15:04:05.000000-07:00"
 
+// setTimestamp formats t as TimestampLayout; within the second of the last call it only
+// rewrites the microseconds, the part that changes.
 func (b *builder) setTimestamp(t time.Time) {
-	b.stamp = t.UTC().AppendFormat(b.stamp[:0], TimestampLayout)
+	t = t.UTC()
+	if second := t.Unix(); second != b.stampSecond || len(b.stamp) < len(TimestampLayout) {
+		b.stamp = t.AppendFormat(b.stamp[:0], TimestampLayout)
+		b.stampSecond = second
+	} else {
+		b.stamp = b.stamp[:len("2006-01-02T15:04:05.")]
+		us := t.Nanosecond() / 1000
+		for div := 100_000; div > 0; div /= 10 {
+			b.stamp = append(b.stamp, byte('0'+us/div%10))
+		}
+		b.stamp = append(b.stamp, "+00:00"...)
+	}
 	b.texts[tTimestamp] = unsafe.String(&b.stamp[0], len(b.stamp))
 }
 
@@ -200,14 +223,44 @@ func (b *builder) str(from, to int) string {
 }
 
 func (b *builder) appendFrame(dst []byte) ([]byte, error) {
+	b.resolve()
+	data, err := b.encode()
+	if err != nil {
+		return dst, err
+	}
+	return appendPacked(dst, data), nil
+}
+
+// resolve turns the time and program counter into their texts.
+func (b *builder) resolve() {
+	if !b.when.IsZero() {
+		b.setTimestamp(b.when)
+	}
+	if b.pc != 0 {
+		src := sourceOf(b.pc)
+		b.texts[tFilename] = src.filename
+		b.texts[tPathName] = src.path
+		b.texts[tFunctionName] = src.function
+		b.texts[tLineNumber] = src.line
+		b.texts[tModule] = src.module
+	}
+}
+
+// encode builds the message in b.msg and returns its segment.
+func (b *builder) encode() ([]byte, error) {
 	seg, err := b.msg.Reset(capnp.SingleSegment(nil))
 	if err != nil {
-		return dst, fmt.Errorf("logserver: encoding: %w", err)
+		return nil, fmt.Errorf("logserver: encoding: %w", err)
 	}
 	root, err := logcapnp.NewRootLoggerMsg(seg)
 	if err != nil {
-		return dst, fmt.Errorf("logserver: encoding: %w", err)
+		return nil, fmt.Errorf("logserver: encoding: %w", err)
 	}
+	return b.fill(root, seg)
+}
+
+// fill sets b's level, non-empty texts and attributes on root.
+func (b *builder) fill(root logcapnp.LoggerMsg, seg *capnp.Segment) ([]byte, error) {
 	root.SetLevel(b.level.capnp())
 	setters := [numTexts]func(string) error{
 		root.SetTimestamp, root.SetHostname, root.SetLoggerName, root.SetModule,
@@ -218,26 +271,92 @@ func (b *builder) appendFrame(dst []byte) ([]byte, error) {
 	for i, s := range b.texts {
 		if s != "" {
 			if err := setters[i](s); err != nil {
-				return dst, fmt.Errorf("logserver: encoding: %w", err)
+				return nil, fmt.Errorf("logserver: encoding: %w", err)
 			}
 		}
 	}
 	if len(b.attrs) > 0 {
 		list, err := root.NewAttributes(int32(len(b.attrs)))
 		if err != nil {
-			return dst, fmt.Errorf("logserver: encoding: %w", err)
+			return nil, fmt.Errorf("logserver: encoding: %w", err)
 		}
 		for i, a := range b.attrs {
 			item := list.At(i)
 			if err := item.SetKey(b.str(a.keyStart, a.keyEnd)); err != nil {
-				return dst, fmt.Errorf("logserver: encoding: %w", err)
+				return nil, fmt.Errorf("logserver: encoding: %w", err)
 			}
 			if err := item.SetValue(b.str(a.keyEnd, a.valueEnd)); err != nil {
-				return dst, fmt.Errorf("logserver: encoding: %w", err)
+				return nil, fmt.Errorf("logserver: encoding: %w", err)
 			}
 		}
 	}
-	data := seg.Data()
+	return seg.Data(), nil
+}
+
+// The texts a template holds: the same for every message of one client, logger name and
+// call site.
+var templateTexts = [...]int{
+	tHostname, tLoggerName, tModule, tFilename, tFunctionName, tLineNumber, tPathName,
+	tProcessID, tProcessName, tServiceName,
+}
+
+// template encodes the texts templateTexts names (and nothing else) and returns a copy of
+// the segment, to start the messages of b's logger name and call site from.
+func (b *builder) template() ([]byte, error) {
+	var t builder
+	for _, i := range templateTexts {
+		t.texts[i] = b.texts[i]
+	}
+	data, err := t.encode()
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), data...), nil
+}
+
+// encodeFrom encodes b starting from tmpl, a template made for b's constant texts, so
+// that only the time, message and attributes are set one by one. The segment has room
+// for them reserved up front; ok is false when it did not suffice (then use encode).
+func (b *builder) encodeFrom(tmpl []byte) (data []byte, ok bool) {
+	room := len(tmpl) + 256 + len(b.scratch) + 48*len(b.attrs)
+	for i, s := range b.texts {
+		if !isTemplateText(i) {
+			room += len(s) + 8
+		}
+	}
+	b.segment = append(slices.Grow(b.segment[:0], room), tmpl...)
+	if _, err := b.msg.Reset(capnp.SingleSegment(b.segment)); err != nil {
+		return nil, false
+	}
+	root, err := logcapnp.ReadRootLoggerMsg(&b.msg)
+	if err != nil {
+		return nil, false
+	}
+	seg, err := b.msg.Segment(0)
+	if err != nil {
+		return nil, false
+	}
+	texts := b.texts
+	for _, i := range templateTexts {
+		b.texts[i] = ""
+	}
+	data, err = b.fill(root, seg)
+	b.texts = texts
+	return data, err == nil
+}
+
+func isTemplateText(i int) bool {
+	for _, t := range templateTexts {
+		if t == i {
+			return true
+		}
+	}
+	return false
+}
+
+// appendPacked appends data, a single-segment message, as one frame: the length, then
+// the packed stream header and segment.
+func appendPacked(dst, data []byte) []byte {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
 	// The stream header of a single-segment message: segment count - 1 (0), then the
@@ -248,5 +367,5 @@ func (b *builder) appendFrame(dst []byte) ([]byte, error) {
 	dst = packed.Pack(dst, header[:])
 	dst = packed.Pack(dst, data)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
-	return dst, nil
+	return dst
 }

@@ -24,9 +24,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if n := len(text); n > 0 && text[n-1] == '\n' {
 		text = text[:n-1]
 	}
-	b.scratch = append(b.scratch, text...)
-	b.texts[tMessage] = b.str(0, len(b.scratch))
-	if err := w.c.sendBuilt(b); err != nil {
+	b.texts[tMessage] = string(text) // p is the caller's to reuse once Write returns
+	if err := w.c.enqueue(b); err != nil {
 		return 0, err
 	}
 	return len(p), nil

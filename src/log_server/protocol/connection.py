@@ -11,8 +11,9 @@ tests/protocol/test_connection.py checks that both give the same lines for the s
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from log_server.core.format import FORMATTERS
 from log_server.core.records import LogRecord
@@ -20,11 +21,26 @@ from log_server.protocol.capnp_codec import CapnpDecoder
 from log_server.protocol.errors import PayloadError
 from log_server.protocol.framing import FrameDecoder, HealthRequested
 
-Stop = tuple[str, str] | None
-"""Why the stream cannot go on: None, ("health", ""), ("framing", reason), ("payload", reason)."""
 
-FeedResult = tuple[bytes, int, Stop]
-"""(lines, how many, stop): the lines of the complete frames, numbered from `first_seq`."""
+class StopKind(enum.StrEnum):
+    HEALTH = "health"  # the connection asked for the status line instead of sending frames
+    FRAMING = "framing"  # a bad length prefix: the stream cannot be followed any further
+    PAYLOAD = "payload"  # a frame that is not a LoggerMsg
+
+
+class Stop(NamedTuple):
+    """Why the stream cannot go on (the frames before it were decoded)."""
+
+    kind: StopKind
+    reason: str = ""
+
+
+class FeedResult(NamedTuple):
+    """The lines of the complete frames, numbered from `first_seq`, and whether to stop."""
+
+    lines: bytes
+    messages: int
+    stop: Stop | None
 
 
 class ConnectionDecoder(Protocol):
@@ -60,19 +76,19 @@ class PythonConnectionDecoder:
 
     def feed(self, data: bytes, first_seq: int, received_at: str) -> FeedResult:
         if self._stopped:
-            return b"", 0, None
+            return FeedResult(b"", 0, None)
         payloads = self.framer.feed(data)
         framer_stop = self.framer.stop
         if isinstance(framer_stop, HealthRequested):
             self._stopped = True
-            return b"", 0, ("health", "")
-        stop: Stop = ("framing", framer_stop.reason) if framer_stop is not None else None
+            return FeedResult(b"", 0, Stop(StopKind.HEALTH))
+        stop = Stop(StopKind.FRAMING, framer_stop.reason) if framer_stop is not None else None
         records: list[LogRecord] = []
         for payload in payloads:
             try:
                 records.append(self.capnp.decode(payload))
             except PayloadError as exc:
-                stop = ("payload", exc.reason)
+                stop = Stop(StopKind.PAYLOAD, exc.reason)
                 break
         fmt = self.format
         lines = [fmt(seq, record, received_at) for seq, record in enumerate(records, first_seq)]
@@ -82,15 +98,39 @@ class PythonConnectionDecoder:
                 size = len(line.encode("utf-8", "backslashreplace"))
                 if size > self.max_line_bytes:
                     del lines[index:]
-                    stop = ("payload", line_too_long(size, self.max_line_bytes))
+                    stop = Stop(StopKind.PAYLOAD, line_too_long(size, self.max_line_bytes))
                     break
         self._stopped = stop is not None
         text = "".join(lines)
-        return text.encode("utf-8", "backslashreplace"), len(lines), stop
+        return FeedResult(text.encode("utf-8", "backslashreplace"), len(lines), stop)
 
 
 def line_too_long(size: int, limit: int) -> str:
     return f"message makes a line of {size} bytes, over the limit of {limit} (--max_line_size)"
+
+
+class NativeConnectionDecoder:
+    """The compiled decoder (`log_server_native.ConnectionDecoder`) with typed results: it
+    returns plain tuples, converted here (a stop happens once per connection at most)."""
+
+    __slots__ = ("_native",)
+
+    def __init__(
+        self, max_frame_bytes: int, line_format: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    ) -> None:
+        from log_server_native import ConnectionDecoder as Compiled
+
+        self._native = Compiled(max_frame_bytes, line_format, max_line_bytes)
+
+    @property
+    def buffered_bytes(self) -> int:
+        return int(self._native.buffered_bytes)
+
+    def feed(self, data: bytes, first_seq: int, received_at: str) -> FeedResult:
+        lines, count, stop = self._native.feed(data, first_seq, received_at)
+        if stop is None:
+            return FeedResult(lines, count, None)
+        return FeedResult(lines, count, Stop(StopKind(stop[0]), stop[1]))
 
 
 DecoderFactory = Callable[[], ConnectionDecoder]
@@ -116,8 +156,6 @@ def decoder_factory(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> DecoderFactory:
     if use_native_decoder(decoder):
-        from log_server_native import ConnectionDecoder as NativeConnectionDecoder
-
         return lambda: NativeConnectionDecoder(max_frame_bytes, line_format, max_line_bytes)
     shared = CapnpDecoder(max_frame_bytes)
     return lambda: PythonConnectionDecoder(max_frame_bytes, line_format, shared, max_line_bytes)

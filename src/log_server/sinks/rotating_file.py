@@ -8,6 +8,7 @@ than the limit gets a file of its own.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ ACTIVE_NAME = "_main.log"
 # Ends a line that a crash cut short, when the server starts again: the line keeps what was
 # written of it, and the next line starts on a line of its own.
 CUT_MARK = b" [cut short: log_server stopped while writing this line]"
+_ROTATED_NAME = re.compile(re.escape(ACTIVE_NAME) + r"\.(0|[1-9][0-9]{0,17})")
 _TAIL_READ_BYTES = 64 * 1024
 # The most pieces one writev call takes (Linux: 1024).
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
@@ -47,34 +49,47 @@ class RotatingFileSink:
         self._fd = -1
         self._identity: tuple[int, int] = (0, 0)
         self.size = 0
+        # What a failed write left of an unfinished line in the file, and which file: a
+        # retry resumes after it, or, if the file was replaced meanwhile, starts the line
+        # again in the new one.
+        self._partial = b""
+        self._partial_identity: tuple[int, int] = (0, 0)
+        self._reopen_requested = False
 
     def rotated_path(self, index: int) -> Path:
         return self.directory / f"{ACTIVE_NAME}.{index}"
 
     def open(self) -> None:
-        """Open (or create) the active file for appending and count its size. A last line
-        left unterminated by a crash is ended, so the next line starts on a line of its own."""
+        """At start-up: open (or create) the active file for appending and count its size. A
+        last line left unterminated by a crash is ended, so the next line starts on a line of
+        its own."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._finish_interrupted_rotation()
         self._open_active()
         if self.size and _last_byte(self.path) != b"\n":
             self._write_all(memoryview(CUT_MARK + b"\n"))
 
+    def rotated_indices(self, below: int | None = None) -> list[int]:
+        """The rotated files present, newest first: only names `_main.log.<n>` with n
+        written as the server writes it (ASCII digits, no leading zero), below `below`
+        (default --max_files). A stray `_main.log.99999999` or `_main.log.²` is not one
+        of ours and is left alone."""
+        limit = self.max_files if below is None else below
+        return sorted(
+            index
+            for name in os.listdir(self.directory)
+            if (match := _ROTATED_NAME.fullmatch(name)) is not None
+            and (index := int(match.group(1))) < limit
+        )
+
     def _finish_interrupted_rotation(self) -> None:
         """A crash in the middle of a rotation leaves a hole in `.0`, `.1`, ... (the renames
         go from the oldest file down). Finish it: shift the files below the hole up by one
         and the active file to `.0`, as the rotation would have."""
-        present = {
-            int(suffix)
-            for p in self.directory.glob(f"{ACTIVE_NAME}.*")
-            if (suffix := p.name.rsplit(".", 1)[1]).isdigit()
-        }
-        if not present:
+        present = self.rotated_indices()
+        hole = next((i for i, index in enumerate(present) if index != i), None)
+        if hole is None:
             return
-        holes = [i for i in range(max(present)) if i not in present]
-        if not holes:
-            return
-        hole = holes[0]
         for index in range(hole - 1, -1, -1):
             os.replace(self.rotated_path(index), self.rotated_path(index + 1))
         if self.path.exists():
@@ -82,11 +97,23 @@ class RotatingFileSink:
 
     def reopen(self) -> None:
         """Reopen by path: a file deleted or replaced under us is recreated rather than
-        written into a descriptor nobody can read any more."""
+        written into a descriptor nobody can read any more. A line a failed write left
+        unfinished is continued where it stopped (no cut mark: the server did not stop), or
+        begun again if the file it was in is gone."""
         self.close()
-        self.open()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._finish_interrupted_rotation()
+        self._open_active()
+        if self._partial and self._identity != self._partial_identity:
+            head, self._partial = self._partial, b""
+            self._write_all(memoryview(head))
+
+    def request_reopen(self) -> None:
+        """From any thread: reopen by name before the next write (SIGHUP)."""
+        self._reopen_requested = True
 
     def _open_active(self) -> None:
+        self._reopen_requested = False
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         stat = os.fstat(self._fd)
         self.size = stat.st_size
@@ -94,6 +121,8 @@ class RotatingFileSink:
 
     def _is_current(self) -> bool:
         """Whether the path still names the file we hold open (one stat per batch)."""
+        if self._reopen_requested:
+            return False
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
@@ -150,7 +179,10 @@ class RotatingFileSink:
         except OSError as exc:
             raise SinkWriteError(0, exc) from exc
         self.size += written
-        if written < size:
+        if written == size:
+            self._partial = b""
+        else:
+            self._note_written(chunks, written)
             try:
                 self.write(b"".join(chunks)[written:])
             except SinkWriteError as exc:
@@ -161,7 +193,23 @@ class RotatingFileSink:
             raise OSError(f"{self.path} is not open")
         n = os.write(self._fd, view)
         self.size += n
+        self._note_written(view, n)
         return n
+
+    def _note_written(self, view: memoryview | list[bytes], n: int) -> None:
+        """Keep what of an unfinished line is in the file (normally nothing: whole lines)."""
+        if isinstance(view, memoryview):
+            if n == len(view) and view[-1:].tobytes() == b"\n":
+                self._partial = b""
+                return
+            data = view[:n].tobytes()
+        else:
+            data = b"".join(view)[:n]
+        if not data:
+            return
+        cut = data.rfind(b"\n")
+        self._partial = data[cut + 1 :] if cut >= 0 else self._partial + data
+        self._partial_identity = self._identity
 
     def _rotate(self) -> None:
         os.close(self._fd)
@@ -169,10 +217,10 @@ class RotatingFileSink:
         if self.max_files == 0:
             os.unlink(self.path)
         else:
-            for index in range(self.max_files - 2, -1, -1):
-                src = self.rotated_path(index)
-                if src.exists():
-                    os.replace(src, self.rotated_path(index + 1))
+            # Only the files present are moved: the cost follows them, not --max_files.
+            for index in reversed(self.rotated_indices()):
+                if index < self.max_files - 1:
+                    os.replace(self.rotated_path(index), self.rotated_path(index + 1))
             os.replace(self.path, self.rotated_path(0))
         self._open_active()
         if self._on_rotate is not None:
@@ -191,14 +239,16 @@ class RotatingFileSink:
                 pass
 
     def last_sequence(self) -> int:
-        """The highest sequence number already on disk (0 for a new log): from the end of the
-        newest file that has a complete line, the active file first, then `.0`, `.1`, ...
-        (one may be missing after a crash or an operator's clean-up)."""
-        for path in (self.path, *map(self.rotated_path, range(max(self.max_files, 1)))):
-            seq = read_last_sequence(path)
-            if seq is not None:
-                return seq
-        return 0
+        """The highest sequence number already used (0 for a new log), searched from the end
+        of the active file back through `.0`, `.1`, ... (one may be missing after a crash or
+        an operator's clean-up) until a line's number can be trusted."""
+        scan = _SequenceScan()
+        # Every rotated file counts here, also those past a --max_files lowered since.
+        present = self.rotated_indices(below=1 << 62) if self.directory.is_dir() else []
+        for path in (self.path, *map(self.rotated_path, present)):
+            if scan.read(path):
+                break
+        return scan.best or 0
 
 
 def _last_byte(path: Path) -> bytes:
@@ -208,33 +258,61 @@ def _last_byte(path: Path) -> bytes:
 
 
 def read_last_sequence(path: Path) -> int | None:
-    """The sequence number of the last line written, or None if the file has none.
+    """The highest sequence number used by the lines of one file, or None if it has none."""
+    scan = _SequenceScan()
+    scan.read(path)
+    return scan.best
 
-    A line cut short by a crash (unterminated, or ended with CUT_MARK) is not trusted to
-    hold its number whole; since numbers have no gaps, it had the number after the last
-    complete line's, so that number counts as used."""
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        return None
-    with fh:
-        size = fh.seek(0, os.SEEK_END)
-        span = _TAIL_READ_BYTES
-        while True:
-            start = max(0, size - span)
-            fh.seek(start)
-            tail = fh.read(size - start)
-            lines = tail.split(b"\n")
-            cut_lines = 1 if lines.pop() else 0  # after the last newline: an unterminated line?
-            if start > 0 and lines:
-                lines.pop(0)  # may be cut at the front
-            for line in reversed(lines):
-                if line.endswith(CUT_MARK):
-                    cut_lines += 1
-                    continue
-                seq = parse_sequence(line)
-                if seq is not None:
-                    return seq + cut_lines
-            if start == 0:
-                return None
-            span *= 4
+
+class _SequenceScan:
+    """Reads lines backwards, newest file first, for the last number used.
+
+    Nothing a client can write is trusted: a client cannot start a line (line ends are
+    escaped), so every line's leading number is ours, but its text may end like CUT_MARK.
+    Numbers have no gaps, so a line at distance k after a line numbered n used n + k at
+    least; a line cut by a crash (unterminated, or ended with CUT_MARK at start-up) counts
+    as used even when its own digits were cut ("12" of "1234"). The answer is the largest
+    such bound; the scan stops at a whole line that is not marked as cut, whose number
+    is exact. Overestimating can only leave a gap; it never issues a number twice."""
+
+    def __init__(self) -> None:
+        self.best: int | None = None
+        self.after = 0  # cut lines seen after the current one: numbers used after it
+
+    def read(self, path: Path) -> bool:
+        """Scan one file; True once an exact number was found."""
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:
+            return False
+        with fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return False
+            fh.seek(size - 1)
+            unterminated = fh.read(1) != b"\n"
+            end = size if unterminated else size - 1
+            last_line = True
+            span = _TAIL_READ_BYTES
+            while end > 0:
+                start = max(0, end - span)
+                fh.seek(start)
+                lines = fh.read(end - start).split(b"\n")
+                if start > 0:
+                    if len(lines) == 1:  # no line end in the window: read a larger one
+                        span *= 4
+                        continue
+                    end = start + len(lines.pop(0))  # may be cut at the front: read it next
+                else:
+                    end = 0
+                for line in reversed(lines):
+                    cut = line.endswith(CUT_MARK) or (last_line and unterminated)
+                    last_line = False
+                    seq = parse_sequence(line)
+                    if seq is not None:
+                        self.best = max(self.best or 0, seq + self.after)
+                        if not cut:
+                            return True
+                    if cut:
+                        self.after += 1
+        return False

@@ -56,6 +56,7 @@ class BatchWriter:
         self.health = health
         self.policy = policy or RetryPolicy()
         self.bytes_written = 0
+        self.last_write_at = time.monotonic()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-writer")
 
     async def run(self) -> None:
@@ -76,6 +77,7 @@ class BatchWriter:
             size = sum(map(len, chunks))
             await self._write(chunks, size)
             self.bytes_written += size
+            self.last_write_at = time.monotonic()
             pipeline.mark_written(count, size)
             if self.fsync != "interval":  # "batch": _write_once has fsynced already
                 pipeline.mark_durable(pipeline.written_seq)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # gRPC's core prints its own errors (e.g. for a port in use) to stderr; the server reports
 # those failures itself, in one line. It reads this once, at import. The user's value wins.
@@ -25,6 +25,11 @@ from log_server.events import ServerEvents
 from log_server.generated import log_service_pb2 as pb
 from log_server.health import Health
 from log_server.protocol.proto_codec import BatchDecoder
+from log_server.sources.source import ListenError
+
+if TYPE_CHECKING:
+    from log_server.protocol.grpc_web import Policy
+    from log_server.sources.grpc_web import GrpcWebFront
 
 SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
 ACK_METADATA_KEY = "log-ack"
@@ -130,15 +135,54 @@ class GrpcSource:
         events: ServerEvents,
         health_state: Health,
         decode_batch: BatchDecoder,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        grace_s: float = 5.0,
+        web: Policy | None = None,
+        max_connections: int = 1024,
+        read_timeout_s: float = 0.0,
     ) -> None:
+        """`web`: serve gRPC-Web too, through a front listener with this CORS/Host policy."""
+        self.host, self.port, self.grace_s = host, port, grace_s
         self.handler = LogServiceHandler(pipeline, events, decode_batch)
+        self.front: GrpcWebFront | None = None
+        if web is not None:
+            from log_server.sources.grpc_web import GrpcWebFront
+
+            self.front = GrpcWebFront(self.handler, web, max_connections, read_timeout_s)
         self.health_state = health_state
         self.health_servicer = health.aio.HealthServicer()
         self._server: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> int:
-        """Bind and serve; returns the bound port. Raises OSError when it cannot bind."""
+    @property
+    def connection_count(self) -> int:
+        """Connections through the gRPC-Web front (grpcio does not count its own)."""
+        return len(self.front.connections) if self.front is not None else 0
+
+    async def start(self) -> str:
+        """Bind and serve (port 0 picks a free one); the bound address. With the gRPC-Web
+        front, the front takes the port and grpcio a private Unix socket behind it."""
+        host = self.host
+        if self.front is None:
+            port = await self._serve(
+                f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+            )
+        else:
+            try:
+                port = await self.front.start(host, self.port)  # a busy port fails first
+            except OSError as exc:
+                raise ListenError(f"gRPC {host}:{self.port}", exc) from None
+            try:
+                await self._serve(self.front.upstream_address)
+            except ListenError:
+                self.front.stop_accepting()
+                await self.front.drain(0)
+                raise
+        return f"grpc=[{host}]:{port}" if ":" in host else f"grpc={host}:{port}"
+
+    async def _serve(self, address: str) -> int:
+        """grpcio on a gRPC address (`host:port`, `unix:/path`); the bound port."""
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         handlers = self.handler.method_handlers()
         server.add_generic_rpc_handlers(
@@ -150,13 +194,12 @@ class GrpcSource:
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             bound = server.add_insecure_port(address)
         except RuntimeError:
             bound = 0
         if bound == 0:
-            raise OSError("address in use or not available")
+            raise ListenError(f"gRPC {address}", OSError("address in use or not available"))
         await server.start()
         self._server = server
         await self._publish_health(self.health_state.ok)
@@ -177,8 +220,18 @@ class GrpcSource:
         for service in ("", *SERVICE_NAMES):
             await self.health_servicer.set(service, status)
 
-    async def stop(self, grace_s: float) -> None:
+    def stop_accepting(self) -> None:
+        """The front stops accepting; grpcio refuses new calls as part of its graceful stop
+        (drain)."""
+        if self.front is not None:
+            self.front.stop_accepting()
+
+    async def drain(self) -> None:
         """Refuse new calls, let calls in progress finish for up to `grace_s`."""
+        draining = []
+        if self.front is not None:
+            draining.append(self.front.drain(self.grace_s))
         if self._server is not None:
             await self.health_servicer.enter_graceful_shutdown()
-            await self._server.stop(grace_s)
+            draining.append(self._server.stop(self.grace_s))
+        await asyncio.gather(*draining)

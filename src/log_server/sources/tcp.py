@@ -5,9 +5,10 @@ log line and a close."""
 from __future__ import annotations
 
 import asyncio
-import collections
+import errno
 import os
-import struct
+import socket
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,14 +17,13 @@ from typing import cast
 from log_server.core.clock import now_iso
 from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
-from log_server.protocol.connection import DecoderFactory
+from log_server.protocol.acknowledged import ACK_HELLO, AckCounter, Opening
+from log_server.protocol.connection import DecoderFactory, StopKind
 from log_server.protocol.framing import HEALTH_WORD
+from log_server.sources.source import ListenError
 
-# Sent by a client as the first bytes of a connection to ask for acknowledgements
-# (docs/protocol.md). Read as a frame length, "LSAC" is above any allowed frame limit, so
-# the word cannot be mistaken for a frame, and existing clients never send it.
-ACK_HELLO = b"LSACKv1\n"
-_ack = struct.Struct(">Q").pack
+# How long start-up waits for a socket file's owner to answer before calling it alive.
+LIVE_SOCKET_PROBE_S = 1.0
 # A read this large means more is waiting: let the other connections and the writer run.
 YIELD_AFTER_BYTES = 64 * 1024
 # Connections past --max_connections that are kept open just long enough to see whether
@@ -75,16 +75,14 @@ class TcpConnection(asyncio.Protocol):
         self.last_data_at = self.opened_at = time.monotonic()
         self._announced = False
         self._started = False  # has the frame stream (after any ACK_HELLO) begun?
-        self._head: bytes | None = b""  # the connection's first bytes, until ACK_HELLO is ruled out
-        self._ack_marks: collections.deque[tuple[int, int]] | None = None
-        self._acked = 0
+        self._opening: Opening | None = Opening()
+        self._acks: AckCounter | None = None
+        self._close_when_acked = False
         self._quiet = False  # health probes and refused connections write no open/close lines
         self.paused = False
-        self._reads = 0
-        self._probe = False
-        self._yielding = False
-        # A read that arrived while intake is paused, kept undecoded until there is room.
-        self._held: bytes | None = None
+        self._read_once = False  # has data_received run? (pausing before it is ignored)
+        self._first_byte = b""
+        self._held: list[bytes] = []  # read while paused, decoded once intake resumes
         self._health_slot = False  # opened past --max_connections: a health probe or refused
         self._slot_head = b""
 
@@ -129,23 +127,31 @@ class TcpConnection(asyncio.Protocol):
             return
         self.bytes_received += len(data)
         self.last_data_at = time.monotonic()
-        self._reads += 1
-        if self._reads == 1:
-            # Only a health probe starts with "h" (no frame length or ACK_HELLO can), and
-            # it never produces lines: it is read even while intake is paused.
-            self._probe = data.startswith(b"h")
-        if self.paused and not self._probe:
-            # Intake is paused: keep the read as it is, stop reading, and decode it once
-            # there is room.
-            assert self.transport is not None
-            self._held = data if self._held is None else self._held + data
-            self.transport.pause_reading()
+        if not self._read_once:
+            self._read_once = True
+            self._first_byte = data[:1]
+        if self.paused and not self._may_be_health_probe():
+            self._hold(data)
             return
-        self._process(data)
+        self._consume(data)
 
-    def _process(self, data: bytes) -> None:
-        if self._head is not None:
-            data = self._opening(data)
+    def _may_be_health_probe(self) -> bool:
+        """A connection that starts with "h" asks for health (or is garbage): it can carry
+        no frames, as "heal" read as a length is above any frame limit, so reading it
+        costs nothing and a probe is answered while intake is paused."""
+        return self._first_byte == b"h"
+
+    def _hold(self, data: bytes) -> None:
+        """A read that came while intake is paused: keep it, undecoded, and stop reading.
+        uvloop starts reading after connection_made, so a connection opened while paused
+        gets this one read (at most the loop's read size) before the pause takes effect."""
+        self._held.append(data)
+        assert self.transport is not None
+        self.transport.pause_reading()
+
+    def _consume(self, data: bytes) -> None:
+        if self._opening is not None:
+            data = self._open(data)
             if not data:
                 return
         if not self._started:
@@ -161,46 +167,50 @@ class TcpConnection(asyncio.Protocol):
             if len(data) >= YIELD_AFTER_BYTES:
                 self._yield_to_others()
             self.messages += count
-            if self._ack_marks is not None:
-                self._ack_marks.append((pipeline.sequencer.last_issued, self.messages))
+            if self._acks is not None:
+                self._acks.accept(pipeline.sequencer.last_issued, count)
         if stop is None:
             return
-        kind, reason = stop
-        if kind == "health":
+        if stop.kind is StopKind.HEALTH:
             self._quiet = True
             self._answer_health()
             return
         self._announce()
-        self.source.events.frame_rejected(self.peer, reason)
+        self.source.events.frame_rejected(self.peer, stop.reason)
         self.close()
 
-    def _opening(self, data: bytes) -> bytes:
-        """Before the first frame: is this an acknowledged connection? Returns the bytes
-        that belong to the frame stream."""
-        assert self._head is not None
-        head = self._head + data
-        if len(head) < len(ACK_HELLO) and ACK_HELLO.startswith(head):
-            self._head = head
+    def _open(self, data: bytes) -> bytes:
+        """The bytes of the frame stream, once the opening is decided."""
+        assert self._opening is not None
+        opened = self._opening.feed(data)
+        if opened is None:
             return b""
-        self._head = None
-        if not head.startswith(ACK_HELLO):
-            return head
-        assert self.transport is not None
-        self.transport.write(ACK_HELLO)
-        self._ack_marks = collections.deque()
-        self.source.pipeline.add_durable_listener(self._durable)
-        return head[len(ACK_HELLO) :]
+        self._opening = None
+        if opened.acknowledged:
+            assert self.transport is not None
+            self.transport.write(ACK_HELLO)
+            self._acks = AckCounter()
+            self.source.pipeline.add_durable_listener(self._durable)
+        return opened.frames
 
     def _durable(self, seq: int) -> None:
         """Tell an acknowledged client how many of its messages are on disk now."""
-        marks = self._ack_marks
-        assert marks is not None
-        count = self._acked
-        while marks and marks[0][0] <= seq:
-            count = marks.popleft()[1]
-        if count > self._acked and self.transport is not None and not self.transport.is_closing():
-            self._acked = count
-            self.transport.write(_ack(count))
+        assert self._acks is not None
+        if self.transport is None or self.transport.is_closing():
+            return
+        ack = self._acks.durable(seq)
+        if ack is not None:
+            self.transport.write(ack)
+        if self._close_when_acked and not self._acks.owed:
+            self.close()
+
+    def eof_received(self) -> bool:
+        """A client that half-closes an acknowledged connection still gets the acks for
+        what it sent: the connection stays open for writing until they are sent."""
+        if self._acks is not None and self._acks.owed:
+            self._close_when_acked = True
+            return True
+        return False
 
     def _announce(self) -> None:
         if not self._announced:
@@ -220,7 +230,7 @@ class TcpConnection(asyncio.Protocol):
         if self._health_slot:
             self.source.health_slots.discard(self)
             return
-        if self._ack_marks is not None:
+        if self._acks is not None:
             self.source.pipeline.remove_durable_listener(self._durable)
         self.source.connections.discard(self)
         self.source.pipeline.unregister(self)
@@ -236,68 +246,75 @@ class TcpConnection(asyncio.Protocol):
         callback, fell behind until the queue hit its bound (make bench: 66 MB queued, then
         pauses). Yielding after each large read keeps the queue at about one batch."""
         if self.transport is not None and not self.paused:
-            self._yielding = True
             self.transport.pause_reading()
             asyncio.get_running_loop().call_soon(self._resume_after_yield)
 
     def _resume_after_yield(self) -> None:
-        self._yielding = False
         if self.transport is not None and not self.paused and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def pause_reading(self) -> None:
-        """Stop reading. A connection that has not sent anything yet is paused by its
-        first read instead (`data_received`): uvloop starts reading only after
-        `connection_made`, ignoring a pause asked for there, and a health probe must still
-        get its answer while intake is paused."""
         if self.transport is not None and not self.paused:
             self.paused = True
-            if self._reads:
+            if self._read_once:  # before the first read, uvloop ignores it: see _hold
                 self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         if self.transport is not None and self.paused:
             self.paused = False
-            if self._held is not None:
+            if self._held:
+                # Later: the pipeline is resuming every producer; decoding now could
+                # fill the queue again in the middle of that.
                 asyncio.get_running_loop().call_soon(self._release_held)
-            elif not self.transport.is_closing():
+            else:
                 self.transport.resume_reading()
 
     def _release_held(self) -> None:
-        """Decode the read held while paused, then read on unless that filled the queue."""
-        held, self._held = self._held, None
-        if held is None or self.transport is None or self.transport.is_closing():
+        if self.paused or self.transport is None or self.transport.is_closing():
             return
-        if self.paused:
-            self._held = held
-            return
-        self._process(held)
-        if not (self.paused or self._yielding or self.transport.is_closing()):
+        held, self._held = b"".join(self._held), []
+        self._consume(held)
+        if not self.paused and not self.transport.is_closing():
             self.transport.resume_reading()
 
 
 class TcpSource:
+    """The TCP listener and, with --unix_socket, the same protocol on a Unix socket: one set
+    of connections under one --max_connections."""
+
     def __init__(
         self,
         pipeline: LogPipeline,
         events: ServerEvents,
         new_decoder: DecoderFactory,
         status_line: Callable[[], str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        unix_socket: Path | None = None,
         max_connections: int = 1024,
         read_timeout_s: float = 0.0,
+        drain_idle_s: float = 0.2,
+        drain_max_s: float = 5.0,
     ) -> None:
         self.pipeline = pipeline
         self.events = events
         self.new_decoder = new_decoder
         self.status_line = status_line
+        self.host, self.port, self.unix_socket = host, port, unix_socket
         self.max_connections = max_connections
         self.read_timeout_s = read_timeout_s
+        self.drain_idle_s, self.drain_max_s = drain_idle_s, drain_max_s
         self._sweeper: asyncio.Task[None] | None = None
         self.connections: set[TcpConnection] = set()
         self.health_slots: set[TcpConnection] = set()
         self._refusals = RefusalLog()
         self._servers: list[asyncio.Server] = []
         self._unix_path: Path | None = None
+        self._unix_identity = (0, 0)
+
+    @property
+    def connection_count(self) -> int:
+        return len(self.connections)
 
     def refused(self, peer: str) -> None:
         """A connection past --max_connections was refused: one line per interval."""
@@ -315,27 +332,40 @@ class TcpSource:
             )
             loop.call_later(self._refusals.interval_s, self._refusal_window_over)
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Bind and listen; returns the bound address (port 0 picks a free one)."""
+    async def start(self) -> str:
+        """Bind and listen (port 0 picks a free one); the bound addresses."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: TcpConnection(self), host, port, reuse_address=True, backlog=1024
-        )
+        try:
+            server = await loop.create_server(
+                lambda: TcpConnection(self), self.host, self.port, reuse_address=True, backlog=1024
+            )
+        except OSError as exc:
+            raise ListenError(f"TCP {self.host}:{self.port}", exc) from None
         self._servers.append(server)
-        sockname = server.sockets[0].getsockname()
+        host, port = server.sockets[0].getsockname()[:2]
+        listeners = f"tcp=[{host}]:{port}" if ":" in host else f"tcp={host}:{port}"
+        if self.unix_socket is not None:
+            try:
+                await self._start_unix(self.unix_socket)
+            except OSError as exc:
+                raise ListenError(f"Unix socket {self.unix_socket}", exc) from None
+            listeners += f" unix={self.unix_socket}"
         if self.read_timeout_s:
             self._sweeper = loop.create_task(self._close_stalled())
-        return sockname[0], sockname[1]
+        return listeners
 
-    async def start_unix(self, path: Path) -> None:
+    async def _start_unix(self, path: Path) -> None:
         """The same protocol on a Unix socket with mode 0660, so that file permissions
-        decide who may log on a shared machine. A stale socket file is replaced."""
+        decide who may log on a shared machine. A stale socket file is replaced; one that
+        answers belongs to a live server and is left alone (the start fails)."""
         _remove_stale_socket(path)
         loop = asyncio.get_running_loop()
         server = await loop.create_unix_server(lambda: TcpConnection(self), str(path), backlog=1024)
-        os.chmod(path, 0o660)
         self._servers.append(server)
+        created = os.lstat(path)
+        self._unix_identity = (created.st_dev, created.st_ino)
         self._unix_path = path
+        os.chmod(path, 0o660)
 
     async def _close_stalled(self) -> None:
         """Slowloris guard: a connection that stopped in the middle of a frame is closed
@@ -357,12 +387,15 @@ class TcpSource:
         for server in self._servers:
             server.close()
         if self._unix_path is not None:
-            _remove_stale_socket(self._unix_path)
+            _remove_own_socket(self._unix_path, self._unix_identity)
+            self._unix_path = None
 
-    async def drain(self, idle_s: float, max_s: float) -> None:
+    async def drain(self) -> None:
         """Read what the clients have already sent: keep connections open until each has
-        been quiet for `idle_s` (or closed), at most `max_s` in all, then close them."""
-        deadline = time.monotonic() + max_s
+        been quiet for `drain_idle_s` (or closed), at most `drain_max_s` in all, then close
+        them."""
+        idle_s = self.drain_idle_s
+        deadline = time.monotonic() + self.drain_max_s
         while self.connections and time.monotonic() < deadline:
             now = time.monotonic()
             busy = [c for c in self.connections if now - c.last_data_at < idle_s]
@@ -376,6 +409,32 @@ class TcpSource:
 
 
 def _remove_stale_socket(path: Path) -> None:
-    """Remove a socket file (never a regular file someone pointed us at by mistake)."""
-    if path.is_socket():
-        path.unlink()
+    """Remove a socket file nobody listens on (never a regular file someone pointed us at
+    by mistake, nor a link). A socket that answers a connect is a live server's: raise
+    EADDRINUSE rather than take its path over."""
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return  # bind refuses it: "Address already in use"
+    except FileNotFoundError:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(LIVE_SOCKET_PROBE_S)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            path.unlink(missing_ok=True)
+            return
+        except TimeoutError:
+            pass  # listening, with a full backlog: alive
+    raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE), str(path))
+
+
+def _remove_own_socket(path: Path, identity: tuple[int, int]) -> None:
+    """On stop: remove the socket file only if it is still the one this server created
+    (another server may have taken the path since)."""
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if (now.st_dev, now.st_ino) == identity:
+        path.unlink(missing_ok=True)

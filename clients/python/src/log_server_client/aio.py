@@ -6,7 +6,7 @@ import asyncio
 import collections
 from typing import Any, Literal
 
-from log_server_client.encoding import FrameEncoder, Level, message_fields, to_level
+from log_server_client.encoding import Attributes, FrameEncoder, Level, message_fields, to_level
 from log_server_client.sender import QueueFullError
 
 
@@ -45,7 +45,14 @@ class AsyncLogClient:
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    def log(self, level: Level | int | str, message: str, **fields: Any) -> bool:
+    def log(
+        self,
+        level: Level | int | str,
+        message: str,
+        *,
+        attributes: Attributes | None = None,
+        **fields: Any,
+    ) -> bool:
         if len(self._queue) >= self.queue_size:
             if self.on_full == "drop":
                 self.dropped += 1
@@ -55,7 +62,7 @@ class AsyncLogClient:
                 f"(last error: {self.last_error})"
             )
         values = message_fields(self.logger_name, self.service_name, fields)
-        self._queue.append(self._encoder.encode(to_level(level), str(message), values))
+        self._queue.append(self._encoder.encode(to_level(level), str(message), values, attributes))
         self._idle.clear()
         self._ready.set()
         if self._task is None:

@@ -28,6 +28,15 @@ def build_parser(prog: str = "log_send") -> argparse.ArgumentParser:
     )
     parser.add_argument("-n", "--logger", default="log_send", help="logger name")
     parser.add_argument("--service", default="", help="service name")
+    parser.add_argument(
+        "-a",
+        "--attribute",
+        action="append",
+        default=[],
+        type=_attribute,
+        metavar="KEY=VALUE",
+        help="a structured attribute of every message (repeatable; kept in order)",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
         "--port", type=int, default=None, help="server port (default: 4020, or 4021 with --grpc)"
@@ -48,11 +57,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "log_send") -> int:
                 file=sys.stderr,
             )
             return 1
+        attributes = args.attribute
         if args.message:
-            client.log(args.level, " ".join(args.message))
+            client.log(args.level, " ".join(args.message), attributes=attributes)
         else:
             for line in sys.stdin:
-                client.log(args.level, line.rstrip("\r\n"))
+                client.log(args.level, line.rstrip("\r\n"), attributes=attributes)
         if not client.flush(FLUSH_TIMEOUT_S):
             print(
                 f"{prog}: error: could not hand every message to the log server at "
@@ -75,6 +85,13 @@ def _client(args: argparse.Namespace, port: int):  # type: ignore[no-untyped-def
     from log_server_client.client import LogClient
 
     return LogClient(args.host, port, logger_name=args.logger, service_name=args.service)
+
+
+def _attribute(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
 
 
 def _reason(error: BaseException | None) -> str:

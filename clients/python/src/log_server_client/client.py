@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from log_server_client.encoding import FrameEncoder, Level, message_fields, to_level
+from log_server_client.encoding import Attributes, FrameEncoder, Level, message_fields, to_level
 from log_server_client.sender import BackgroundSender, OnFull, QueuedClient
 
 # The opening of an acknowledged connection (docs/protocol.md, "Acknowledged mode").
@@ -151,13 +151,27 @@ class LogClient(QueuedClient):
             reconnect_max_s=reconnect_max_s,
         )
 
-    def log(self, level: Level | int | str, message: str, **fields: Any) -> bool:
-        """Queue one message; False only when the "drop" policy dropped it."""
-        return self._sender.put(self.encode(level, message, fields))
+    def log(
+        self,
+        level: Level | int | str,
+        message: str,
+        *,
+        attributes: Attributes | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Queue one message; False only when the "drop" policy dropped it. `attributes`:
+        structured key/value pairs (a mapping or a sequence of pairs, kept in order)."""
+        return self._sender.put(self.encode(level, message, fields, attributes))
 
-    def encode(self, level: Level | int | str, message: str, fields: dict[str, Any]) -> bytes:
+    def encode(
+        self,
+        level: Level | int | str,
+        message: str,
+        fields: dict[str, Any],
+        attributes: Attributes | None = None,
+    ) -> bytes:
         values = message_fields(self.logger_name, self.service_name, fields)
-        return self._encoder.encode(to_level(level), str(message), values)
+        return self._encoder.encode(to_level(level), str(message), values, attributes)
 
     def send_frame(self, frame: bytes) -> bool:
         """Queue an already encoded frame (the logging handler encodes its own)."""

@@ -11,7 +11,7 @@ import socket
 import struct
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from enum import IntEnum
 from importlib import resources
@@ -100,6 +100,36 @@ def message_fields(logger_name: str, service_name: str, fields: dict[str, Any]) 
     return values
 
 
+Attributes = Mapping[str, Any] | Iterable[tuple[str, Any]]
+"""Structured key/value pairs: a mapping or a sequence of pairs; order is kept, repeated keys
+too (a sequence); keys and values are made text with str()."""
+
+
+def attribute_pairs(attributes: Attributes | None) -> list[tuple[str, str]]:
+    """The pairs in order, as text; [] for None or nothing."""
+    if not attributes:
+        return []
+    items = attributes.items() if isinstance(attributes, Mapping) else attributes
+    return [(lossy_text(key), lossy_text(value)) for key, value in items]
+
+
+def lossy_text(value: Any) -> str:
+    """str(value), valid UTF-8: lone surrogates (undecodable bytes that Python kept with
+    `surrogateescape`, from argv or file names) become their bytes again, decoded with U+FFFD
+    for what is not UTF-8, as the server does with raw bytes. The compiled encoder does the
+    same, so both give the same lines."""
+    text = value if type(value) is str else str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "replace")
+    return text
+
+
 def _load_schema() -> tuple[Any, Any]:
     """With a parser of our own: a program that also loads the server's copy of this schema
     (same file id) through pycapnp's global parser would otherwise abort."""
@@ -130,8 +160,8 @@ TEXT_FIELDS = (
 KEYWORDS = tuple({v: k for k, v in FIELD_NAMES.items()}.get(f, f) for f in TEXT_FIELDS)
 
 
-EncodeTexts = Callable[[int, tuple[Any, ...]], bytes]
-"""(level number, the 15 Text fields in schema order) -> frame."""
+EncodeTexts = Callable[..., bytes]
+"""(level number, the 15 Text fields in schema order[, (key, value) pairs]) -> frame."""
 
 
 class FrameEncoder:
@@ -150,29 +180,58 @@ class FrameEncoder:
             self._new = schema.LoggerMsg.new_message
             self.encode_texts = self._encode_with_pycapnp
 
-    def encode(self, level: Level, message: str, fields: dict[str, Any]) -> bytes:
+    def encode(
+        self,
+        level: Level,
+        message: str,
+        fields: dict[str, Any],
+        attributes: Attributes | None = None,
+    ) -> bytes:
         unknown = fields.keys() - FIELD_NAMES.keys()
         if unknown:
             raise TypeError(f"unknown log field(s) {sorted(unknown)}; known: {list(FIELD_NAMES)}")
         texts = tuple(message if k == "message" else fields.get(k) for k in KEYWORDS)
+        if attributes:
+            return self.encode_texts(int(level), texts, attribute_pairs(attributes))
         return self.encode_texts(int(level), texts)
 
-    def _encode_with_pycapnp(self, level: int, texts: tuple[Any, ...]) -> bytes:
+    def _encode_with_pycapnp(
+        self,
+        level: int,
+        texts: tuple[Any, ...],
+        attributes: Iterable[tuple[Any, Any]] | None = None,
+    ) -> bytes:
         """`texts`: the 15 Text fields in schema order; None and "" are left unset, other
-        values made str."""
+        values made str (see lossy_text for text that is not valid UTF-8)."""
         msg = self._new()
         put = msg._set
         put("level", level)
         for name, value in zip(TEXT_FIELDS, texts, strict=True):
             if value or value == 0:  # skips None and "", keeps 0
-                put(name, value if type(value) is str else str(value))
+                text = value if type(value) is str else str(value)
+                try:
+                    put(name, text)
+                except UnicodeEncodeError:
+                    put(name, lossy_text(text))
+        if attributes:
+            pairs = attribute_pairs(attributes)
+            if pairs:
+                entries = msg.init("attributes", len(pairs))
+                for entry, (key, value) in zip(entries, pairs, strict=True):
+                    entry.key = key
+                    entry.value = value
         payload: bytes = msg.to_bytes_packed()
         return _length(len(payload)) + payload
 
 
 def _native_encoder() -> EncodeTexts | None:
+    """The compiled encoder, if installed and recent enough to take attributes."""
     try:
         from log_server_native import encode_frame
     except ImportError:
+        return None
+    try:
+        encode_frame(0, (None,) * len(TEXT_FIELDS), [("k", "v")])
+    except TypeError:  # a build that predates attributes
         return None
     return encode_frame  # type: ignore[no-any-return]

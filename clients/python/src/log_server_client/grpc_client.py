@@ -6,7 +6,14 @@ from typing import Any, Literal
 
 import grpc
 
-from log_server_client.encoding import Level, message_fields, to_level
+from log_server_client.encoding import (
+    Attributes,
+    Level,
+    attribute_pairs,
+    lossy_text,
+    message_fields,
+    to_level,
+)
 from log_server_client.generated import log_service_pb2 as pb
 from log_server_client.sender import BackgroundSender, OnFull, QueuedClient
 
@@ -103,12 +110,20 @@ class GrpcLogClient(QueuedClient):
             block_timeout_s=block_timeout_s,
         )
 
-    def log(self, level: Level | int | str, message: str, **fields: Any) -> bool:
+    def log(
+        self,
+        level: Level | int | str,
+        message: str,
+        *,
+        attributes: Attributes | None = None,
+        **fields: Any,
+    ) -> bool:
         values = message_fields(self.logger_name, self.service_name, fields)
-        texts: dict[str, Any] = {k: str(v) for k, v in values.items() if v is not None}
+        texts: dict[str, Any] = {k: lossy_text(v) for k, v in values.items() if v is not None}
         request = pb.LogRequest(
             level=int(to_level(level)),  # type: ignore[arg-type]  # proto enums take ints
-            message=str(message),
+            message=lossy_text(message),
+            attributes=[pb.Attribute(key=k, value=v) for k, v in attribute_pairs(attributes)],
             **texts,
         )
         return self._sender.put(request)

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from log_server_client.client import LogClient
-from log_server_client.encoding import FrameEncoder, Level
+from log_server_client.encoding import FrameEncoder, Level, attribute_pairs
 from log_server_client.sender import OnFull
 
 _HOSTNAME = socket.gethostname()
@@ -26,6 +26,11 @@ _LEVELS = {
 }
 _LEVEL_NUMBERS = {number: int(level) for number, level in _LEVELS.items() if number}
 _formatter = logging.Formatter()
+# What every LogRecord has (and what formatters add); any other key came from `extra=`.
+STANDARD_RECORD_KEYS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
+    | {"message", "asctime", "taskName"}
+)
 
 
 def to_server_level(levelno: int) -> Level:
@@ -61,14 +66,25 @@ class LogServerHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.client.send_frame(
-                self._encoder.encode_texts(
-                    _LEVEL_NUMBERS.get(record.levelno) or int(to_server_level(record.levelno)),
-                    self.texts(record),
+            level = _LEVEL_NUMBERS.get(record.levelno) or int(to_server_level(record.levelno))
+            if record.__dict__.keys() - STANDARD_RECORD_KEYS:
+                frame = self._encoder.encode_texts(
+                    level, self.texts(record), self.attributes(record)
                 )
-            )
+            else:
+                frame = self._encoder.encode_texts(level, self.texts(record))
+            self.client.send_frame(frame)
         except Exception:
             self.handleError(record)
+
+    @staticmethod
+    def attributes(record: logging.LogRecord) -> list[tuple[str, str]]:
+        """The record's `extra=` keys in the order given, values made text with str()."""
+        return attribute_pairs(
+            (key, value)
+            for key, value in record.__dict__.items()
+            if key not in STANDARD_RECORD_KEYS
+        )
 
     def texts(self, record: logging.LogRecord) -> tuple[Any, ...]:
         """The record as LoggerMsg's 15 Text fields in schema order: the hot path."""

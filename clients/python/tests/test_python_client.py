@@ -21,12 +21,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from log_server_client import AsyncLogClient, Level, LogClient, LogServerHandler, QueueFullError
 from log_server_client.client import TcpTransport
-from log_server_client.encoding import TEXT_FIELDS, FrameEncoder
+from log_server_client.encoding import TEXT_FIELDS, FrameEncoder, lossy_text
 from log_server_client.grpc_client import GrpcLogClient
 from log_server_client.handler import to_server_level
 from support import LOGGER_SCHEMA, RunningServer, free_port, start_server
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -271,25 +271,46 @@ def test_log_send_fails_clearly_when_nothing_listens() -> None:
     )
 
 
-text_values = st.one_of(st.none(), st.text(max_size=30), st.integers(0, 10**9))
+# Surrogates included: text that came from undecodable bytes (surrogateescape).
+any_text = st.text(st.characters(exclude_categories=()), max_size=30)
+text_values = st.one_of(st.none(), any_text, st.integers(0, 10**9))
+attribute_lists = st.one_of(
+    st.none(), st.lists(st.tuples(any_text, st.one_of(any_text, st.integers())), max_size=4)
+)
 
 
-@settings(max_examples=200, deadline=None)
-@given(level=st.integers(0, 11), texts=st.tuples(*[text_values] * 15))
+@settings(max_examples=300, deadline=None)
+@given(
+    level=st.integers(0, 11),
+    texts=st.tuples(*[text_values] * 15),
+    attributes=attribute_lists,
+)
 def test_native_and_pycapnp_encoders_encode_the_same_message(
-    level: int, texts: tuple[object, ...]
+    level: int, texts: tuple[object, ...], attributes: list[tuple[str, object]] | None
 ) -> None:
     native = pytest.importorskip("log_server_native", reason="the compiled module is optional")
     pycapnp_encoder = FrameEncoder(native=False)
-    frames = [native.encode_frame(level, texts), pycapnp_encoder.encode_texts(level, texts)]
+    frames = [
+        native.encode_frame(level, texts, attributes),
+        pycapnp_encoder.encode_texts(level, texts, attributes),
+    ]
     decoded = []
     for frame in frames:
         assert int.from_bytes(frame[:4], "big") == len(frame) - 4
         reader = LOGGER_SCHEMA.LoggerMsg.from_bytes_packed(frame[4:])
-        decoded.append((reader.level.raw, [reader._get(name) for name in TEXT_FIELDS]))
+        pairs = [(a.key, a.value) for a in reader.attributes]
+        decoded.append((reader.level.raw, [reader._get(name) for name in TEXT_FIELDS], pairs))
     assert decoded[0] == decoded[1]
-    expected = ["" if v is None else str(v) for v in texts]
-    assert decoded[0] == (level, expected)
+    expected = ["" if v is None else lossy_text(v) for v in texts]
+    expected_pairs = [(lossy_text(k), lossy_text(v)) for k, v in attributes or []]
+    assert decoded[0] == (level, expected, expected_pairs)
+
+
+def test_lossy_text_turns_escaped_bytes_back_into_what_the_server_would_write() -> None:
+    raw = b"caf\xc3\xa9 \xff\xfe end"
+    assert lossy_text(raw.decode("utf-8", "surrogateescape")) == raw.decode("utf-8", "replace")
+    assert lossy_text("lone \ud800 high") == "lone \ufffd\ufffd\ufffd high"
+    assert lossy_text(7) == "7"
 
 
 def test_acked_client_survives_kill_9_of_the_server(

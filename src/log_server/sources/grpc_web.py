@@ -1,0 +1,358 @@
+"""The front listener of the gRPC port: native gRPC and gRPC-Web on one port.
+
+Browsers speak gRPC-Web over HTTP/1.1, which grpcio does not serve. Every connection to the
+gRPC port is accepted here; one that opens with the HTTP/2 preface is native gRPC and is
+relayed, byte for byte, to grpcio listening on a Unix socket in a private directory; any
+other is HTTP/1.1 and served as gRPC-Web (protocol/grpc_web.py) through the same decoder,
+limits and pipeline as native gRPC (sources/grpc.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from log_server.core.clock import now_iso
+from log_server.events import ServerEvents
+from log_server.protocol.grpc_web import (
+    PREFACE,
+    Call,
+    Closed,
+    GrpcStatus,
+    GrpcWebConnection,
+    Policy,
+    Refused,
+)
+from log_server.sources.grpc import _ACCEPTED, ADMISSION_WAIT_S, LogServiceHandler, as_batch
+
+# A refusal of each kind writes one line at most this often; the next line says how many
+# were refused in between (a browser page in a loop must not flood the log with its errors).
+REFUSAL_LOG_INTERVAL_S = 10.0
+# Above this many bytes queued towards a slow reader, the other side stops being read
+# (asyncio's default high-water mark is 64 KiB).
+RELAY_HIGH_WATER_BYTES = 256 * 1024
+
+
+class RefusalLog:
+    """Rate-limits refusal lines per kind; each refusal still counts in `refused`."""
+
+    def __init__(
+        self,
+        events: ServerEvents,
+        interval_s: float = REFUSAL_LOG_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.events = events
+        self.interval_s = interval_s
+        self.clock = clock
+        self.refused = 0
+        self._last_logged: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def refuse(self, peer: str, kind: str, reason: str) -> None:
+        self.refused += 1
+        now = self.clock()
+        last = self._last_logged.get(kind)
+        if last is not None and now - last < self.interval_s:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._last_logged[kind] = now
+        self.events.grpc_web_refused(peer, reason, self._suppressed.pop(kind, 0))
+
+
+class _Relay(asyncio.Protocol):
+    """One direction's reader: what it reads is written to `peer`, with flow control."""
+
+    def __init__(self, peer: asyncio.Transport) -> None:
+        self.peer = peer
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.set_write_buffer_limits(RELAY_HIGH_WATER_BYTES)
+
+    def data_received(self, data: bytes) -> None:
+        self.peer.write(data)
+
+    def pause_writing(self) -> None:
+        self.peer.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.peer.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.peer.close()
+
+
+class FrontConnection(asyncio.Protocol):
+    """Sniffs the first bytes, then either relays (native gRPC) or serves gRPC-Web."""
+
+    def __init__(self, front: GrpcWebFront) -> None:
+        self.front = front
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.last_data_at = time.monotonic()
+        self._opening = b""
+        self._web: GrpcWebConnection | None = None
+        self._upstream: asyncio.Transport | None = None
+        self._relaying = False
+        self._serving: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def in_request(self) -> bool:
+        return self._web is not None and self._web.in_request and self._serving is None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport = transport
+        peername = transport.get_extra_info("peername")
+        self.peer = f"{peername[0]}:{peername[1]}" if peername else "?"
+        front = self.front
+        if len(front.connections) >= front.max_connections:
+            front.refusals.refuse(
+                self.peer,
+                "connections",
+                f"{front.max_connections} connections open on the gRPC port (--max_connections)",
+            )
+            transport.abort()
+            self._closed = True
+            return
+        front.connections.add(self)
+        transport.set_write_buffer_limits(RELAY_HIGH_WATER_BYTES)
+
+    def data_received(self, data: bytes) -> None:
+        if self._upstream is not None:
+            self._upstream.write(data)
+            return
+        self.last_data_at = time.monotonic()
+        if self._web is not None:
+            self._web.receive_data(data)
+            self._serve_events()
+            return
+        self._opening += data
+        if self._opening.startswith(PREFACE):
+            self._start_relay()
+        elif not PREFACE.startswith(self._opening):
+            self._web = GrpcWebConnection(self.front.policy)
+            self._web.receive_data(self._opening)
+            self._opening = b""
+            self._serve_events()
+
+    def _start_relay(self) -> None:
+        assert self.transport is not None
+        self._relaying = True
+        self.transport.pause_reading()
+        task = asyncio.get_running_loop().create_task(self._connect_upstream())
+        self.front.tasks.add(task)
+        task.add_done_callback(self.front.tasks.discard)
+
+    async def _connect_upstream(self) -> None:
+        assert self.transport is not None
+        client = self.transport
+        loop = asyncio.get_running_loop()
+        try:
+            upstream, _ = await loop.create_unix_connection(
+                lambda: _Relay(client), str(self.front.upstream_path)
+            )
+        except OSError as exc:
+            self.front.refusals.refuse(self.peer, "relay", f"gRPC is not reachable: {exc}")
+            client.abort()
+            return
+        if self._closed:
+            upstream.close()
+            return
+        upstream.write(self._opening)
+        self._opening = b""
+        self._upstream = upstream
+        client.resume_reading()
+
+    def _serve_events(self) -> None:
+        web = self._web
+        transport = self.transport
+        assert web is not None and transport is not None
+        while self._serving is None:
+            event = web.next_event()
+            if event is None:
+                break
+            if isinstance(event, Call):
+                if not self._answer_at_once(event):
+                    transport.pause_reading()
+                    self._serving = asyncio.get_running_loop().create_task(self._serve(event))
+                    self.front.tasks.add(self._serving)
+                    self._serving.add_done_callback(self.front.tasks.discard)
+            elif isinstance(event, Refused):
+                self.front.refusals.refuse(self.peer, event.kind, event.reason)
+            elif isinstance(event, Closed):
+                break
+        out = web.data_to_send()
+        if out:
+            transport.write(out)
+        if web.must_close and self._serving is None:
+            transport.close()
+
+    def _answer_at_once(self, call: Call) -> bool:
+        """The common case, without a task: room in the queue and no durable ack asked."""
+        handler = self.front.handler
+        if call.ack_durable or not handler.pipeline.has_room:
+            return False
+        self._accept(call)
+        return True
+
+    async def _serve(self, call: Call) -> None:
+        pipeline = self.front.handler.pipeline
+        try:
+            if not pipeline.has_room:
+                timeout = ADMISSION_WAIT_S
+                if call.timeout_s is not None:
+                    timeout = min(timeout, call.timeout_s)
+                try:
+                    await asyncio.wait_for(pipeline.wait_for_room(), timeout)
+                except TimeoutError:
+                    reason = "the log server is not keeping up (writes failing or slow); retry"
+                    self.front.refusals.refuse(self.peer, "unavailable", reason)
+                    self._answer(GrpcStatus.UNAVAILABLE, reason)
+                    return
+            if self._accept(call, answer=False) and call.ack_durable:
+                await pipeline.wait_durable(pipeline.sequencer.last_issued)
+                self._answer(GrpcStatus.OK, payload=_ACCEPTED)
+        finally:
+            self._serving = None
+        if self.transport is not None and not self._closed:
+            self.transport.resume_reading()
+            self._serve_events()
+
+    def _accept(self, call: Call, answer: bool = True) -> bool:
+        """Decode, number and queue; answers at once unless told to wait (durable acks)."""
+        handler = self.front.handler
+        pipeline = handler.pipeline
+        batch = call.message if call.method == "LogBatch" else as_batch(call.message)
+        try:
+            lines, count = handler.decode_batch(batch, pipeline.next_seq, now_iso())
+        except ValueError as exc:
+            reason = str(exc)
+            if call.method != "LogBatch":
+                reason = reason.replace("LogBatchRequest", "LogRequest")
+            self.front.refusals.refuse(self.peer, "message", f"{call.method}: {reason}")
+            self._answer(GrpcStatus.INVALID_ARGUMENT, reason)
+            return False
+        pipeline.submit_formatted(lines, count)
+        if answer or not call.ack_durable:
+            self._answer(GrpcStatus.OK, payload=_ACCEPTED)
+        return True
+
+    def _answer(self, status: GrpcStatus, message: str = "", payload: bytes = b"") -> None:
+        assert self._web is not None
+        self._web.answer(status, message, payload)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.front.connections.discard(self)
+        if self._upstream is not None:
+            self._upstream.close()
+        if self._serving is not None:
+            self._serving.cancel()
+
+    def pause_writing(self) -> None:
+        if self._upstream is not None:
+            self._upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._upstream is not None:
+            self._upstream.resume_reading()
+
+
+class GrpcWebFront:
+    """Listens on the gRPC port; grpcio itself listens on `upstream_path` only."""
+
+    def __init__(
+        self,
+        handler: LogServiceHandler,
+        policy: Policy,
+        max_connections: int,
+        read_timeout_s: float,
+    ) -> None:
+        self.handler = handler
+        self.policy = policy
+        self.max_connections = max_connections
+        self.read_timeout_s = read_timeout_s
+        self.refusals = RefusalLog(handler.events)
+        self.connections: set[FrontConnection] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._private_dir: Path | None = None
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def upstream_path(self) -> Path:
+        assert self._private_dir is not None, "start() first"
+        return self._private_dir / "grpc.sock"
+
+    @property
+    def upstream_address(self) -> str:
+        """Where grpcio is to bind, in gRPC's own address syntax."""
+        return f"unix:{self.upstream_path}"
+
+    async def start(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: FrontConnection(self), host, port, reuse_address=True, backlog=1024
+        )
+        # A directory only this user can enter: nothing reaches grpcio around the front.
+        self._private_dir = Path(tempfile.mkdtemp(prefix="log_server-grpc-"))
+        if self.read_timeout_s:
+            self._sweeper = loop.create_task(self._close_stalled())
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _close_stalled(self) -> None:
+        """Slowloris guard, as for TCP: a request that stopped coming in the middle is
+        closed after --read_timeout (logged); a connection idle that long between requests,
+        or that never said which protocol it speaks, is closed quietly."""
+        interval = min(1.0, self.read_timeout_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for connection in list(self.connections):
+                if connection._relaying or connection._serving is not None:
+                    continue
+                stalled_s = now - connection.last_data_at
+                if stalled_s < self.read_timeout_s:
+                    continue
+                if connection.in_request:
+                    self.refusals.refuse(
+                        connection.peer,
+                        "stalled",
+                        f"closing: stalled for {stalled_s:.0f}s in the middle of a request "
+                        "(--read_timeout)",
+                    )
+                connection.close()
+
+    def stop_accepting(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            self._server.close()
+
+    async def drain(self, max_s: float) -> None:
+        """Let calls in progress finish (up to `max_s`), then close every connection left;
+        relayed ones are closed by grpcio's own graceful stop first."""
+        deadline = time.monotonic() + max_s
+        while any(c._serving is not None for c in self.connections):
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        for connection in list(self.connections):
+            connection.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+        if self._private_dir is not None:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
