@@ -153,6 +153,8 @@ const (
 	takeChunks = 16
 	// maxFreeChunks bounds the emptied chunks kept for reuse after a burst.
 	maxFreeChunks = 16
+	// maxKeptBuffer: a buffer grown past it by a few huge messages is not kept for reuse.
+	maxKeptBuffer = 4 << 20
 )
 
 // recordOverhead is about what the encoding adds to a message's texts: the root struct,
@@ -578,7 +580,7 @@ func (c *Client) encodeTaken() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, q := range c.taken {
-		if len(c.freeChunks) < maxFreeChunks {
+		if len(c.freeChunks) < maxFreeChunks && cap(q.text) <= maxKeptBuffer {
 			c.freeChunks = append(c.freeChunks, q)
 		}
 	}
@@ -603,6 +605,9 @@ func (c *Client) encodeTaken() {
 		}
 		c.sent = append(c.sent, frames...)
 		frames = frames[:0]
+	}
+	if cap(frames) > maxKeptBuffer {
+		frames = nil
 	}
 	c.newFrames = frames
 	c.sentCount += encoded
