@@ -11,7 +11,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Keep cargo's build products between installs, so a rebuild after a change is incremental.
 export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
-.PHONY: run test test-native test-go lint typecheck check gen gen-tools bench fuzz clean
+.PHONY: run test test-native test-go test-typescript lint typecheck check gen gen-tools bench fuzz clean
 FUZZ_SECONDS ?= 60
 
 $(BIN)/python:
@@ -53,6 +53,11 @@ gen-tools: .tools/bin/capnpc-rust
 .tools/bin/capnpc-rust:
 	@command -v capnp >/dev/null || { echo "make gen: capnp not found (apt-get install capnproto)"; exit 1; }
 	cargo install --quiet --locked capnpc --version =$(CAPNPC_VERSION) --root .tools
+# The Rust client's gRPC generator (tonic-prost-build; needs Debian's protobuf-compiler).
+gen-tools: .tools/bin/log_server_client_codegen
+.tools/bin/log_server_client_codegen: clients/rust/codegen/Cargo.toml clients/rust/codegen/Cargo.lock clients/rust/codegen/src/main.rs
+	@command -v protoc >/dev/null || { echo "make gen: protoc not found (apt-get install protobuf-compiler)"; exit 1; }
+	cargo install --quiet --locked --force --path clients/rust/codegen --root .tools
 # capnpc-go at the version of the Go capnp runtime that clients/go/go.mod pins.
 gen-tools: .tools/bin/capnpc-go
 CAPNPC_GO_VERSION = $(shell cd clients/go && go list -m -f '{{.Version}}' capnproto.org/go/capnp/v3)
@@ -67,6 +72,19 @@ gen: $(NATIVE_STAMP) gen-tools
 # The Go client (clients/go): vet, then every test with the race detector.
 test-go:
 	cd clients/go && go vet ./... && go test -race ./...
+
+# The TypeScript client (clients/typescript): npm ci when the lock file changes, tsc, then
+# node's test runner (unit tests, the shared vectors, integrations) against the real server.
+TS_DIR := clients/typescript
+TS_STAMP := $(TS_DIR)/node_modules/.npm-ci-done
+$(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && npm ci --no-audit --no-fund
+	touch $@
+# protoc-gen-es, for make gen, comes from the package's node_modules.
+gen-tools: $(TS_STAMP)
+
+test-typescript: $(NATIVE_STAMP) $(TS_STAMP)
+	cd $(TS_DIR) && npm run --silent build && npm test --silent
 
 bench: $(NATIVE_STAMP)
 	bash bench/setup.sh

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import capnp
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schema" / "logger.capnp"
@@ -165,6 +168,16 @@ def start_server(
     tcp_port = int(parts["tcp"].rsplit(":", 1)[1])
     grpc_port = int(parts["grpc"].rsplit(":", 1)[1]) if "grpc" in parts else None
     return RunningServer(process, log_dir, tcp_port, grpc_port, stderr_path, list(argv))
+
+
+def full_device_at(path: Path) -> None:
+    """Put a character device like /dev/full (1, 7) at `path`: every write to it fails with
+    ENOSPC, a real write error. Not a link to /dev/full: the server refuses links (issue 14
+    item 12). Needs the right to make device nodes (root, as in CI); skips without it."""
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o644, os.makedev(1, 7))
+    except PermissionError as exc:
+        pytest.skip(f"cannot make a device node like /dev/full here: {exc.strerror}")
 
 
 def seq_of(line: str) -> int:

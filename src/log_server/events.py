@@ -144,6 +144,13 @@ class ServerEvents:
             "intake and retrying until the write succeeds",
         )
 
+    def file_refused(self, reason: str) -> None:
+        self._emit(
+            "file_refused",
+            Level.ERROR,
+            f"{reason}; holding every line and retrying until the link is removed",
+        )
+
     def write_recovered(self, attempts: int, seconds: float) -> None:
         self._emit(
             "write_recovered",

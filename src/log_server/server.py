@@ -24,7 +24,7 @@ from log_server.protocol.connection import (
     native_decoder_available,
     use_native_decoder,
 )
-from log_server.sinks.log_directory import DirectoryInUse, DirectoryLock
+from log_server.sinks.log_directory import DirectoryInUse, DirectoryLock, SymlinkRefused
 from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
 from log_server.sources.source import ListenError, Source
@@ -110,14 +110,15 @@ class Server:
             self.lock.acquire()
         except DirectoryInUse as exc:
             raise StartupError(
-                f"log directory {config.log_dir} is {exc}; stop it or choose another --log_dir"
+                f"log directory {config.log_dir} is {exc.strerror}; stop it or choose another "
+                "--log_dir"
             ) from None
         except OSError as exc:
             raise StartupError(
                 f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
             ) from None
         self.sink = RotatingFileSink(
-            config.log_dir, config.max_file_bytes, config.max_files, self._rotated
+            config.log_dir, config.max_file_bytes, config.max_files, self._rotated, self.lock
         )
         try:
             last_seq = self.sink.last_sequence()
@@ -194,6 +195,9 @@ class Server:
                     web,
                     max_connections,
                     config.read_timeout_s,
+                    max_batch=config.grpc_max_batch,
+                    max_request_bytes=config.grpc_max_request_bytes,
+                    max_calls=config.grpc_max_calls,
                 )
             )
         return sources
@@ -352,4 +356,6 @@ def _is_loopback(host: str) -> bool:
 
 
 def _describe(exc: OSError) -> str:
+    if isinstance(exc, SymlinkRefused):
+        return f"{exc.filename} {exc.strerror}"
     return os.strerror(exc.errno) if exc.errno else str(exc)

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from support import RunningServer, seq_of
+from support import RunningServer, full_device_at, seq_of
 
 from log_server.generated import log_service_pb2 as pb
 from log_server.generated import log_service_pb2_grpc as pb_grpc
@@ -165,7 +165,7 @@ def test_log_ack_durable_metadata_waits_for_the_disk(server_factory) -> None:  #
     server = server_factory()
     active = server.active_log
     os.replace(active, active.with_name("moved.log"))
-    os.symlink("/dev/full", active)
+    full_device_at(active)
     ack = (("log-ack", "durable"),)
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as ch:
         stub = pb_grpc.LogServiceStub(ch)

@@ -122,14 +122,17 @@ type Client struct {
 }
 
 // record is one queued message: the caller's strings by reference (Go strings do not
-// change), its attributes copied into the queue's text.
+// change), its attributes copied into the chunk's text. A message the client filled
+// itself (proc) needs only its logger name and message: the other texts are the client's
+// or come from the time and PC. Any other keeps all its texts in the chunk's texts.
 type record struct {
-	texts          [numTexts]string
-	level          Level
-	when           time.Time
-	pc             uintptr
-	proc           bool
-	attrs, attrEnd int // its spans in the queue's spans
+	message, loggerName string
+	when                time.Time
+	pc                  uintptr
+	level               Level
+	proc                bool
+	texts               int32 // index in the chunk's texts, when not proc
+	attrs, attrEnd      int32 // its spans in the chunk's spans
 }
 
 // recordChunk holds up to chunkRecords records and their attributes' bytes (spans index
@@ -137,6 +140,7 @@ type record struct {
 // it holds; the sender hands emptied chunks back for reuse.
 type recordChunk struct {
 	records []record
+	texts   [][numTexts]string
 	text    []byte
 	spans   []span
 	size    int // estimated encoded bytes
@@ -310,7 +314,11 @@ func (c *Client) enqueue(b *builder) error {
 		c.freeChunks = c.freeChunks[:n-1]
 		c.pending = append(c.pending, q)
 	} else {
-		q = &recordChunk{records: make([]record, 0, chunkRecords)}
+		q = &recordChunk{
+			records: make([]record, 0, chunkRecords),
+			text:    make([]byte, 0, 64*chunkRecords),
+			spans:   make([]span, 0, 4*chunkRecords),
+		}
 		c.pending = append(c.pending, q)
 	}
 	base := len(q.text)
@@ -319,10 +327,15 @@ func (c *Client) enqueue(b *builder) error {
 	for _, a := range b.attrs {
 		q.spans = append(q.spans, span{a.keyStart + base, a.keyEnd + base, a.valueEnd + base})
 	}
-	q.records = append(q.records, record{
-		texts: b.texts, level: b.level, when: b.when, pc: b.pc, proc: b.proc,
-		attrs: attrs, attrEnd: len(q.spans),
-	})
+	r := record{
+		message: b.texts[tMessage], loggerName: b.texts[tLoggerName], when: b.when, pc: b.pc,
+		level: b.level, proc: b.proc, attrs: int32(attrs), attrEnd: int32(len(q.spans)),
+	}
+	if !b.proc {
+		r.texts = int32(len(q.texts))
+		q.texts = append(q.texts, b.texts)
+	}
+	q.records = append(q.records, r)
 	q.size += size
 	c.pendingCount++
 	c.pendingSize += size
@@ -540,7 +553,14 @@ func (c *Client) encodeTaken() {
 		b.scratch = q.text
 		for i := range q.records {
 			r := &q.records[i]
-			b.texts, b.level, b.when, b.pc, b.proc = r.texts, r.level, r.when, r.pc, r.proc
+			if r.proc {
+				b.texts = [numTexts]string{}
+				c.fillDefaults(b, r.when)
+				b.texts[tLoggerName], b.texts[tMessage] = r.loggerName, r.message
+			} else {
+				b.texts, b.when, b.proc = q.texts[r.texts], r.when, false
+			}
+			b.level, b.pc = r.level, r.pc
 			b.attrs = q.spans[r.attrs:r.attrEnd]
 			var err error
 			if frames, err = c.appendFrame(frames, b); err != nil {
@@ -550,7 +570,8 @@ func (c *Client) encodeTaken() {
 			encoded++
 		}
 		clear(q.records) // let the strings go
-		q.records, q.text, q.spans, q.size = q.records[:0], q.text[:0], q.spans[:0], 0
+		clear(q.texts)
+		q.records, q.texts, q.text, q.spans, q.size = q.records[:0], q.texts[:0], q.text[:0], q.spans[:0], 0
 	}
 	b.texts, b.scratch, b.attrs = [numTexts]string{}, nil, nil
 

@@ -122,8 +122,9 @@ type builder struct {
 	level Level
 	when  time.Time // non-zero: formatted into the timestamp when encoding
 	pc    uintptr   // non-zero: the source fields are resolved from it when encoding
-	// proc: the client filled host, process and service names, and no text but the
-	// logger name, the message and the time: the sender may start from a template.
+	// proc: the client filled host, process and service names (fillDefaults), and no
+	// text but the logger name and the message: the queue keeps only those two, and the
+	// sender starts from a template.
 	proc    bool
 	scratch []byte
 	attrs   []span

@@ -10,7 +10,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 # gRPC's core prints its own errors (e.g. for a port in use) to stderr; the server reports
 # those failures itself, in one line. It reads this once, at import. The user's value wins.
@@ -25,7 +25,7 @@ from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
 from log_server.generated import log_service_pb2 as pb
 from log_server.health import Health
-from log_server.protocol.proto_codec import BatchDecoder
+from log_server.protocol.proto_codec import BatchDecoder, batch_pieces
 from log_server.sources.source import ListenError
 
 if TYPE_CHECKING:
@@ -47,6 +47,11 @@ STREAM_ENDED_AT_SHUTDOWN = (
     "the log server is shutting down; the messages of this stream so far were accepted"
 )
 
+# HTTP/2 streams (calls) one connection may have open at once: the least RFC 9113 (6.5.2)
+# recommends; nginx allows 128, Go's HTTP/2 server 250. Without it one connection held
+# 10,000 idle streams.
+MAX_STREAMS_PER_CONNECTION = 100
+
 # Every successful call gets the same answer: serialized once (handlers return bytes).
 _ACCEPTED: bytes = pb.LogResponse(success=True).SerializeToString()
 
@@ -60,7 +65,11 @@ class LogServiceHandler:
     LogRequest get INVALID_ARGUMENT and a log line rather than grpc's generic UNKNOWN."""
 
     def __init__(
-        self, pipeline: LogPipeline, events: ServerEvents, decode_batch: BatchDecoder
+        self,
+        pipeline: LogPipeline,
+        events: ServerEvents,
+        decode_batch: BatchDecoder,
+        max_batch: int = 10_000,
     ) -> None:
         self.pipeline = pipeline
         self.events = events
@@ -69,10 +78,10 @@ class LogServiceHandler:
         # message (None while it handles one), and those ended by end_idle_streams.
         self._streams_waiting: dict[asyncio.Task[Any], float | None] = {}
         self._streams_ended: set[asyncio.Task[Any]] = set()
+        self.max_batch = max_batch
+        self._waiting_bytes = 0  # of the requests waiting for room in the queue
 
     async def log_message(self, raw: bytes, context: Any) -> bytes:
-        if not self.pipeline.has_room:
-            await self._wait_for_room(context)
         await self._accept(as_batch(raw), context, "LogMessage")
         return await self._answer(context)
 
@@ -84,8 +93,6 @@ class LogServiceHandler:
         try:
             async for raw in raw_requests:
                 waiting[task] = None
-                if not self.pipeline.has_room:
-                    await self._wait_for_room(context)
                 await self._accept(as_batch(raw), context, "StreamLogs")
                 waiting[task] = time.monotonic()
         except asyncio.CancelledError:
@@ -110,8 +117,6 @@ class LogServiceHandler:
         return len(self._streams_waiting)
 
     async def log_batch(self, raw: bytes, context: Any) -> bytes:
-        if not self.pipeline.has_room:
-            await self._wait_for_room(context)
         await self._accept(raw, context, "LogBatch")
         return await self._answer(context)
 
@@ -125,16 +130,36 @@ class LogServiceHandler:
         return _ACCEPTED
 
     async def _accept(self, batch: bytes, context: Any, method: str) -> None:
-        """Decode, number and queue the messages of a LogBatchRequest's bytes."""
+        """Decode, number and queue the messages of a LogBatchRequest's bytes, a bounded
+        piece at a time: the event loop runs between pieces, and each piece waits for
+        room in the queue. A large batch's messages keep their order but may be
+        interleaved with other clients' messages between pieces."""
         try:
-            lines, count = self.decode_batch(batch, self.pipeline.next_seq, now_iso())
-        except ValueError as exc:
-            reason = str(exc)
-            if method != "LogBatch":
-                reason = reason.replace("LogBatchRequest", "LogRequest")
-            self.events.grpc_request_failed(method, context.peer(), reason)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
-        self.pipeline.submit_formatted(lines, count)
+            pieces = batch_pieces(batch, self.max_batch)
+        except ValueError as exc:  # BatchTooLarge too: the request can never succeed
+            await self._refuse(context, method, str(exc))
+        accepted = 0
+        for number, piece in enumerate(pieces):
+            if number:
+                await asyncio.sleep(0)
+            await self._wait_for_room(context, len(batch))
+            try:
+                lines, count = self.decode_batch(piece, self.pipeline.next_seq, now_iso())
+            except ValueError as exc:
+                reason = str(exc)
+                if accepted:
+                    reason += f" (the {accepted} messages before it were accepted)"
+                await self._refuse(context, method, reason)
+            self.pipeline.submit_formatted(lines, count)
+            accepted += count
+
+    async def _refuse(self, context: Any, method: str, reason: str) -> NoReturn:
+        """INVALID_ARGUMENT with the reason, and a log line: the request can never succeed."""
+        if method != "LogBatch":
+            reason = reason.replace("LogBatchRequest", "LogRequest")
+        self.events.grpc_request_failed(method, context.peer(), reason)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
+        raise AssertionError("abort returns only by raising")
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         return {
@@ -143,17 +168,41 @@ class LogServiceHandler:
             "LogBatch": grpc.unary_unary_rpc_method_handler(self.log_batch),
         }
 
-    async def _wait_for_room(self, context: Any) -> None:
-        if self.pipeline.has_room:
+    async def _wait_for_room(self, context: Any, size: int) -> None:
+        """Until the queue has room, for at most ADMISSION_WAIT_S (or the call's deadline).
+        Room is checked again after every wake-up, since the calls woken with this one may
+        have filled the queue already. The requests that wait may hold at most
+        --max_queue_bytes between them; a call past that is told UNAVAILABLE at once."""
+        pipeline = self.pipeline
+        if pipeline.has_room:
             return
+        if self._waiting_bytes + size > pipeline.max_queue_bytes:
+            await self._unavailable(
+                context,
+                "the log server's queue is full and enough calls are waiting for room "
+                "already (--max_queue_bytes); retry later",
+            )
+        loop = asyncio.get_running_loop()
         remaining = context.time_remaining()
-        timeout = ADMISSION_WAIT_S if remaining is None else min(ADMISSION_WAIT_S, remaining)
+        wait_s = ADMISSION_WAIT_S if remaining is None else min(ADMISSION_WAIT_S, remaining)
+        deadline = loop.time() + wait_s
+        self._waiting_bytes += size
         try:
-            await asyncio.wait_for(self.pipeline.wait_for_room(), timeout)
-        except TimeoutError:
-            reason = "the log server is not keeping up (writes failing or slow); retry later"
-            self.events.grpc_request_failed("LogService", context.peer(), reason)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
+            while not pipeline.has_room:
+                try:
+                    await asyncio.wait_for(pipeline.wait_for_room(), deadline - loop.time())
+                except TimeoutError:
+                    await self._unavailable(
+                        context,
+                        "the log server is not keeping up (writes failing or slow); retry later",
+                    )
+        finally:
+            self._waiting_bytes -= size
+
+    async def _unavailable(self, context: Any, reason: str) -> NoReturn:
+        self.events.grpc_request_failed("LogService", context.peer(), reason)
+        await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
+        raise AssertionError("abort returns only by raising")
 
 
 def as_batch(request: bytes) -> bytes:
@@ -180,10 +229,15 @@ class GrpcSource:
         web: Policy | None = None,
         max_connections: int = 1024,
         read_timeout_s: float = 0.0,
+        max_batch: int = 10_000,
+        max_request_bytes: int = 4 * 1024 * 1024,
+        max_calls: int = 1024,
     ) -> None:
         """`web`: serve gRPC-Web too, through a front listener with this CORS/Host policy."""
         self.host, self.port, self.grace_s = host, port, grace_s
-        self.handler = LogServiceHandler(pipeline, events, decode_batch)
+        self.max_request_bytes = max_request_bytes
+        self.max_calls, self.max_connections = max_calls, max_connections
+        self.handler = LogServiceHandler(pipeline, events, decode_batch, max_batch)
         self.front: GrpcWebFront | None = None
         if web is not None:
             from log_server.sources.grpc_web import GrpcWebFront
@@ -222,7 +276,18 @@ class GrpcSource:
 
     async def _serve(self, address: str) -> int:
         """grpcio on a gRPC address (`host:port`, `unix:/path`); the bound port."""
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        options = [
+            ("grpc.so_reuseport", 0),
+            # grpcio refuses a larger request itself, with RESOURCE_EXHAUSTED, before
+            # reading it whole.
+            ("grpc.max_receive_message_length", self.max_request_bytes),
+            ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+            # --max_connections bounds the gRPC listener's connections as it does TCP's:
+            # past it grpcio closes a new connection at once.
+            ("grpc.max_allowed_incoming_connections", self.max_connections),
+        ]
+        # Past max_calls grpcio answers RESOURCE_EXHAUSTED before reading the request.
+        server = grpc.aio.server(options=options, maximum_concurrent_rpcs=self.max_calls)
         handlers = self.handler.method_handlers()
         server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(name, handlers) for name in SERVICE_NAMES]

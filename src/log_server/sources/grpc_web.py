@@ -108,6 +108,15 @@ class FrontConnection(asyncio.Protocol):
     def in_request(self) -> bool:
         return self._web is not None and self._web.in_request and self._serving is None
 
+    @property
+    def relaying(self) -> bool:
+        return self._relaying
+
+    @property
+    def serving_task(self) -> asyncio.Task[None] | None:
+        """The call that is waiting (for room or for the disk), if any."""
+        return self._serving
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.transport = transport
@@ -205,27 +214,39 @@ class FrontConnection(asyncio.Protocol):
         return True
 
     async def _serve(self, call: Call) -> None:
-        pipeline = self.front.handler.pipeline
+        """A call that waits: for room in the queue, or for the disk (`log-ack: durable`).
+        Reading stays paused meanwhile, so one connection holds one call at a time."""
         try:
-            if not pipeline.has_room:
-                timeout = ADMISSION_WAIT_S
-                if call.timeout_s is not None:
-                    timeout = min(timeout, call.timeout_s)
-                try:
-                    await asyncio.wait_for(pipeline.wait_for_room(), timeout)
-                except TimeoutError:
-                    reason = "the log server is not keeping up (writes failing or slow); retry"
-                    self.front.refusals.refuse(self.peer, "unavailable", reason)
-                    self._answer(GrpcStatus.UNAVAILABLE, reason)
-                    return
-            if self._accept(call, answer=False) and call.ack_durable:
-                await pipeline.wait_durable(pipeline.sequencer.last_issued)
-                self._answer(GrpcStatus.OK, payload=_ACCEPTED)
+            await self._serve_waiting(call)
         finally:
             self._serving = None
         if self.transport is not None and not self._closed:
             self.transport.resume_reading()
             self._serve_events()
+
+    async def _serve_waiting(self, call: Call) -> None:
+        pipeline = self.front.handler.pipeline
+        if not pipeline.has_room:
+            timeout = ADMISSION_WAIT_S
+            if call.timeout_s is not None:
+                timeout = min(timeout, call.timeout_s)
+            try:
+                await asyncio.wait_for(pipeline.wait_for_room(), timeout)
+            except TimeoutError:
+                reason = "the log server is not keeping up (writes failing or slow); retry"
+                self.front.refusals.refuse(self.peer, "unavailable", reason)
+                self._answer(GrpcStatus.UNAVAILABLE, reason)
+                return
+        if not self._accept(call, answer=False) or not call.ack_durable:
+            return
+        try:
+            await asyncio.wait_for(
+                pipeline.wait_durable(pipeline.sequencer.last_issued), call.timeout_s
+            )
+        except TimeoutError:
+            self._answer(GrpcStatus.DEADLINE_EXCEEDED, "not durable before the deadline")
+        else:
+            self._answer(GrpcStatus.OK, payload=_ACCEPTED)
 
     def _accept(self, call: Call, answer: bool = True) -> bool:
         """Decode, number and queue; answers at once unless told to wait (durable acks)."""
@@ -272,7 +293,8 @@ class FrontConnection(asyncio.Protocol):
 
 
 class GrpcWebFront:
-    """Listens on the gRPC port; grpcio itself listens on `upstream_path` only."""
+    """Listens on the gRPC port and serves gRPC-Web; GrpcSource runs grpcio on
+    `upstream_address` only, and native gRPC reaches it through here."""
 
     def __init__(
         self,
@@ -303,6 +325,7 @@ class GrpcWebFront:
         return f"unix:{self.upstream_path}"
 
     async def start(self, host: str, port: int) -> int:
+        """Bind the gRPC port; the bound port. Raises OSError."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: FrontConnection(self), host, port, reuse_address=True, backlog=1024
@@ -322,7 +345,7 @@ class GrpcWebFront:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for connection in list(self.connections):
-                if connection._relaying or connection._serving is not None:
+                if connection.relaying or connection.serving_task is not None:
                     continue
                 stalled_s = now - connection.last_data_at
                 if stalled_s < self.read_timeout_s:
@@ -343,13 +366,11 @@ class GrpcWebFront:
             self._server.close()
 
     async def drain(self, max_s: float) -> None:
-        """Let calls in progress finish (up to `max_s`), then close every connection left;
-        relayed ones are closed by grpcio's own graceful stop first."""
-        deadline = time.monotonic() + max_s
-        while any(c._serving is not None for c in self.connections):
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.02)
+        """Let gRPC-Web calls in progress finish (up to `max_s`, while grpcio's graceful
+        stop sends its GOAWAY through the relays), then close every connection left."""
+        waiting = [c.serving_task for c in self.connections if c.serving_task is not None]
+        if waiting and max_s > 0:
+            await asyncio.wait(waiting, timeout=max_s)
         for connection in list(self.connections):
             connection.close()
         if self._server is not None:
