@@ -58,3 +58,10 @@ def test_unknown_fields_are_skipped_and_not_counted() -> None:
 def test_bytes_that_are_not_a_batch_are_refused(data: bytes) -> None:
     with pytest.raises(ValueError, match="not a logservice.LogBatchRequest"):
         batch_pieces(data, max_entries=10_000)
+
+
+def test_an_entry_whose_tag_is_not_minimally_encoded_is_counted() -> None:
+    """0x8A 0x00 is field 1, length-delimited, too: decoders take it as an entry."""
+    assert pb.LogBatchRequest.FromString(b"\x8a\x00\x00" * 3).requests.__len__() == 3
+    with pytest.raises(BatchTooLarge):
+        batch_pieces(b"\x8a\x00\x00" * 10_001, max_entries=10_000)
