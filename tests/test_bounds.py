@@ -326,3 +326,45 @@ def test_grpc_web_has_the_same_batch_and_size_bounds(
     response = grpc_web_call(server, "/logservice.LogService/LogBatch", b"\x0a\x00" * 10_000)
     assert response.status == 200 and response.getheader("grpc-status") is None
     server.wait_for(lambda lines: len(lines) >= 10_000)
+
+
+def test_grpc_web_callers_past_the_waiting_budget_are_told_unavailable_at_once(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    """Item 9 on the gRPC-Web path: each connection's call waited for room holding its
+    request, and all were let in at once when room came. Now they share native gRPC's
+    admission (LogServiceHandler.wait_for_room)."""
+    server = server_factory("--max_queue_bytes", "1MB")
+    server.send(msg_frame(message="warm up"))
+    server.wait_for_text("warm up")
+    request = pb.LogBatchRequest(
+        requests=[pb.LogRequest(message="w" * 1000) for _ in range(1000)]
+    ).SerializeToString()
+    answers: list[http.client.HTTPResponse] = []
+
+    def web_call() -> None:
+        answers.append(grpc_web_call(server, "/logservice.LogService/LogBatch", request))
+
+    with stalled_disk(server):
+        flood = Flood(server, numbered_frames("fill", 100_000))
+        flood.start()
+        for _ in range(100):  # until intake has paused: the queue stops growing
+            before = queued_lines(server)
+            time.sleep(0.1)
+            if before and queued_lines(server) == before:
+                break
+        callers = [threading.Thread(target=web_call, daemon=True) for _ in range(20)]
+        for caller in callers:
+            caller.start()
+        for _ in range(600):  # until all but one have their answer
+            if len(answers) >= 19:
+                break
+            time.sleep(0.05)
+        assert len(answers) == 19 and sum(c.is_alive() for c in callers) == 1
+        assert all(a.getheader("grpc-status") == "14" for a in answers)
+        assert all("calls are waiting for room" in a.getheader("grpc-message", "") for a in answers)
+    for caller in callers:
+        caller.join(timeout=60)
+    assert len(answers) == 20 and answers[-1].getheader("grpc-status") is None
+    flood.join(timeout=120)
+    assert not flood.errors

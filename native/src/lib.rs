@@ -389,5 +389,6 @@ fn log_server_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ConnectionDecoder>()?;
     m.add_function(wrap_pyfunction!(encode::encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(proto::decode_log_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(proto::log_batch_piece_ends, m)?)?;
     Ok(())
 }

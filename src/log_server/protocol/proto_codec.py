@@ -71,12 +71,36 @@ def batch_decoder(use_native: bool, line_format: str) -> BatchDecoder:
 # of up to 2,000, so most requests are one or two pieces.
 PIECE_ENTRIES = 1000
 
+# Field 1 (`requests`), length-delimited: the tag of every entry of a LogBatchRequest.
+ENTRY_TAG = 0x0A
+
+try:
+    from log_server_native import log_batch_piece_ends as _native_piece_ends
+except ImportError:  # not built, or built before it had the scan
+    _native_piece_ends = None
+
 
 class BatchTooLarge(ValueError):
     """More entries in one LogBatchRequest than --grpc_max_batch allows."""
 
 
 def batch_pieces(data: bytes, max_entries: int, piece_entries: int = PIECE_ENTRIES) -> list[bytes]:
+    """`python_batch_pieces`, by the compiled decoder when it is installed: the scan in
+    Python costs half as much as decoding the batch (190 against 435 µs for 1,000
+    messages), the compiled one 4 µs."""
+    end = len(data)
+    if _native_piece_ends is None or end // 2 <= min(piece_entries, max_entries):
+        return python_batch_pieces(data, max_entries, piece_entries)
+    ends = _native_piece_ends(data, max_entries, piece_entries)
+    if ends is None:
+        raise _too_large(max_entries)
+    starts = [0, *ends[:-1]]
+    return [data[start:stop] for start, stop in zip(starts, ends, strict=True)]
+
+
+def python_batch_pieces(
+    data: bytes, max_entries: int, piece_entries: int = PIECE_ENTRIES
+) -> list[bytes]:
     """Split a LogBatchRequest's bytes into LogBatchRequests of at most `piece_entries`
     entries each, in order, without decoding them: a repeated field's records, cut
     between records, are each a message of the same type. Raises `BatchTooLarge` past
@@ -88,32 +112,35 @@ def batch_pieces(data: bytes, max_entries: int, piece_entries: int = PIECE_ENTRI
     pieces: list[bytes] = []
     start = pos = entries = in_piece = 0
     while pos < end:
-        if data[pos] == 0x0A:  # field 1 (requests), length-delimited: nearly every byte
-            if in_piece == piece_entries:
-                pieces.append(data[start:pos])
-                start, in_piece = pos, 0
-            if pos + 1 < end and data[pos + 1] < 0x80:
-                pos += 2 + data[pos + 1]
-            else:
-                length, pos = _varint(data, pos + 1, end)
-                pos += length
+        field_start = pos
+        if data[pos] == ENTRY_TAG and pos + 1 < end and data[pos + 1] < 0x80:
+            pos += 2 + data[pos + 1]  # an entry with a short length: nearly every field
             if pos > end:
                 raise ValueError("not a logservice.LogBatchRequest: truncated field")
-            entries += 1
-            if entries > max_entries:
-                raise BatchTooLarge(
-                    f"more than {max_entries} messages in one LogBatchRequest "
-                    "(--grpc_max_batch): send them in smaller batches"
-                )
-            in_piece += 1
-            continue
-        pos = _skip_other_field(data, pos, end)
+        else:
+            tag, pos = _skip_field(data, pos, end)
+            if tag != ENTRY_TAG:  # an unknown field, which decoders skip too
+                continue
+        entries += 1
+        if entries > max_entries:
+            raise _too_large(max_entries)
+        if in_piece == piece_entries:
+            pieces.append(data[start:field_start])
+            start, in_piece = field_start, 0
+        in_piece += 1
     pieces.append(data[start:end])
     return pieces
 
 
-def _skip_other_field(data: bytes, pos: int, end: int) -> int:
-    """Past a field that is not an entry (an unknown field, which decoders skip too)."""
+def _too_large(max_entries: int) -> BatchTooLarge:
+    return BatchTooLarge(
+        f"more than {max_entries} messages in one LogBatchRequest "
+        "(--grpc_max_batch): send them in smaller batches"
+    )
+
+
+def _skip_field(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """(its tag, the position after it) of the field at `pos`."""
     tag, pos = _varint(data, pos, end)
     wire_type = tag & 7
     if wire_type == 2:
@@ -129,7 +156,7 @@ def _skip_other_field(data: bytes, pos: int, end: int) -> int:
         raise ValueError(f"not a logservice.LogBatchRequest: field of wire type {wire_type}")
     if pos > end:
         raise ValueError("not a logservice.LogBatchRequest: truncated field")
-    return pos
+    return tag, pos
 
 
 def _varint(data: bytes, pos: int, end: int) -> tuple[int, int]:

@@ -164,22 +164,27 @@ class LogServiceHandler:
         }
 
     async def _wait_for_room(self, context: Any, size: int) -> None:
-        """Until the queue has room, for at most ADMISSION_WAIT_S (or the call's deadline).
-        Room is checked again after every wake-up, since the calls woken with this one may
-        have filled the queue already. The requests that wait may hold at most
-        --max_queue_bytes between them; a call past that is told UNAVAILABLE at once."""
+        refusal = await self.wait_for_room(size, context.time_remaining())
+        if refusal is not None:
+            await self._unavailable(context, refusal)
+
+    async def wait_for_room(self, size: int, timeout_s: float | None) -> str | None:
+        """Until the queue has room for a request of `size` bytes, for at most
+        ADMISSION_WAIT_S (or `timeout_s`, the call's deadline): None, or why the call
+        should be told UNAVAILABLE. Room is checked again after every wake-up, since the
+        calls woken with this one may have filled the queue already. The requests that
+        wait may hold at most --max_queue_bytes between them; past that a call is refused
+        at once. Shared by native gRPC and gRPC-Web."""
         pipeline = self.pipeline
         if pipeline.has_room:
-            return
+            return None
         if self._waiting_bytes + size > pipeline.max_queue_bytes:
-            await self._unavailable(
-                context,
+            return (
                 "the log server's queue is full and enough calls are waiting for room "
-                "already (--max_queue_bytes); retry later",
+                "already (--max_queue_bytes); retry later"
             )
         loop = asyncio.get_running_loop()
-        remaining = context.time_remaining()
-        wait_s = ADMISSION_WAIT_S if remaining is None else min(ADMISSION_WAIT_S, remaining)
+        wait_s = ADMISSION_WAIT_S if timeout_s is None else min(ADMISSION_WAIT_S, timeout_s)
         deadline = loop.time() + wait_s
         self._waiting_bytes += size
         try:
@@ -187,12 +192,10 @@ class LogServiceHandler:
                 try:
                     await asyncio.wait_for(pipeline.wait_for_room(), deadline - loop.time())
                 except TimeoutError:
-                    await self._unavailable(
-                        context,
-                        "the log server is not keeping up (writes failing or slow); retry later",
-                    )
+                    return "the log server is not keeping up (writes failing or slow); retry later"
         finally:
             self._waiting_bytes -= size
+        return None
 
     async def _unavailable(self, context: Any, reason: str) -> NoReturn:
         self.events.grpc_request_failed("LogService", context.peer(), reason)

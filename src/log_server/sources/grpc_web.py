@@ -29,7 +29,7 @@ from log_server.protocol.grpc_web import (
     Refused,
 )
 from log_server.protocol.proto_codec import batch_pieces
-from log_server.sources.grpc import _ACCEPTED, ADMISSION_WAIT_S, LogServiceHandler, as_batch
+from log_server.sources.grpc import _ACCEPTED, LogServiceHandler, as_batch
 
 # A refusal of each kind writes one line at most this often; the next line says how many
 # were refused in between (a browser page in a loop must not flood the log with its errors).
@@ -226,18 +226,13 @@ class FrontConnection(asyncio.Protocol):
             self._serve_events()
 
     async def _serve_waiting(self, call: Call) -> None:
-        pipeline = self.front.handler.pipeline
-        if not pipeline.has_room:
-            timeout = ADMISSION_WAIT_S
-            if call.timeout_s is not None:
-                timeout = min(timeout, call.timeout_s)
-            try:
-                await asyncio.wait_for(pipeline.wait_for_room(), timeout)
-            except TimeoutError:
-                reason = "the log server is not keeping up (writes failing or slow); retry"
-                self.front.refusals.refuse(self.peer, "unavailable", reason)
-                self._answer(GrpcStatus.UNAVAILABLE, reason)
-                return
+        handler = self.front.handler
+        pipeline = handler.pipeline
+        refusal = await handler.wait_for_room(len(call.message), call.timeout_s)
+        if refusal is not None:
+            self.front.refusals.refuse(self.peer, "unavailable", refusal)
+            self._answer(GrpcStatus.UNAVAILABLE, refusal)
+            return
         if not self._accept(call, answer=False) or not call.ack_durable:
             return
         try:
