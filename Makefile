@@ -15,15 +15,24 @@ export CARGO_TARGET_DIR := $(CURDIR)/native/target
 FUZZ_SECONDS ?= 60
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "make: $(PYTHON) is missing or older than Python 3.11, which log_server needs (PYTHON=python3.12 make ... picks another)"; exit 1; }
+	@echo "make: creating the virtual environment $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make: could not create $(VENV): Python's venv module is missing (Debian: apt-get install python3-venv)"; exit 1; }
 
 $(STAMP): $(BIN)/python pyproject.toml clients/python/pyproject.toml
+	@echo "make: installing the server, the Python client and the test tools into $(VENV) (pip; about a minute the first time)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]' -e 'clients/python[grpc]'
 	touch $(STAMP)
 
 # The compiled TCP decoder (Rust, built by maturin from crates.io sources).
+# Checked first: without cargo, maturin would quietly download a private Rust toolchain.
 $(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
+	@command -v cargo >/dev/null || { echo "make: cargo not found: the compiled decoder (native/) needs Rust >= 1.87 with cargo (https://rustup.rs)"; exit 1; }
+	@cargo --version | awk '{ split($$2, v, "."); if (v[1] == 1 && v[2] < 87) { print "make: " $$0 " is older than 1.87, which native/ needs (rustup update)"; exit 1 } }'
+	@command -v cc >/dev/null || { echo "make: no C linker (cc) found: Rust needs one to link native/ (Debian: apt-get install gcc)"; exit 1; }
+	@echo "make: building the compiled decoder native/ with cargo and maturin (a few minutes the first time)"
 	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps ./native
 	touch $(NATIVE_STAMP)
 

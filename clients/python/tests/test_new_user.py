@@ -198,3 +198,15 @@ def test_log_send_names_the_unix_socket_it_cannot_reach(tmp_path: Path) -> None:
     assert result.stderr.decode() == (
         f"log_send: error: cannot reach the log server at {path}: No such file or directory\n"
     )
+
+
+def test_grpc_client_replaces_text_that_is_not_utf8(server: RunningServer) -> None:
+    """protobuf refuses a str with lone surrogates; the gRPC client replaces them as the TCP
+    encoders do, instead of failing the whole batch."""
+    client = GrpcLogClient(f"127.0.0.1:{server.grpc_port}")
+    message = NOT_UTF8_ARG.decode("utf-8", "surrogateescape")
+    client.log("info", message, attributes={"k": message})
+    assert client.flush(20), client.last_error
+    client.close()
+    expected = NOT_UTF8_ARG.decode("utf-8", "replace")
+    assert server.wait_for_line(expected).endswith(f' k="{expected}"')

@@ -28,10 +28,10 @@ _LEVELS = {
 _LEVEL_NUMBERS = {number: int(level) for number, level in _LEVELS.items() if number}
 _formatter = logging.Formatter()
 # What every LogRecord has (and what formatters add); any other key came from `extra=`.
-STANDARD_RECORD_KEYS = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
-    | {"message", "asctime", "taskName"}
-)
+_PLAIN_RECORD = logging.LogRecord("", 0, "", 0, "", None, None).__dict__
+STANDARD_RECORD_KEYS = frozenset(_PLAIN_RECORD.keys() | {"message", "asctime", "taskName"})
+# A record with no more keys than a plain one has no `extra=`: one len() on the hot path.
+_PLAIN_RECORD_SIZE = len(_PLAIN_RECORD)
 
 
 def to_server_level(levelno: int) -> Level:
@@ -75,10 +75,11 @@ class LogServerHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             level = _LEVEL_NUMBERS.get(record.levelno) or int(to_server_level(record.levelno))
-            if record.__dict__.keys() - STANDARD_RECORD_KEYS:
-                frame = self._encoder.encode_texts(
-                    level, self.texts(record), self.attributes(record)
-                )
+            attributes = (
+                self.attributes(record) if len(record.__dict__) > _PLAIN_RECORD_SIZE else ()
+            )
+            if attributes:
+                frame = self._encoder.encode_texts(level, self.texts(record), attributes)
             else:
                 frame = self._encoder.encode_texts(level, self.texts(record))
             self.client.send_frame(frame)
