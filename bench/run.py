@@ -447,6 +447,167 @@ def bench_grpc_unary(n: int, in_flight: int = 64) -> dict[str, Any]:
     return row
 
 
+FRONT_RUNS = 5
+
+
+def _native_rates(port: int, unary_n: int, batches: list[bytes]) -> tuple[float, float]:
+    """Native gRPC: unary LogMessage calls/s (64 in flight, one grpc.aio channel) and
+    LogBatch messages/s (4 in flight; the clock stops at the last answer)."""
+    import asyncio
+
+    import grpc
+
+    from log_server.generated import log_service_pb2 as pb
+
+    body = pb.LogRequest(level=pb.INFO, message="front bench").SerializeToString()
+
+    async def run() -> tuple[float, float]:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            unary = channel.unary_unary("/logservice.LogService/LogMessage")
+            batch = channel.unary_unary("/logservice.LogService/LogBatch")
+            await unary(body, timeout=30)  # connected before the clock starts
+            remaining = unary_n
+
+            async def unary_worker() -> None:
+                nonlocal remaining
+                while remaining > 0:
+                    remaining -= 1
+                    await unary(body, timeout=30)
+
+            start = time.perf_counter()
+            await asyncio.gather(*[unary_worker() for _ in range(64)])
+            unary_rate = unary_n / (time.perf_counter() - start)
+            pending = list(batches)
+
+            async def batch_worker() -> None:
+                while pending:
+                    await batch(pending.pop(), timeout=60)
+
+            start = time.perf_counter()
+            await asyncio.gather(*[batch_worker() for _ in range(4)])
+            return unary_rate, len(batches) * FRONT_BATCH / (time.perf_counter() - start)
+
+    return asyncio.run(run())
+
+
+FRONT_BATCH = 1000
+
+
+def _grpc_web_rate(port: int, path: str, body: bytes, calls: int, in_flight: int) -> float:
+    """gRPC-Web calls/s: `in_flight` keep-alive HTTP/1.1 connections, one call at a time
+    each; every answer is the same bytes, so each is read by its length."""
+    import asyncio
+
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: localhost:{port}\r\n"
+        "Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n"
+        f"Origin: http://localhost:8080\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+    async def run() -> float:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        answer = await reader.readuntil(b"\r\n\r\n")
+        length = int(answer.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        size = len(answer) + length
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        writer.close()
+        remaining = calls
+
+        async def worker() -> None:
+            nonlocal remaining
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            while remaining > 0:
+                remaining -= 1
+                writer.write(request)
+                await reader.readexactly(size)
+            writer.close()
+
+        start = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(in_flight)])
+        return calls / (time.perf_counter() - start)
+
+    return asyncio.run(run())
+
+
+def bench_grpc_front(unary_n: int = 5000, batch_n: int = 100_000) -> dict[str, Any]:
+    """Native gRPC through the gRPC-Web front listener (the default) against grpcio bound
+    to the port directly (--no_grpc_web), interleaved, FRONT_RUNS runs each, medians; and
+    gRPC-Web unary and LogBatch figures from the same servers."""
+    from log_server.generated import log_service_pb2 as pb
+
+    request = pb.LogRequest(level=pb.INFO, message="front bench", hostname="bench-host")
+    batch = pb.LogBatchRequest(requests=[request] * FRONT_BATCH).SerializeToString()
+    batches = [batch] * (batch_n // FRONT_BATCH)
+    framed_one = b"\x00" + len(request.SerializeToString()).to_bytes(4, "big")
+    framed_one += request.SerializeToString()
+    framed_batch = b"\x00" + len(batch).to_bytes(4, "big") + batch
+    rates: dict[str, list[float]] = {
+        key: []
+        for key in (
+            "direct_unary",
+            "front_unary",
+            "direct_batch",
+            "front_batch",
+            "web_unary",
+            "web_batch",
+        )
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-front-") as tmp:
+        for run in range(FRONT_RUNS):
+            # the order alternates so that neither side always runs on a warmer machine
+            for mode in ("direct", "front") if run % 2 == 0 else ("front", "direct"):
+                args = ["--no_grpc_web"] if mode == "direct" else []
+                log_dir = Path(tmp) / f"{mode}-{run}"
+                max_files = str(2 * batch_n * 100 // (10 * 1024 * 1024) + 5)
+                proc, _, port, _ = start_log_server(log_dir, "--max_files", max_files, *args)
+                assert port is not None
+                unary_rate, batch_rate = _native_rates(port, unary_n, batches)
+                rates[f"{mode}_unary"].append(unary_rate)
+                rates[f"{mode}_batch"].append(batch_rate)
+                if mode == "front":
+                    rates["web_unary"].append(
+                        _grpc_web_rate(
+                            port, "/logservice.LogService/LogMessage", framed_one, unary_n, 64
+                        )
+                    )
+                    rates["web_batch"].append(
+                        FRONT_BATCH
+                        * _grpc_web_rate(
+                            port, "/logservice.LogService/LogBatch", framed_batch, len(batches), 4
+                        )
+                    )
+                proc.stop()
+                shutil.rmtree(log_dir, ignore_errors=True)
+    median = {key: statistics.median(values) for key, values in rates.items()}
+    row = {
+        "name": "gRPC port: front listener vs direct, and gRPC-Web",
+        "unary_n": unary_n,
+        "batch_n": batch_n,
+        "per_call": FRONT_BATCH,
+        "direct_unary_calls_per_s": round(median["direct_unary"]),
+        "front_unary_calls_per_s": round(median["front_unary"]),
+        "unary_ratio": round(median["front_unary"] / median["direct_unary"], 3),
+        "direct_batch_msgs_per_s": round(median["direct_batch"]),
+        "front_batch_msgs_per_s": round(median["front_batch"]),
+        "batch_ratio": round(median["front_batch"] / median["direct_batch"], 3),
+        "grpc_web_unary_calls_per_s": round(median["web_unary"]),
+        "grpc_web_batch_msgs_per_s": round(median["web_batch"]),
+        "runs": {key: [round(r) for r in values] for key, values in rates.items()},
+    }
+    print(
+        f"  native gRPC through the front / direct: unary {row['front_unary_calls_per_s']:,} / "
+        f"{row['direct_unary_calls_per_s']:,} calls/s (ratio {row['unary_ratio']}), LogBatch "
+        f"{row['front_batch_msgs_per_s']:,} / {row['direct_batch_msgs_per_s']:,} msgs/s "
+        f"(ratio {row['batch_ratio']}); gRPC-Web unary {row['grpc_web_unary_calls_per_s']:,} "
+        f"calls/s, LogBatch {row['grpc_web_batch_msgs_per_s']:,} msgs/s "
+        f"(median of {FRONT_RUNS}, interleaved)",
+        flush=True,
+    )
+    return row
+
+
 def bench_handler(n: int, reps: int = 3) -> dict[str, Any]:
     """Time per `logger.info()` call in the application thread: LogServerHandler vs
     logging.FileHandler, interleaved in one run; plus messages/s until all are on disk."""
@@ -568,7 +729,15 @@ def main() -> int:
         default=3,
         help="runs of log_server and rsyslog, alternating; the medians are compared",
     )
+    parser.add_argument(
+        "--only-grpc-front",
+        action="store_true",
+        help="run only the gRPC port's front listener / gRPC-Web part",
+    )
     args = parser.parse_args()
+    if args.only_grpc_front:
+        print(json.dumps(bench_grpc_front(), indent=1))
+        return 0
     n, k = args.n, args.conns
     print(
         f"log_server benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, "
@@ -602,6 +771,8 @@ def main() -> int:
     rows.append(grpc_batch)
     unary = bench_grpc_unary(5000)
     rows.append(unary)
+    front = bench_grpc_front()
+    rows.append(front)
     latency = bench_latency(1000, 3.0)
     rows.append(latency)
     handler = bench_handler(20_000)
@@ -631,6 +802,20 @@ def main() -> int:
         ),
         ("gRPC unary vs counting grpc.aio", ">= 0.9", unary["ratio"], lambda r: r >= 0.9),
         ("gRPC unary vs lean counting server", "-", unary["ratio_to_lean"], None),
+        (
+            "native unary via gRPC-Web front vs direct",
+            ">= 0.9",
+            front["unary_ratio"],
+            lambda r: r >= 0.9,
+        ),
+        (
+            "native LogBatch via front vs direct",
+            ">= 0.9",
+            front["batch_ratio"],
+            lambda r: r >= 0.9,
+        ),
+        ("gRPC-Web unary calls/s", "-", front["grpc_web_unary_calls_per_s"], None),
+        ("gRPC-Web LogBatch msgs/s", "-", front["grpc_web_batch_msgs_per_s"], None),
         ("logger.info() vs FileHandler", "<= 1.0", handler["ratio"], lambda r: r <= 1.0),
     ]
     print("\ngoal                                  target    measured  met")

@@ -10,6 +10,7 @@ limits and pipeline as native gRPC (sources/grpc.py).
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import time
@@ -123,7 +124,7 @@ class FrontConnection(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         front = self.front
-        if len(front.connections) >= front.max_connections:
+        if front.connection_count >= front.max_connections:
             front.refusals.refuse(
                 self.peer,
                 "connections",
@@ -156,10 +157,28 @@ class FrontConnection(asyncio.Protocol):
     def _start_relay(self) -> None:
         assert self.transport is not None
         self._relaying = True
+        native_relay = self.front.native_relay
+        if native_relay is not None:
+            self._hand_over(native_relay)
+            return
         self.transport.pause_reading()
         task = asyncio.get_running_loop().create_task(self._connect_upstream())
         self.front.tasks.add(task)
         task.add_done_callback(self.front.tasks.discard)
+
+    def _hand_over(self, native_relay: Callable[[int, str, bytes], None]) -> None:
+        """The compiled relay takes a duplicate of the socket; the transport lets go of its
+        own descriptor (closing it does not end the connection while the duplicate lives)."""
+        assert self.transport is not None
+        self.transport.pause_reading()
+        sock = self.transport.get_extra_info("socket")
+        fd = os.dup(sock.fileno())
+        self.transport.abort()
+        try:
+            native_relay(fd, str(self.front.upstream_path), self._opening)
+        except OSError as exc:
+            self.front.refusals.refuse(self.peer, "relay", f"cannot relay to gRPC: {exc}")
+        self._opening = b""
 
     async def _connect_upstream(self) -> None:
         assert self.transport is not None
@@ -310,9 +329,15 @@ class GrpcWebFront:
         self.refusals = RefusalLog(handler.events)
         self.connections: set[FrontConnection] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.native_relay, self._relayed_count = _compiled_relay()
         self._private_dir: Path | None = None
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def connection_count(self) -> int:
+        """Connections open on the gRPC port, the compiled relay's included."""
+        return len(self.connections) + self._relayed_count()
 
     @property
     def upstream_path(self) -> Path:
@@ -377,3 +402,13 @@ class GrpcWebFront:
             await self._server.wait_closed()
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
+
+
+def _compiled_relay() -> tuple[Callable[[int, str, bytes], None] | None, Callable[[], int]]:
+    """The compiled relay (native/src/relay.rs) and its count of open connections, or the
+    asyncio relay above where the compiled part is not installed."""
+    try:
+        from log_server_native import relay_to_unix, relayed_connections
+    except ImportError:
+        return None, lambda: 0
+    return relay_to_unix, relayed_connections
