@@ -447,162 +447,208 @@ def bench_grpc_unary(n: int, in_flight: int = 64) -> dict[str, Any]:
     return row
 
 
-FRONT_RUNS = 5
+FRONT_ROUNDS = 12
+FRONT_BATCH = 1000
 
 
-def _native_rates(port: int, unary_n: int, batches: list[bytes]) -> tuple[float, float]:
-    """Native gRPC: unary LogMessage calls/s (64 in flight, one grpc.aio channel) and
-    LogBatch messages/s (4 in flight; the clock stops at the last answer)."""
+class _GrpcWebClient:
+    """gRPC-Web calls over `in_flight` keep-alive HTTP/1.1 connections, one call at a time
+    each; every answer is the same bytes, so each is read by its length."""
+
+    def __init__(self, port: int, path: str, body: bytes, in_flight: int) -> None:
+        self.request = (
+            f"POST {path} HTTP/1.1\r\nHost: localhost:{port}\r\n"
+            "Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n"
+            f"Origin: http://localhost:8080\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        self.port, self.in_flight = port, in_flight
+        self.streams: list[Any] = []
+        self.answer_bytes = 0
+
+    async def connect(self) -> None:
+        import asyncio
+
+        for _ in range(self.in_flight):
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            writer.write(self.request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            self.answer_bytes = len(head) + length
+            self.streams.append((reader, writer))
+
+    async def calls(self, count: int) -> None:
+        import asyncio
+
+        remaining = count
+
+        async def worker(reader: Any, writer: Any) -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                writer.write(self.request)
+                await reader.readexactly(self.answer_bytes)
+
+        await asyncio.gather(*[worker(r, w) for r, w in self.streams])
+
+    def close(self) -> None:
+        for _, writer in self.streams:
+            writer.close()
+
+
+def bench_grpc_front(unary_n: int = 6000, batch_n: int = 600_000) -> dict[str, Any]:
+    """Native gRPC through the gRPC-Web front listener (the default) against grpcio bound
+    to the port directly (--no_grpc_web), and gRPC-Web, from one client process. Both
+    servers run at once and are measured in short alternating rounds (FRONT_ROUNDS, the
+    order swapped each round), so that both see the same machine load: wall-clock rates
+    here swing by 2x between minutes. Server CPU per message, which load moves much less,
+    is given too."""
     import asyncio
 
     import grpc
 
     from log_server.generated import log_service_pb2 as pb
 
-    body = pb.LogRequest(level=pb.INFO, message="front bench").SerializeToString()
-
-    async def run() -> tuple[float, float]:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            unary = channel.unary_unary("/logservice.LogService/LogMessage")
-            batch = channel.unary_unary("/logservice.LogService/LogBatch")
-            await unary(body, timeout=30)  # connected before the clock starts
-            remaining = unary_n
-
-            async def unary_worker() -> None:
-                nonlocal remaining
-                while remaining > 0:
-                    remaining -= 1
-                    await unary(body, timeout=30)
-
-            start = time.perf_counter()
-            await asyncio.gather(*[unary_worker() for _ in range(64)])
-            unary_rate = unary_n / (time.perf_counter() - start)
-            pending = list(batches)
-
-            async def batch_worker() -> None:
-                while pending:
-                    await batch(pending.pop(), timeout=60)
-
-            start = time.perf_counter()
-            await asyncio.gather(*[batch_worker() for _ in range(4)])
-            return unary_rate, len(batches) * FRONT_BATCH / (time.perf_counter() - start)
-
-    return asyncio.run(run())
-
-
-FRONT_BATCH = 1000
-
-
-def _grpc_web_rate(port: int, path: str, body: bytes, calls: int, in_flight: int) -> float:
-    """gRPC-Web calls/s: `in_flight` keep-alive HTTP/1.1 connections, one call at a time
-    each; every answer is the same bytes, so each is read by its length."""
-    import asyncio
-
-    request = (
-        f"POST {path} HTTP/1.1\r\nHost: localhost:{port}\r\n"
-        "Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n"
-        f"Origin: http://localhost:8080\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-
-    async def run() -> float:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(request)
-        answer = await reader.readuntil(b"\r\n\r\n")
-        length = int(answer.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-        await reader.readexactly(length)
-        size = len(answer) + length
-        assert answer.startswith(b"HTTP/1.1 200 "), answer
-        writer.close()
-        remaining = calls
-
-        async def worker() -> None:
-            nonlocal remaining
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            while remaining > 0:
-                remaining -= 1
-                writer.write(request)
-                await reader.readexactly(size)
-            writer.close()
-
-        start = time.perf_counter()
-        await asyncio.gather(*[worker() for _ in range(in_flight)])
-        return calls / (time.perf_counter() - start)
-
-    return asyncio.run(run())
-
-
-def bench_grpc_front(unary_n: int = 5000, batch_n: int = 100_000) -> dict[str, Any]:
-    """Native gRPC through the gRPC-Web front listener (the default) against grpcio bound
-    to the port directly (--no_grpc_web), interleaved, FRONT_RUNS runs each, medians; and
-    gRPC-Web unary and LogBatch figures from the same servers."""
-    from log_server.generated import log_service_pb2 as pb
-
     request = pb.LogRequest(level=pb.INFO, message="front bench", hostname="bench-host")
+    one = request.SerializeToString()
     batch = pb.LogBatchRequest(requests=[request] * FRONT_BATCH).SerializeToString()
-    batches = [batch] * (batch_n // FRONT_BATCH)
-    framed_one = b"\x00" + len(request.SerializeToString()).to_bytes(4, "big")
-    framed_one += request.SerializeToString()
-    framed_batch = b"\x00" + len(batch).to_bytes(4, "big") + batch
-    rates: dict[str, list[float]] = {
-        key: []
-        for key in (
-            "direct_unary",
-            "front_unary",
-            "direct_batch",
-            "front_batch",
-            "web_unary",
-            "web_batch",
+    unary_round = unary_n // FRONT_ROUNDS
+    batches_round = batch_n // FRONT_BATCH // FRONT_ROUNDS
+    keys = ("direct_unary", "front_unary", "web_unary", "direct_batch", "front_batch", "web_batch")
+    elapsed = dict.fromkeys(keys, 0.0)
+    cpu = dict.fromkeys(keys, 0.0)
+    done = dict.fromkeys(keys, 0)
+
+    async def measure(key: str, pid: int, run: Any, messages: int) -> None:
+        cpu_before, start = loadgen.cpu_seconds(pid), time.perf_counter()
+        await run()
+        elapsed[key] += time.perf_counter() - start
+        cpu[key] += loadgen.cpu_seconds(pid) - cpu_before
+        done[key] += messages
+
+    async def main(ports: dict[str, int], pids: dict[str, int]) -> None:
+        channels = {m: grpc.aio.insecure_channel(f"127.0.0.1:{ports[m]}") for m in ports}
+        web_unary = _GrpcWebClient(
+            ports["front"],
+            "/logservice.LogService/LogMessage",
+            b"\x00" + len(one).to_bytes(4, "big") + one,
+            64,
         )
-    }
+        web_batch = _GrpcWebClient(
+            ports["front"],
+            "/logservice.LogService/LogBatch",
+            b"\x00" + len(batch).to_bytes(4, "big") + batch,
+            4,
+        )
+        await web_unary.connect()
+        await web_batch.connect()
+        unary = {
+            m: ch.unary_unary("/logservice.LogService/LogMessage") for m, ch in channels.items()
+        }
+        batched = {
+            m: ch.unary_unary("/logservice.LogService/LogBatch") for m, ch in channels.items()
+        }
+        for m in ports:
+            await unary[m](one, timeout=30)  # connected before any clock starts
+
+        def native_unary(m: str) -> Any:
+            async def run() -> None:
+                remaining = unary_round
+
+                async def worker() -> None:
+                    nonlocal remaining
+                    while remaining > 0:
+                        remaining -= 1
+                        await unary[m](one, timeout=30)
+
+                await asyncio.gather(*[worker() for _ in range(64)])
+
+            return run
+
+        def native_batch(m: str) -> Any:
+            async def run() -> None:
+                pending = batches_round
+
+                async def worker() -> None:
+                    nonlocal pending
+                    while pending > 0:
+                        pending -= 1
+                        await batched[m](batch, timeout=60)
+
+                await asyncio.gather(*[worker() for _ in range(4)])
+
+            return run
+
+        for round_no in range(FRONT_ROUNDS):
+            order = ["direct", "front", "web"]
+            if round_no % 2:
+                order.reverse()
+            for side in order:
+                pid = pids["front" if side == "web" else side]
+                if side == "web":
+                    await measure(
+                        "web_unary", pid, lambda: web_unary.calls(unary_round), unary_round
+                    )
+                    await measure(
+                        "web_batch",
+                        pid,
+                        lambda: web_batch.calls(batches_round),
+                        batches_round * FRONT_BATCH,
+                    )
+                else:
+                    await measure(f"{side}_unary", pid, native_unary(side), unary_round)
+                    await measure(
+                        f"{side}_batch", pid, native_batch(side), batches_round * FRONT_BATCH
+                    )
+        web_unary.close()
+        web_batch.close()
+        for channel in channels.values():
+            await channel.close()
+
     with tempfile.TemporaryDirectory(prefix="bench-front-") as tmp:
-        for run in range(FRONT_RUNS):
-            # the order alternates so that neither side always runs on a warmer machine
-            for mode in ("direct", "front") if run % 2 == 0 else ("front", "direct"):
-                args = ["--no_grpc_web"] if mode == "direct" else []
-                log_dir = Path(tmp) / f"{mode}-{run}"
-                max_files = str(2 * batch_n * 100 // (10 * 1024 * 1024) + 5)
-                proc, _, port, _ = start_log_server(log_dir, "--max_files", max_files, *args)
-                assert port is not None
-                unary_rate, batch_rate = _native_rates(port, unary_n, batches)
-                rates[f"{mode}_unary"].append(unary_rate)
-                rates[f"{mode}_batch"].append(batch_rate)
-                if mode == "front":
-                    rates["web_unary"].append(
-                        _grpc_web_rate(
-                            port, "/logservice.LogService/LogMessage", framed_one, unary_n, 64
-                        )
-                    )
-                    rates["web_batch"].append(
-                        FRONT_BATCH
-                        * _grpc_web_rate(
-                            port, "/logservice.LogService/LogBatch", framed_batch, len(batches), 4
-                        )
-                    )
+        max_files = "2"  # rates only: what was written is not read back
+        servers = {
+            "direct": start_log_server(
+                Path(tmp) / "direct", "--max_files", max_files, "--no_grpc_web"
+            ),
+            "front": start_log_server(Path(tmp) / "front", "--max_files", max_files),
+        }
+        try:
+            asyncio.run(
+                main(
+                    {m: int(s[2] or 0) for m, s in servers.items()},
+                    {m: s[0].pid for m, s in servers.items()},
+                )
+            )
+        finally:
+            for proc, *_ in servers.values():
                 proc.stop()
-                shutil.rmtree(log_dir, ignore_errors=True)
-    median = {key: statistics.median(values) for key, values in rates.items()}
+    rate = {k: done[k] / elapsed[k] for k in keys}
+    cpu_us = {k: cpu[k] / done[k] * 1e6 for k in keys}
     row = {
         "name": "gRPC port: front listener vs direct, and gRPC-Web",
         "unary_n": unary_n,
         "batch_n": batch_n,
         "per_call": FRONT_BATCH,
-        "direct_unary_calls_per_s": round(median["direct_unary"]),
-        "front_unary_calls_per_s": round(median["front_unary"]),
-        "unary_ratio": round(median["front_unary"] / median["direct_unary"], 3),
-        "direct_batch_msgs_per_s": round(median["direct_batch"]),
-        "front_batch_msgs_per_s": round(median["front_batch"]),
-        "batch_ratio": round(median["front_batch"] / median["direct_batch"], 3),
-        "grpc_web_unary_calls_per_s": round(median["web_unary"]),
-        "grpc_web_batch_msgs_per_s": round(median["web_batch"]),
-        "runs": {key: [round(r) for r in values] for key, values in rates.items()},
+        "rounds": FRONT_ROUNDS,
+        "direct_unary_calls_per_s": round(rate["direct_unary"]),
+        "front_unary_calls_per_s": round(rate["front_unary"]),
+        "unary_ratio": round(rate["front_unary"] / rate["direct_unary"], 3),
+        "direct_batch_msgs_per_s": round(rate["direct_batch"]),
+        "front_batch_msgs_per_s": round(rate["front_batch"]),
+        "batch_ratio": round(rate["front_batch"] / rate["direct_batch"], 3),
+        "grpc_web_unary_calls_per_s": round(rate["web_unary"]),
+        "grpc_web_batch_msgs_per_s": round(rate["web_batch"]),
+        "server_cpu_us_per_msg": {k: round(v, 3) for k, v in cpu_us.items()},
     }
     print(
         f"  native gRPC through the front / direct: unary {row['front_unary_calls_per_s']:,} / "
         f"{row['direct_unary_calls_per_s']:,} calls/s (ratio {row['unary_ratio']}), LogBatch "
         f"{row['front_batch_msgs_per_s']:,} / {row['direct_batch_msgs_per_s']:,} msgs/s "
         f"(ratio {row['batch_ratio']}); gRPC-Web unary {row['grpc_web_unary_calls_per_s']:,} "
-        f"calls/s, LogBatch {row['grpc_web_batch_msgs_per_s']:,} msgs/s "
-        f"(median of {FRONT_RUNS}, interleaved)",
+        f"calls/s, LogBatch {row['grpc_web_batch_msgs_per_s']:,} msgs/s; server CPU µs/msg "
+        f"{row['server_cpu_us_per_msg']} ({FRONT_ROUNDS} alternating rounds)",
         flush=True,
     )
     return row
@@ -736,7 +782,11 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.only_grpc_front:
-        print(json.dumps(bench_grpc_front(), indent=1))
+        row = bench_grpc_front()
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS.open("a") as fh:
+            record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node()}
+            fh.write(json.dumps({**record, "rows": [row]}) + "\n")
         return 0
     n, k = args.n, args.conns
     print(
