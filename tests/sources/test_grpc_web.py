@@ -521,3 +521,18 @@ def test_asyncio_relay_where_the_compiled_one_is_missing(tmp_path) -> None:  # t
         return pipeline.received
 
     assert asyncio.run(run()) == 151
+
+
+def test_a_refusal_that_closes_still_reaches_a_client_sending_a_big_body(
+    server: RunningServer,
+) -> None:
+    """Closing with unread input resets the connection and can destroy the answer; the
+    server reads and drops the rest first (lingering close)."""
+    assert server.grpc_port is not None
+    body = b"\x00" * (3 * 1024 * 1024)
+    head = (
+        f"POST {LOG_BATCH} HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil.example\r\n"
+        f"Content-Type: application/grpc-web\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(server.grpc_port, head + body)
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:100]

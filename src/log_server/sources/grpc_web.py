@@ -34,6 +34,11 @@ from log_server.sources.grpc import _ACCEPTED, ADMISSION_WAIT_S, LogServiceHandl
 # A refusal of each kind writes one line at most this often; the next line says how many
 # were refused in between (a browser page in a loop must not flood the log with its errors).
 REFUSAL_LOG_INTERVAL_S = 10.0
+# After a refusal that closes the connection, what the client still sends is read and
+# dropped for at most this long and this much, so that the refusal reaches it (nginx:
+# lingering_time 30 s, lingering_timeout 5 s).
+LINGER_S = 2.0
+LINGER_MAX_BYTES = 8 * 1024 * 1024
 # Above this many bytes queued towards a slow reader, the other side stops being read
 # (asyncio's default high-water mark is 64 KiB).
 RELAY_HIGH_WATER_BYTES = 256 * 1024
@@ -104,6 +109,9 @@ class FrontConnection(asyncio.Protocol):
         self._relaying = False
         self._serving: asyncio.Task[None] | None = None
         self._closed = False
+        self._lingering = False
+        self._lingered_bytes = 0
+        self._peer_done = False
 
     @property
     def in_request(self) -> bool:
@@ -141,6 +149,11 @@ class FrontConnection(asyncio.Protocol):
             self._upstream.write(data)
             return
         self.last_data_at = time.monotonic()
+        if self._lingering:
+            self._lingered_bytes += len(data)
+            if self._lingered_bytes > LINGER_MAX_BYTES and self.transport is not None:
+                self.transport.close()
+            return
         if self._web is not None:
             self._web.receive_data(data)
             self._serve_events()
@@ -221,8 +234,22 @@ class FrontConnection(asyncio.Protocol):
         out = web.data_to_send()
         if out:
             transport.write(out)
-        if web.must_close and self._serving is None:
-            transport.close()
+        if web.must_close and self._serving is None and not self._lingering:
+            self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        """Close after a refusal without losing the answer: closing a socket with unread
+        input sends a reset, which can destroy the answer before the client reads it. So
+        send FIN, read and drop what still comes, and close at the peer's FIN, after
+        LINGER_MAX_BYTES, or after LINGER_S (nginx's lingering_close does the same)."""
+        assert self.transport is not None
+        self._lingering = True
+        if self._peer_done or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.transport.resume_reading()
+        asyncio.get_running_loop().call_later(LINGER_S, self.transport.close)
 
     def _answer_at_once(self, call: Call) -> bool:
         """The common case, without a task: room in the queue and no durable ack asked."""
@@ -293,6 +320,16 @@ class FrontConnection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    def eof_received(self) -> bool | None:
+        """The client has sent all it will: answer what is complete (a call may be waiting),
+        then close; keep the connection open for writing until then."""
+        self._peer_done = True
+        if self._web is None or self._lingering:
+            return None
+        self._web.receive_data(b"")
+        self._serve_events()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
