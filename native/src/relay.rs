@@ -127,3 +127,66 @@ fn copy(reader: &mut impl Read, writer: &mut impl Write) -> io::Result<()> {
         writer.write_all(&buffer[..n])?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::os::unix::net::UnixListener;
+
+    /// grpcio's stand-in: echoes what it reads until the client half-closes, then closes.
+    fn echo_server(path: &std::path::Path) -> thread::JoinHandle<Vec<u8>> {
+        let listener = UnixListener::bind(path).unwrap();
+        thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            let mut buffer = [0u8; 4096];
+            loop {
+                let n = conn.read(&mut buffer).unwrap();
+                if n == 0 {
+                    return seen;
+                }
+                seen.extend_from_slice(&buffer[..n]);
+                conn.write_all(&buffer[..n]).unwrap();
+            }
+        })
+    }
+
+    #[test]
+    fn relays_both_ways_first_bytes_first_and_passes_the_half_close_on() {
+        let dir = std::env::temp_dir().join(format!("relay-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("grpc.sock");
+        let _ = std::fs::remove_file(&path);
+        let server = echo_server(&path);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let upstream = path.to_str().unwrap().to_owned();
+        let relaying = thread::spawn(move || relay(accepted, &upstream, b"PRI *"));
+        let mut client_in = client.try_clone().unwrap();
+        let reading = thread::spawn(move || {
+            let mut back = Vec::new();
+            client_in.read_to_end(&mut back).unwrap();
+            back
+        });
+        let big = vec![7u8; 300_000]; // several chunks, more than a socket buffer
+        client.write_all(&big).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let back = reading.join().unwrap();
+        relaying.join().unwrap().unwrap();
+        let seen = server.join().unwrap();
+        assert_eq!(&seen[..5], b"PRI *");
+        assert_eq!(seen.len(), 5 + big.len());
+        assert_eq!(back, seen, "everything came back, in order, then the close");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unreachable_upstream_is_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(relay(accepted, "/nonexistent/grpc.sock", b"").is_err());
+    }
+}
