@@ -447,6 +447,213 @@ def bench_grpc_unary(n: int, in_flight: int = 64) -> dict[str, Any]:
     return row
 
 
+FRONT_ROUNDS = 12
+FRONT_BATCH = 1000
+
+
+class _GrpcWebClient:
+    """gRPC-Web calls over `in_flight` keep-alive HTTP/1.1 connections, one call at a time
+    each; every answer is the same bytes, so each is read by its length."""
+
+    def __init__(self, port: int, path: str, body: bytes, in_flight: int) -> None:
+        self.request = (
+            f"POST {path} HTTP/1.1\r\nHost: localhost:{port}\r\n"
+            "Content-Type: application/grpc-web+proto\r\nX-Grpc-Web: 1\r\n"
+            f"Origin: http://localhost:8080\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        self.port, self.in_flight = port, in_flight
+        self.streams: list[Any] = []
+        self.answer_bytes = 0
+
+    async def connect(self) -> None:
+        import asyncio
+
+        for _ in range(self.in_flight):
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            writer.write(self.request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            self.answer_bytes = len(head) + length
+            self.streams.append((reader, writer))
+
+    async def calls(self, count: int) -> None:
+        import asyncio
+
+        remaining = count
+
+        async def worker(reader: Any, writer: Any) -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                writer.write(self.request)
+                await reader.readexactly(self.answer_bytes)
+
+        await asyncio.gather(*[worker(r, w) for r, w in self.streams])
+
+    def close(self) -> None:
+        for _, writer in self.streams:
+            writer.close()
+
+
+def bench_grpc_front(unary_n: int = 6000, batch_n: int = 600_000) -> dict[str, Any]:
+    """Native gRPC through the gRPC-Web front listener (the default) against grpcio bound
+    to the port directly (--no_grpc_web), and gRPC-Web, from one client process. Both
+    servers run at once and are measured in short alternating rounds (FRONT_ROUNDS, the
+    order swapped each round), so that both see the same machine load: wall-clock rates
+    here swing by 2x between minutes. Server CPU per message, which load moves much less,
+    is given too."""
+    import asyncio
+
+    import grpc
+
+    from log_server.generated import log_service_pb2 as pb
+
+    request = pb.LogRequest(level=pb.INFO, message="front bench", hostname="bench-host")
+    one = request.SerializeToString()
+    batch = pb.LogBatchRequest(requests=[request] * FRONT_BATCH).SerializeToString()
+    unary_round = unary_n // FRONT_ROUNDS
+    batches_round = batch_n // FRONT_BATCH // FRONT_ROUNDS
+    keys = ("direct_unary", "front_unary", "web_unary", "direct_batch", "front_batch", "web_batch")
+    elapsed = dict.fromkeys(keys, 0.0)
+    cpu = dict.fromkeys(keys, 0.0)
+    done = dict.fromkeys(keys, 0)
+
+    async def measure(key: str, pid: int, run: Any, messages: int) -> None:
+        cpu_before, start = loadgen.cpu_seconds(pid), time.perf_counter()
+        await run()
+        elapsed[key] += time.perf_counter() - start
+        cpu[key] += loadgen.cpu_seconds(pid) - cpu_before
+        done[key] += messages
+
+    async def main(ports: dict[str, int], pids: dict[str, int]) -> None:
+        channels = {m: grpc.aio.insecure_channel(f"127.0.0.1:{ports[m]}") for m in ports}
+        web_unary = _GrpcWebClient(
+            ports["front"],
+            "/logservice.LogService/LogMessage",
+            b"\x00" + len(one).to_bytes(4, "big") + one,
+            64,
+        )
+        web_batch = _GrpcWebClient(
+            ports["front"],
+            "/logservice.LogService/LogBatch",
+            b"\x00" + len(batch).to_bytes(4, "big") + batch,
+            4,
+        )
+        await web_unary.connect()
+        await web_batch.connect()
+        unary = {
+            m: ch.unary_unary("/logservice.LogService/LogMessage") for m, ch in channels.items()
+        }
+        batched = {
+            m: ch.unary_unary("/logservice.LogService/LogBatch") for m, ch in channels.items()
+        }
+        for m in ports:
+            await unary[m](one, timeout=30)  # connected before any clock starts
+
+        def native_unary(m: str) -> Any:
+            async def run() -> None:
+                remaining = unary_round
+
+                async def worker() -> None:
+                    nonlocal remaining
+                    while remaining > 0:
+                        remaining -= 1
+                        await unary[m](one, timeout=30)
+
+                await asyncio.gather(*[worker() for _ in range(64)])
+
+            return run
+
+        def native_batch(m: str) -> Any:
+            async def run() -> None:
+                pending = batches_round
+
+                async def worker() -> None:
+                    nonlocal pending
+                    while pending > 0:
+                        pending -= 1
+                        await batched[m](batch, timeout=60)
+
+                await asyncio.gather(*[worker() for _ in range(4)])
+
+            return run
+
+        for round_no in range(FRONT_ROUNDS):
+            order = ["direct", "front", "web"]
+            if round_no % 2:
+                order.reverse()
+            for side in order:
+                pid = pids["front" if side == "web" else side]
+                if side == "web":
+                    await measure(
+                        "web_unary", pid, lambda: web_unary.calls(unary_round), unary_round
+                    )
+                    await measure(
+                        "web_batch",
+                        pid,
+                        lambda: web_batch.calls(batches_round),
+                        batches_round * FRONT_BATCH,
+                    )
+                else:
+                    await measure(f"{side}_unary", pid, native_unary(side), unary_round)
+                    await measure(
+                        f"{side}_batch", pid, native_batch(side), batches_round * FRONT_BATCH
+                    )
+        web_unary.close()
+        web_batch.close()
+        for channel in channels.values():
+            await channel.close()
+
+    with tempfile.TemporaryDirectory(prefix="bench-front-") as tmp:
+        max_files = "2"  # rates only: what was written is not read back
+        servers = {
+            "direct": start_log_server(
+                Path(tmp) / "direct", "--max_files", max_files, "--no_grpc_web"
+            ),
+            "front": start_log_server(Path(tmp) / "front", "--max_files", max_files),
+        }
+        try:
+            asyncio.run(
+                main(
+                    {m: int(s[2] or 0) for m, s in servers.items()},
+                    {m: s[0].pid for m, s in servers.items()},
+                )
+            )
+        finally:
+            for proc, *_ in servers.values():
+                proc.stop()
+    rate = {k: done[k] / elapsed[k] for k in keys}
+    cpu_us = {k: cpu[k] / done[k] * 1e6 for k in keys}
+    row = {
+        "name": "gRPC port: front listener vs direct, and gRPC-Web",
+        "unary_n": unary_n,
+        "batch_n": batch_n,
+        "per_call": FRONT_BATCH,
+        "rounds": FRONT_ROUNDS,
+        "direct_unary_calls_per_s": round(rate["direct_unary"]),
+        "front_unary_calls_per_s": round(rate["front_unary"]),
+        "unary_ratio": round(rate["front_unary"] / rate["direct_unary"], 3),
+        "direct_batch_msgs_per_s": round(rate["direct_batch"]),
+        "front_batch_msgs_per_s": round(rate["front_batch"]),
+        "batch_ratio": round(rate["front_batch"] / rate["direct_batch"], 3),
+        "grpc_web_unary_calls_per_s": round(rate["web_unary"]),
+        "grpc_web_batch_msgs_per_s": round(rate["web_batch"]),
+        "server_cpu_us_per_msg": {k: round(v, 3) for k, v in cpu_us.items()},
+    }
+    print(
+        f"  native gRPC through the front / direct: unary {row['front_unary_calls_per_s']:,} / "
+        f"{row['direct_unary_calls_per_s']:,} calls/s (ratio {row['unary_ratio']}), LogBatch "
+        f"{row['front_batch_msgs_per_s']:,} / {row['direct_batch_msgs_per_s']:,} msgs/s "
+        f"(ratio {row['batch_ratio']}); gRPC-Web unary {row['grpc_web_unary_calls_per_s']:,} "
+        f"calls/s, LogBatch {row['grpc_web_batch_msgs_per_s']:,} msgs/s; server CPU µs/msg "
+        f"{row['server_cpu_us_per_msg']} ({FRONT_ROUNDS} alternating rounds)",
+        flush=True,
+    )
+    return row
+
+
 def bench_handler(n: int, reps: int = 3) -> dict[str, Any]:
     """Time per `logger.info()` call in the application thread: LogServerHandler vs
     logging.FileHandler, interleaved in one run; plus messages/s until all are on disk."""
@@ -568,7 +775,19 @@ def main() -> int:
         default=3,
         help="runs of log_server and rsyslog, alternating; the medians are compared",
     )
+    parser.add_argument(
+        "--only-grpc-front",
+        action="store_true",
+        help="run only the gRPC port's front listener / gRPC-Web part",
+    )
     args = parser.parse_args()
+    if args.only_grpc_front:
+        row = bench_grpc_front()
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS.open("a") as fh:
+            record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node()}
+            fh.write(json.dumps({**record, "rows": [row]}) + "\n")
+        return 0
     n, k = args.n, args.conns
     print(
         f"log_server benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, "
@@ -602,6 +821,8 @@ def main() -> int:
     rows.append(grpc_batch)
     unary = bench_grpc_unary(5000)
     rows.append(unary)
+    front = bench_grpc_front()
+    rows.append(front)
     latency = bench_latency(1000, 3.0)
     rows.append(latency)
     handler = bench_handler(20_000)
@@ -631,6 +852,20 @@ def main() -> int:
         ),
         ("gRPC unary vs counting grpc.aio", ">= 0.9", unary["ratio"], lambda r: r >= 0.9),
         ("gRPC unary vs lean counting server", "-", unary["ratio_to_lean"], None),
+        (
+            "native unary via gRPC-Web front vs direct",
+            ">= 0.9",
+            front["unary_ratio"],
+            lambda r: r >= 0.9,
+        ),
+        (
+            "native LogBatch via front vs direct",
+            ">= 0.9",
+            front["batch_ratio"],
+            lambda r: r >= 0.9,
+        ),
+        ("gRPC-Web unary calls/s", "-", front["grpc_web_unary_calls_per_s"], None),
+        ("gRPC-Web LogBatch msgs/s", "-", front["grpc_web_batch_msgs_per_s"], None),
         ("logger.info() vs FileHandler", "<= 1.0", handler["ratio"], lambda r: r <= 1.0),
     ]
     print("\ngoal                                  target    measured  met")

@@ -16,6 +16,7 @@ mod blocks;
 mod encode;
 mod format;
 mod proto;
+mod relay;
 #[allow(clippy::all, dead_code, unused_parens)]
 mod logger_capnp;
 
@@ -390,5 +391,7 @@ fn log_server_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode::encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(proto::decode_log_batch, m)?)?;
     m.add_function(wrap_pyfunction!(proto::log_batch_piece_ends, m)?)?;
+    m.add_function(wrap_pyfunction!(relay::relay_to_unix, m)?)?;
+    m.add_function(wrap_pyfunction!(relay::relayed_connections, m)?)?;
     Ok(())
 }

@@ -464,3 +464,75 @@ def test_refusal_log_is_rate_limited_per_kind() -> None:
     log.refuse("p", "origin", "o")
     assert events.lines == [("o", 0), ("h", 0), ("o", 4)]
     assert log.refused == 7
+
+
+def test_relayed_native_connections_count_against_the_limit(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """Connections handed to the relay still count: two native gRPC channels fill a limit
+    of 2, and a third connection is closed at once."""
+    server = server_factory("--max_connections", "2")
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]  # channels share none
+    channels = [
+        grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}", options=own_connection)
+        for _ in range(2)
+    ]
+    try:
+        for i, channel in enumerate(channels):
+            stub = pb_grpc.LogServiceStub(channel)
+            assert stub.LogMessage(pb.LogRequest(message=f"held-{i}"), timeout=10).success
+        assert raw_exchange(server.grpc_port, b"") == b""
+        server.wait_for_text("2 connections open on the gRPC port")
+    finally:
+        for channel in channels:
+            channel.close()
+
+
+def test_asyncio_relay_where_the_compiled_one_is_missing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The Python relay (used without log_server_native), in process: real grpcio behind the
+    real front, a real grpc.aio client; unary, LogBatch and StreamLogs go through."""
+    import asyncio
+
+    from log_server.core.format import FORMATTERS
+    from log_server.core.pipeline import LogPipeline
+    from log_server.core.sequencer import Sequencer
+    from log_server.events import ServerEvents
+    from log_server.health import Health
+    from log_server.protocol.grpc_web import Policy
+    from log_server.protocol.proto_codec import batch_decoder
+    from log_server.sources.grpc import GrpcSource
+
+    async def run() -> int:
+        pipeline = LogPipeline(Sequencer(0), FORMATTERS["text"], 1 << 20)
+        events = ServerEvents("test", pipeline)
+        policy = Policy(("http://localhost:*",), ("localhost",))
+        source = GrpcSource(pipeline, events, Health(), batch_decoder(False, "text"), web=policy)
+        assert source.front is not None
+        source.front.native_relay = None
+        listener = await source.start()
+        port = int(listener.rsplit(":", 1)[1])
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.LogServiceStub(channel)
+            assert (await stub.LogMessage(pb.LogRequest(message="one"), timeout=10)).success
+            batch = pb.LogBatchRequest(requests=[pb.LogRequest(message="b")] * 100)
+            assert (await stub.LogBatch(batch, timeout=10)).success
+            requests = (pb.LogRequest(message=f"s{i}") for i in range(50))
+            assert (await stub.StreamLogs(requests, timeout=10)).success
+        source.stop_accepting()
+        await source.drain()
+        return pipeline.received
+
+    assert asyncio.run(run()) == 151
+
+
+def test_a_refusal_that_closes_still_reaches_a_client_sending_a_big_body(
+    server: RunningServer,
+) -> None:
+    """Closing with unread input resets the connection and can destroy the answer; the
+    server reads and drops the rest first (lingering close)."""
+    assert server.grpc_port is not None
+    body = b"\x00" * (3 * 1024 * 1024)
+    head = (
+        f"POST {LOG_BATCH} HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil.example\r\n"
+        f"Content-Type: application/grpc-web\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(server.grpc_port, head + body)
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:100]

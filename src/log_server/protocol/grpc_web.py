@@ -44,7 +44,10 @@ _FRAME_HEADER = struct.Struct(">BI")
 _MESSAGE_FLAG = 0x00
 _COMPRESSED_FLAG = 0x01
 _TRAILER_FLAG = 0x80
-_ALLOWED_REQUEST_HEADERS = "content-type, x-grpc-web, x-user-agent, grpc-timeout, log-ack"
+# What gRPC-Web clients send (grpc-web, Connect-ES, improbable-eng), and ours (log-ack).
+_ALLOWED_REQUEST_HEADERS = (
+    "content-type, x-grpc-web, x-user-agent, grpc-timeout, grpc-accept-encoding, log-ack"
+)
 _EXPOSED_HEADERS = "grpc-status, grpc-message"
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 _TIMEOUT_RE = re.compile(r"^(\d{1,8})([HMSmun])$")

@@ -249,7 +249,7 @@ class GrpcSource:
     @property
     def connection_count(self) -> int:
         """Connections through the gRPC-Web front (grpcio does not count its own)."""
-        return len(self.front.connections) if self.front is not None else 0
+        return self.front.connection_count if self.front is not None else 0
 
     async def start(self) -> str:
         """Bind and serve (port 0 picks a free one); the bound address. With the gRPC-Web

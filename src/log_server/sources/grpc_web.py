@@ -10,6 +10,7 @@ limits and pipeline as native gRPC (sources/grpc.py).
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import time
@@ -34,6 +35,11 @@ from log_server.sources.grpc import _ACCEPTED, LogServiceHandler, as_batch
 # A refusal of each kind writes one line at most this often; the next line says how many
 # were refused in between (a browser page in a loop must not flood the log with its errors).
 REFUSAL_LOG_INTERVAL_S = 10.0
+# After a refusal that closes the connection, what the client still sends is read and
+# dropped for at most this long and this much, so that the refusal reaches it (nginx:
+# lingering_time 30 s, lingering_timeout 5 s).
+LINGER_S = 2.0
+LINGER_MAX_BYTES = 8 * 1024 * 1024
 # Above this many bytes queued towards a slow reader, the other side stops being read
 # (asyncio's default high-water mark is 64 KiB).
 RELAY_HIGH_WATER_BYTES = 256 * 1024
@@ -104,6 +110,9 @@ class FrontConnection(asyncio.Protocol):
         self._relaying = False
         self._serving: asyncio.Task[None] | None = None
         self._closed = False
+        self._lingering = False
+        self._lingered_bytes = 0
+        self._peer_done = False
 
     @property
     def in_request(self) -> bool:
@@ -124,7 +133,7 @@ class FrontConnection(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         self.peer = f"{peername[0]}:{peername[1]}" if peername else "?"
         front = self.front
-        if len(front.connections) >= front.max_connections:
+        if front.connection_count >= front.max_connections:
             front.refusals.refuse(
                 self.peer,
                 "connections",
@@ -141,6 +150,11 @@ class FrontConnection(asyncio.Protocol):
             self._upstream.write(data)
             return
         self.last_data_at = time.monotonic()
+        if self._lingering:
+            self._lingered_bytes += len(data)
+            if self._lingered_bytes > LINGER_MAX_BYTES and self.transport is not None:
+                self.transport.close()
+            return
         if self._web is not None:
             self._web.receive_data(data)
             self._serve_events()
@@ -157,10 +171,28 @@ class FrontConnection(asyncio.Protocol):
     def _start_relay(self) -> None:
         assert self.transport is not None
         self._relaying = True
+        native_relay = self.front.native_relay
+        if native_relay is not None:
+            self._hand_over(native_relay)
+            return
         self.transport.pause_reading()
         task = asyncio.get_running_loop().create_task(self._connect_upstream())
         self.front.tasks.add(task)
         task.add_done_callback(self.front.tasks.discard)
+
+    def _hand_over(self, native_relay: Callable[[int, str, bytes], None]) -> None:
+        """The compiled relay takes a duplicate of the socket; the transport lets go of its
+        own descriptor (closing it does not end the connection while the duplicate lives)."""
+        assert self.transport is not None
+        self.transport.pause_reading()
+        sock = self.transport.get_extra_info("socket")
+        fd = os.dup(sock.fileno())
+        self.transport.abort()
+        try:
+            native_relay(fd, str(self.front.upstream_path), self._opening)
+        except OSError as exc:
+            self.front.refusals.refuse(self.peer, "relay", f"cannot relay to gRPC: {exc}")
+        self._opening = b""
 
     async def _connect_upstream(self) -> None:
         assert self.transport is not None
@@ -203,8 +235,22 @@ class FrontConnection(asyncio.Protocol):
         out = web.data_to_send()
         if out:
             transport.write(out)
-        if web.must_close and self._serving is None:
-            transport.close()
+        if web.must_close and self._serving is None and not self._lingering:
+            self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        """Close after a refusal without losing the answer: closing a socket with unread
+        input sends a reset, which can destroy the answer before the client reads it. So
+        send FIN, read and drop what still comes, and close at the peer's FIN, after
+        LINGER_MAX_BYTES, or after LINGER_S (nginx's lingering_close does the same)."""
+        assert self.transport is not None
+        self._lingering = True
+        if self._peer_done or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.transport.resume_reading()
+        asyncio.get_running_loop().call_later(LINGER_S, self.transport.close)
 
     def _answer_at_once(self, call: Call) -> bool:
         """The common case, without a task: room in the queue and no durable ack asked."""
@@ -274,6 +320,16 @@ class FrontConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def eof_received(self) -> bool | None:
+        """The client has sent all it will: answer what is complete (a call may be waiting),
+        then close; keep the connection open for writing until then."""
+        self._peer_done = True
+        if self._web is None or self._lingering:
+            return None
+        self._web.receive_data(b"")
+        self._serve_events()
+        return True
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.front.connections.discard(self)
@@ -309,9 +365,15 @@ class GrpcWebFront:
         self.refusals = RefusalLog(handler.events)
         self.connections: set[FrontConnection] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.native_relay, self._relayed_count = _compiled_relay()
         self._private_dir: Path | None = None
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def connection_count(self) -> int:
+        """Connections open on the gRPC port, the compiled relay's included."""
+        return len(self.connections) + self._relayed_count()
 
     @property
     def upstream_path(self) -> Path:
@@ -376,3 +438,13 @@ class GrpcWebFront:
             await self._server.wait_closed()
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
+
+
+def _compiled_relay() -> tuple[Callable[[int, str, bytes], None] | None, Callable[[], int]]:
+    """The compiled relay (native/src/relay.rs) and its count of open connections, or the
+    asyncio relay above where the compiled part is not installed."""
+    try:
+        from log_server_native import relay_to_unix, relayed_connections
+    except ImportError:
+        return None, lambda: 0
+    return relay_to_unix, relayed_connections
