@@ -11,7 +11,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Keep cargo's build products between installs, so a rebuild after a change is incremental.
 export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
-.PHONY: run test test-native test-go test-typescript lint typecheck check gen gen-tools bench fuzz clean
+.PHONY: run test test-native test-go test-rust test-typescript lint typecheck check gen gen-tools bench fuzz clean
 FUZZ_SECONDS ?= 60
 
 $(BIN)/python:
@@ -53,6 +53,11 @@ gen-tools: .tools/bin/capnpc-rust
 .tools/bin/capnpc-rust:
 	@command -v capnp >/dev/null || { echo "make gen: capnp not found (apt-get install capnproto)"; exit 1; }
 	cargo install --quiet --locked capnpc --version =$(CAPNPC_VERSION) --root .tools
+# The Rust client's gRPC generator (tonic-prost-build; needs Debian's protobuf-compiler).
+gen-tools: .tools/bin/log_server_client_codegen
+.tools/bin/log_server_client_codegen: clients/rust/codegen/Cargo.toml clients/rust/codegen/Cargo.lock clients/rust/codegen/src/main.rs
+	@command -v protoc >/dev/null || { echo "make gen: protoc not found (apt-get install protobuf-compiler)"; exit 1; }
+	cargo install --quiet --locked --force --path clients/rust/codegen --root .tools
 # capnpc-go at the version of the Go capnp runtime that clients/go/go.mod pins.
 gen-tools: .tools/bin/capnpc-go
 CAPNPC_GO_VERSION = $(shell cd clients/go && go list -m -f '{{.Version}}' capnproto.org/go/capnp/v3)
@@ -80,6 +85,14 @@ gen-tools: $(TS_STAMP)
 
 test-typescript: $(NATIVE_STAMP) $(TS_STAMP)
 	cd $(TS_DIR) && npm run --silent build && npm test --silent
+
+# The Rust client (clients/rust): tests and clippy with every feature. Its own target dir
+# inside the crate (git-ignored), which the interop harness's build of the conformance
+# program (`make test`) shares, so CI compiles tonic's debug build once.
+RUST_CLIENT_TARGET := $(CURDIR)/clients/rust/target
+test-rust:
+	cd clients/rust && CARGO_TARGET_DIR=$(RUST_CLIENT_TARGET) cargo test --quiet --all-features \
+		&& CARGO_TARGET_DIR=$(RUST_CLIENT_TARGET) cargo clippy --quiet --all-targets --all-features -- -D warnings
 
 bench: $(NATIVE_STAMP)
 	bash bench/setup.sh
