@@ -36,7 +36,10 @@ export interface LogClientOptions {
   callTimeoutMs?: number;
   closeTimeoutMs?: number;
   backoff?: { initialMs?: number; maxMs?: number };
-  /** Told about every delivery failure and drop; the default writes to console.error once per kind. */
+  /**
+   * Told about each failed call, each refused batch and each time the buffer starts
+   * dropping; the default writes one console.error line per kind.
+   */
   onError?: (error: Error) => void;
   /** Called once by close(), e.g. to close the transport's connections. */
   dispose?: () => void;
@@ -115,6 +118,8 @@ export class LogClient {
   private readonly counts = { delivered: 0, dropped: 0, refused: 0 };
   private batchUnimplemented = false;
   private unreportedRefusals = 0;
+  /** Set from the first drop until a message fits again: one report per episode, not per message. */
+  private dropping = false;
 
   constructor(options: LogClientOptions) {
     this.options = options;
@@ -216,9 +221,13 @@ export class LogClient {
     const limit = this.options.maxBufferedMessages ?? DEFAULT_MAX_BUFFERED_MESSAGES;
     if (this.buffer.length >= limit) {
       this.counts.dropped += 1;
-      this.report("dropped", new Error(`log buffer full (${limit} messages): dropping new messages`));
+      if (!this.dropping) {
+        this.dropping = true;
+        this.report("dropped", new Error(`log buffer full (${limit} messages): dropping new messages`));
+      }
       return;
     }
+    this.dropping = false;
     this.buffer.push(request);
     this.taken += 1;
     if (this.buffer.length >= (this.options.maxBatchMessages ?? DEFAULT_MAX_BATCH_MESSAGES)) {
