@@ -11,7 +11,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Keep cargo's build products between installs, so a rebuild after a change is incremental.
 export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
-.PHONY: run test test-native test-go test-rust lint typecheck check gen gen-tools bench fuzz clean
+.PHONY: run test test-native test-go test-rust test-typescript lint typecheck check gen gen-tools bench fuzz clean
 FUZZ_SECONDS ?= 60
 
 $(BIN)/python:
@@ -72,6 +72,19 @@ gen: $(NATIVE_STAMP) gen-tools
 # The Go client (clients/go): vet, then every test with the race detector.
 test-go:
 	cd clients/go && go vet ./... && go test -race ./...
+
+# The TypeScript client (clients/typescript): npm ci when the lock file changes, tsc, then
+# node's test runner (unit tests, the shared vectors, integrations) against the real server.
+TS_DIR := clients/typescript
+TS_STAMP := $(TS_DIR)/node_modules/.npm-ci-done
+$(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && npm ci --no-audit --no-fund
+	touch $@
+# protoc-gen-es, for make gen, comes from the package's node_modules.
+gen-tools: $(TS_STAMP)
+
+test-typescript: $(NATIVE_STAMP) $(TS_STAMP)
+	cd $(TS_DIR) && npm run --silent build && npm test --silent
 
 # The Rust client (clients/rust): tests and clippy with every feature. Its own target dir
 # inside the crate (git-ignored), which the interop harness's build of the conformance

@@ -204,6 +204,33 @@ def python_protobuf(out: Path) -> list[Path]:
     return written
 
 
+TYPESCRIPT_PACKAGE = ROOT / "clients" / "typescript"
+
+
+def typescript_protobuf(out: Path) -> list[Path]:
+    """clients/typescript/src/gen/log_service_pb.ts: messages and service descriptors from
+    protoc-gen-es (at the version package-lock.json pins), which Connect-ES uses for both
+    gRPC-Web and native gRPC. protoc is grpc_tools' copy, the one the Python stubs use."""
+    from grpc_tools import protoc
+
+    plugin = TYPESCRIPT_PACKAGE / "node_modules" / ".bin" / "protoc-gen-es"
+    if not plugin.exists():
+        raise ToolMissing(f"{plugin.relative_to(ROOT)} not found: cd clients/typescript && npm ci")
+    target_dir = out / "clients/typescript/src/gen"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        "protoc",
+        f"-I{PROTO.parent}",
+        f"--plugin=protoc-gen-es={plugin}",
+        f"--es_out={target_dir}",
+        "--es_opt=target=ts,import_extension=js",
+        PROTO.name,
+    ]
+    if protoc.main(args) != 0:
+        raise SystemExit("protoc (protoc-gen-es) failed")
+    return [target_dir / "log_service_pb.ts"]
+
+
 TARGETS: dict[str, Callable[[Path], list[Path]]] = {
     "schema copies": schema_copies,
     "raw schema": raw_schema,
@@ -212,6 +239,7 @@ TARGETS: dict[str, Callable[[Path], list[Path]]] = {
     "rust client grpc": rust_client_grpc,
     "go capnp": go_capnp,
     "python protobuf": python_protobuf,
+    "typescript protobuf": typescript_protobuf,
 }
 
 

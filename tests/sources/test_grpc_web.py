@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from support import RunningServer, seq_of
+from support import RunningServer, full_device_at, seq_of
 
 from log_server.generated import log_service_pb2 as pb
 from log_server.generated import log_service_pb2_grpc as pb_grpc
@@ -131,3 +131,336 @@ def test_unused_socket_is_harmless(server: RunningServer) -> None:
         stub = pb_grpc.LogServiceStub(channel)
         assert stub.LogMessage(pb.LogRequest(message="after"), timeout=10).success
     server.wait_for_text("after")
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    """Send bytes on a fresh socket, read until the server closes (or 10 s pass)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_preflight_from_an_allowed_origin(web: http.client.HTTPConnection) -> None:
+    web.request(
+        "OPTIONS",
+        LOG_BATCH,
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-grpc-web,x-user-agent",
+        },
+    )
+    response = web.getresponse()
+    response.read()
+    assert response.status == 204
+    assert response.getheader("Access-Control-Allow-Origin") == ORIGIN
+    assert "POST" in response.getheader("Access-Control-Allow-Methods", "")
+    allowed = response.getheader("Access-Control-Allow-Headers", "")
+    assert {"content-type", "x-grpc-web", "x-user-agent"} <= {h.strip() for h in allowed.split(",")}
+
+
+def test_refused_origin_writes_nothing(
+    server: RunningServer, web: http.client.HTTPConnection
+) -> None:
+    for method in ("OPTIONS", "POST"):
+        web.request(
+            method,
+            LOG_MESSAGE,
+            request_body("from evil") if method == "POST" else None,
+            {"Origin": "http://evil.example", "Content-Type": "application/grpc-web+proto"},
+        )
+        response = web.getresponse()
+        response.read()
+        assert response.status == 403
+        assert response.getheader("Access-Control-Allow-Origin") is None
+        web.close()
+    call(web, LOG_MESSAGE, request_body("after evil"))
+    lines = server.wait_for_text("after evil")
+    assert not any("from evil" in line for line in lines)
+    assert any("Origin 'http://evil.example' is not allowed" in line for line in lines)
+
+
+def test_refused_host_writes_nothing(server: RunningServer) -> None:
+    assert server.grpc_port is not None
+    connection = http.client.HTTPConnection("127.0.0.1", server.grpc_port, timeout=10)
+    connection.putrequest("POST", LOG_MESSAGE, skip_host=True)
+    connection.putheader("Host", f"rebound.example:{server.grpc_port}")
+    connection.putheader("Content-Type", "application/grpc-web+proto")
+    body = request_body("rebound")
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    assert response.status == 403 and response.getheader("grpc-status") == "7"
+    lines = server.wait_for_text("is not allowed (DNS rebinding guard")
+    assert not any("rebound\n" in line or line.endswith(" rebound") for line in lines)
+
+
+def test_allowed_hosts_flag(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory("--allowed_hosts", "logs.internal")
+    connection = http.client.HTTPConnection("127.0.0.1", server.grpc_port, timeout=10)
+    connection.putrequest("POST", LOG_MESSAGE, skip_host=True)
+    connection.putheader("Host", "logs.internal")
+    connection.putheader("Content-Type", "application/grpc-web")
+    body = request_body("via configured host")
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    assert connection.getresponse().status == 200
+    connection.close()
+    server.wait_for_text("via configured host")
+    # localhost is no longer on the list once the list is given
+    web = http.client.HTTPConnection("localhost", server.grpc_port, timeout=10)
+    response, _ = call(web, LOG_MESSAGE, b"")
+    web.close()
+    assert response.status == 403
+
+
+def test_cors_origins_flag(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory("--cors_origins", "https://app.example")
+    web = http.client.HTTPConnection("localhost", server.grpc_port, timeout=10)
+    response, _ = call(web, LOG_MESSAGE, request_body("app origin"), Origin="https://app.example")
+    assert response.getheader("Access-Control-Allow-Origin") == "https://app.example"
+    response, _ = call(web, LOG_MESSAGE, request_body("default origin"))
+    assert response.status == 403
+    web.close()
+    server.wait_for_text("app origin")
+
+
+def test_wrong_content_type_is_415_and_keeps_the_connection(
+    server: RunningServer, web: http.client.HTTPConnection
+) -> None:
+    response, _ = call(web, LOG_MESSAGE, b'{"message": "json"}', "application/json")
+    assert response.status == 415
+    sock = web.sock
+    response, _ = call(web, LOG_MESSAGE, request_body("after 415"))
+    assert response.status == 200 and web.sock is sock, "same connection"
+    server.wait_for_text("after 415")
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(
+    server: RunningServer, web: http.client.HTTPConnection
+) -> None:
+    call(web, LOG_MESSAGE, request_body("ka-0"))
+    sock = web.sock
+    for i in range(1, 50):
+        path = LOG_BATCH if i % 2 else LOG_MESSAGE
+        body = (
+            framed(
+                pb.LogBatchRequest(requests=[pb.LogRequest(message=f"ka-{i}")]).SerializeToString()
+            )
+            if path == LOG_BATCH
+            else request_body(f"ka-{i}")
+        )
+        response, _ = call(web, path, body)
+        assert response.status == 200
+    assert web.sock is sock, "one connection for all 50"
+    lines = [ln for ln in server.wait_for_text("ka-", 50) if "ka-" in ln]
+    assert [int(ln.rsplit("-", 1)[1]) for ln in lines] == list(range(50))
+
+
+def test_pipelined_requests_are_answered_in_order(server: RunningServer) -> None:
+    assert server.grpc_port is not None
+    requests = b""
+    for i in range(5):
+        body = request_body(f"piped-{i}")
+        requests += (
+            f"POST {LOG_MESSAGE} HTTP/1.1\r\nHost: localhost\r\n"
+            f"Content-Type: application/grpc-web\r\nContent-Length: {len(body)}\r\n"
+            + ("Connection: close\r\n" if i == 4 else "")
+            + "\r\n"
+        ).encode() + body
+    answer = raw_exchange(server.grpc_port, requests)
+    assert answer.count(b"HTTP/1.1 200 ") == 5
+    lines = [ln for ln in server.wait_for_text("piped-", 5) if "piped-" in ln]
+    assert [int(ln.rsplit("-", 1)[1]) for ln in lines] == list(range(5))
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"\x00\x00\x00", "3"),  # cut in the frame header
+        (framed(b"x" * 10)[:-3], "3"),  # cut in the message
+        (framed(b"\x0a\x02hi", flag=1), "3"),  # compressed, not negotiated
+        (framed(b"\xff\xff\xff"), "3"),  # not a LogRequest
+        (framed(b"") + framed(b""), "3"),  # two messages in a unary call
+    ],
+)
+def test_bad_frames_get_invalid_argument(
+    server: RunningServer, web: http.client.HTTPConnection, body: bytes, status: str
+) -> None:
+    response, answer = call(web, LOG_MESSAGE, body)
+    assert response.status == 200 and answer == b""
+    assert response.getheader("grpc-status") == status
+    assert response.getheader("grpc-message")
+    response, _ = call(web, LOG_MESSAGE, request_body("after a bad frame"))
+    assert response.status == 200
+    server.wait_for_text("after a bad frame")
+
+
+def test_bad_base64_gets_invalid_argument(web: http.client.HTTPConnection) -> None:
+    response, _ = call(web, LOG_MESSAGE, b"!!!!", "application/grpc-web-text")
+    assert response.getheader("grpc-status") == "3"
+
+
+def test_stream_logs_is_unimplemented_over_grpc_web(web: http.client.HTTPConnection) -> None:
+    response, _ = call(web, "/logservice.LogService/StreamLogs", request_body("streamed"))
+    assert response.status == 200 and response.getheader("grpc-status") == "12"
+    assert "LogBatch" in response.getheader("grpc-message", "")
+
+
+def test_oversized_body_is_413_before_it_is_read(server: RunningServer) -> None:
+    assert server.grpc_port is not None
+    head = (
+        f"POST {LOG_BATCH} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/grpc-web\r\n"
+        f"Content-Length: {6 * 1024 * 1024}\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(server.grpc_port, head + b"\x00" * 1000)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"grpc-status: 8" in answer
+
+
+def test_message_above_4_mib_is_resource_exhausted(
+    server: RunningServer, web: http.client.HTTPConnection
+) -> None:
+    """The frame's own length is checked too, against grpcio's 4 MiB."""
+    response, _ = call(web, LOG_BATCH, struct.pack(">BI", 0, 4 * 1024 * 1024 + 1) + b"\x00")
+    assert response.getheader("grpc-status") == "8"
+
+
+def test_message_of_almost_4_mib_is_accepted(
+    server: RunningServer, web: http.client.HTTPConnection
+) -> None:
+    big = pb.LogRequest(message="big " + "x" * (4 * 1024 * 1024 - 100)).SerializeToString()
+    assert len(big) < 4 * 1024 * 1024
+    response, _ = call(web, LOG_MESSAGE, framed(big))
+    assert response.status == 200 and response.getheader("grpc-status") is None
+    response, _ = call(web, LOG_MESSAGE, base64.b64encode(framed(big)), "application/grpc-web-text")
+    assert response.status == 200 and response.getheader("grpc-status") is None
+    server.wait_for_text("big xxxx", 2)
+
+
+def test_garbage_gets_400_and_the_server_goes_on(server: RunningServer) -> None:
+    assert server.grpc_port is not None
+    answer = raw_exchange(server.grpc_port, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = pb_grpc.LogServiceStub(channel)
+        assert stub.LogMessage(pb.LogRequest(message="after garbage"), timeout=10).success
+
+
+def test_refusals_are_logged_once_not_per_request(
+    server: RunningServer, web: http.client.HTTPConnection
+) -> None:
+    for _ in range(20):
+        response, _ = call(web, LOG_MESSAGE, b"{}", "text/plain")
+        assert response.status == 415
+    call(web, LOG_MESSAGE, request_body("after the refusals"))
+    lines = server.wait_for_text("after the refusals")
+    refusals = [ln for ln in lines if "content type 'text/plain' is not gRPC-Web" in ln]
+    assert 1 <= len(refusals) < 20, refusals
+
+
+def test_log_ack_durable_waits_for_the_disk(server_factory) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    server = server_factory()
+    active = server.active_log
+    os.replace(active, active.with_name("moved.log"))
+    full_device_at(active)
+    web = http.client.HTTPConnection("localhost", server.grpc_port, timeout=10)
+    response, _ = call(web, LOG_MESSAGE, request_body("plain, while failing"))
+    assert response.status == 200 and response.getheader("grpc-status") is None
+    response, _ = call(
+        web, LOG_MESSAGE, request_body("acked, while failing"), log_ack="durable", grpc_timeout="1S"
+    )
+    assert response.getheader("grpc-status") == "4"  # DEADLINE_EXCEEDED
+    os.unlink(active)  # the disk recovers
+    response, _ = call(web, LOG_MESSAGE, request_body("acked after"), log_ack="durable")
+    assert response.status == 200 and response.getheader("grpc-status") is None
+    assert any("acked after" in ln for ln in server.lines()), "on disk when answered"
+    web.close()
+
+
+def test_full_queue_gets_unavailable_after_the_call_deadline(server_factory) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    server = server_factory("--max_queue_bytes", "64KB")
+    active = server.active_log
+    os.replace(active, active.with_name("moved.log"))
+    full_device_at(active)
+    web = http.client.HTTPConnection("localhost", server.grpc_port, timeout=30)
+    batch = pb.LogBatchRequest(requests=[pb.LogRequest(message="q" * 1000)] * 200)
+    response, _ = call(web, LOG_BATCH, framed(batch.SerializeToString()))
+    assert response.status == 200 and response.getheader("grpc-status") is None
+    response, _ = call(web, LOG_MESSAGE, request_body("no room"), grpc_timeout="500m")
+    assert response.getheader("grpc-status") == "14"  # UNAVAILABLE
+    os.unlink(active)
+    response, _ = call(web, LOG_MESSAGE, request_body("room again"), grpc_timeout="20S")
+    assert response.getheader("grpc-status") is None
+    server.wait_for_text("room again")
+    web.close()
+
+
+def test_connection_limit_covers_both_protocols(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory("--max_connections", "2")
+    held = [socket.create_connection(("127.0.0.1", server.grpc_port)) for _ in range(2)]
+    try:
+        assert raw_exchange(server.grpc_port, b"") == b"", "the third is closed at once"
+        server.wait_for_text("2 connections open on the gRPC port")
+    finally:
+        for sock in held:
+            sock.close()
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = pb_grpc.LogServiceStub(channel)
+        assert stub.LogMessage(pb.LogRequest(message="after the limit"), timeout=10).success
+
+
+def test_a_request_stalled_midway_is_closed(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory("--read_timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.grpc_port), timeout=20) as sock:
+        sock.sendall(b"POST /logservice.LogService/LogMessage HTTP/1.1\r\nHost: local")
+        assert sock.recv(1000) == b"", "closed by the server"
+    server.wait_for_text("stalled for")
+
+
+def test_no_grpc_web_lets_grpcio_bind_the_port(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory("--no_grpc_web")
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = pb_grpc.LogServiceStub(channel)
+        assert stub.LogMessage(pb.LogRequest(message="direct"), timeout=10).success
+    web = http.client.HTTPConnection("localhost", server.grpc_port, timeout=10)
+    try:
+        response, _ = call(web, LOG_MESSAGE, request_body("web without front"))
+        served = response.status == 200 and response.getheader("grpc-status") is None
+    except (http.client.HTTPException, OSError):
+        served = False
+    finally:
+        web.close()
+    assert not served
+    assert "grpc_web=False" in server.wait_for_line("listening on")
+
+
+def test_refusal_log_is_rate_limited_per_kind() -> None:
+    from log_server.sources.grpc_web import RefusalLog
+
+    class Events:
+        def __init__(self) -> None:
+            self.lines: list[tuple[str, int]] = []
+
+        def grpc_web_refused(self, peer: str, reason: str, suppressed: int) -> None:
+            self.lines.append((reason, suppressed))
+
+    now = [100.0]
+    events = Events()
+    log = RefusalLog(events, interval_s=10.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    for _ in range(5):
+        log.refuse("p", "origin", "o")
+    log.refuse("p", "host", "h")
+    now[0] += 10.0
+    log.refuse("p", "origin", "o")
+    assert events.lines == [("o", 0), ("h", 0), ("o", 4)]
+    assert log.refused == 7

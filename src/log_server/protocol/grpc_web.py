@@ -53,6 +53,7 @@ _TIMEOUT_RE = re.compile(r"^(\d{1,8})([HMSmun])$")
 class GrpcStatus(IntEnum):
     OK = 0
     INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
     PERMISSION_DENIED = 7
     RESOURCE_EXHAUSTED = 8
     UNIMPLEMENTED = 12
@@ -297,9 +298,10 @@ class GrpcWebConnection:
             return self._refuse_http(
                 403,
                 "host",
-                f"Host {host!r} is not allowed (DNS rebinding guard; see --grpc_web_hosts)",
+                f"Host {host!r} is not allowed (DNS rebinding guard; see --allowed_hosts)",
                 GrpcStatus.PERMISSION_DENIED,
                 close=True,
+                told="this Host is not allowed (see --allowed_hosts)",
             )
         origin = headers.get("origin")
         if origin is not None and not self.policy.origin_allowed(origin):
@@ -330,6 +332,8 @@ class GrpcWebConnection:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
             return self._too_large(int(declared))
+        if self._h11.client_is_waiting_for_100_continue:  # curl, for bodies over 1 KiB
+            self._send(h11.InformationalResponse(status_code=100, headers=[]))
         return None
 
     def _finish(self) -> Event | None:
@@ -410,26 +414,31 @@ class GrpcWebConnection:
         grpc_status: GrpcStatus = GrpcStatus.INVALID_ARGUMENT,
         close: bool = False,
         extra: list[tuple[str, str]] | None = None,
+        told: str | None = None,
     ) -> Refused | None:
         """Answer now, before the body; the body is read and dropped (keep-alive) unless
-        the connection closes. Returns the event at once when closing, else at the end."""
+        the connection closes. Returns the event at once when closing, else at the end.
+        `told` is what the client reads, when it should not see the whole `reason`."""
+        told = reason if told is None else told
         origin = None
         if self._request is not None and kind != "origin":
             origin = self._request.headers.get("origin")
         headers = [
             ("content-type", "text/plain; charset=utf-8"),
             ("grpc-status", str(int(grpc_status))),
-            ("grpc-message", _percent_encode(reason)),
+            ("grpc-message", _percent_encode(told)),
             *(extra or []),
             *self._cors(origin),
         ]
-        refused = Refused(kind, reason, close)
         if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             self.must_close = True
-            return refused
+            return Refused(kind, reason, True)
+        # A client waiting for `100 Continue` may never send the body we would skip.
+        close = close or self._h11.client_is_waiting_for_100_continue
+        refused = Refused(kind, reason, close)
         if close:
             headers.append(("connection", "close"))
-        self._respond(http_status, headers, (reason + "\n").encode("utf-8"))
+        self._respond(http_status, headers, (told + "\n").encode("utf-8"))
         if close or self._h11.their_state is h11.ERROR:
             self.must_close = True
             return refused

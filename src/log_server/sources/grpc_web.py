@@ -28,6 +28,7 @@ from log_server.protocol.grpc_web import (
     Policy,
     Refused,
 )
+from log_server.protocol.proto_codec import batch_pieces
 from log_server.sources.grpc import _ACCEPTED, ADMISSION_WAIT_S, LogServiceHandler, as_batch
 
 # A refusal of each kind writes one line at most this often; the next line says how many
@@ -107,6 +108,15 @@ class FrontConnection(asyncio.Protocol):
     @property
     def in_request(self) -> bool:
         return self._web is not None and self._web.in_request and self._serving is None
+
+    @property
+    def relaying(self) -> bool:
+        return self._relaying
+
+    @property
+    def serving_task(self) -> asyncio.Task[None] | None:
+        """The call that is waiting (for room or for the disk), if any."""
+        return self._serving
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -205,27 +215,39 @@ class FrontConnection(asyncio.Protocol):
         return True
 
     async def _serve(self, call: Call) -> None:
-        pipeline = self.front.handler.pipeline
+        """A call that waits: for room in the queue, or for the disk (`log-ack: durable`).
+        Reading stays paused meanwhile, so one connection holds one call at a time."""
         try:
-            if not pipeline.has_room:
-                timeout = ADMISSION_WAIT_S
-                if call.timeout_s is not None:
-                    timeout = min(timeout, call.timeout_s)
-                try:
-                    await asyncio.wait_for(pipeline.wait_for_room(), timeout)
-                except TimeoutError:
-                    reason = "the log server is not keeping up (writes failing or slow); retry"
-                    self.front.refusals.refuse(self.peer, "unavailable", reason)
-                    self._answer(GrpcStatus.UNAVAILABLE, reason)
-                    return
-            if self._accept(call, answer=False) and call.ack_durable:
-                await pipeline.wait_durable(pipeline.sequencer.last_issued)
-                self._answer(GrpcStatus.OK, payload=_ACCEPTED)
+            await self._serve_waiting(call)
         finally:
             self._serving = None
         if self.transport is not None and not self._closed:
             self.transport.resume_reading()
             self._serve_events()
+
+    async def _serve_waiting(self, call: Call) -> None:
+        pipeline = self.front.handler.pipeline
+        if not pipeline.has_room:
+            timeout = ADMISSION_WAIT_S
+            if call.timeout_s is not None:
+                timeout = min(timeout, call.timeout_s)
+            try:
+                await asyncio.wait_for(pipeline.wait_for_room(), timeout)
+            except TimeoutError:
+                reason = "the log server is not keeping up (writes failing or slow); retry"
+                self.front.refusals.refuse(self.peer, "unavailable", reason)
+                self._answer(GrpcStatus.UNAVAILABLE, reason)
+                return
+        if not self._accept(call, answer=False) or not call.ack_durable:
+            return
+        try:
+            await asyncio.wait_for(
+                pipeline.wait_durable(pipeline.sequencer.last_issued), call.timeout_s
+            )
+        except TimeoutError:
+            self._answer(GrpcStatus.DEADLINE_EXCEEDED, "not durable before the deadline")
+        else:
+            self._answer(GrpcStatus.OK, payload=_ACCEPTED)
 
     def _accept(self, call: Call, answer: bool = True) -> bool:
         """Decode, number and queue; answers at once unless told to wait (durable acks)."""
@@ -233,7 +255,11 @@ class FrontConnection(asyncio.Protocol):
         pipeline = handler.pipeline
         batch = call.message if call.method == "LogBatch" else as_batch(call.message)
         try:
-            lines, count = handler.decode_batch(batch, pipeline.next_seq, now_iso())
+            # The bound of native gRPC (sources/grpc.py): --grpc_max_batch, counted before
+            # anything is decoded; then 1,000 messages per decode.
+            for piece in batch_pieces(batch, handler.max_batch):
+                lines, count = handler.decode_batch(piece, pipeline.next_seq, now_iso())
+                pipeline.submit_formatted(lines, count)
         except ValueError as exc:
             reason = str(exc)
             if call.method != "LogBatch":
@@ -241,7 +267,6 @@ class FrontConnection(asyncio.Protocol):
             self.front.refusals.refuse(self.peer, "message", f"{call.method}: {reason}")
             self._answer(GrpcStatus.INVALID_ARGUMENT, reason)
             return False
-        pipeline.submit_formatted(lines, count)
         if answer or not call.ack_durable:
             self._answer(GrpcStatus.OK, payload=_ACCEPTED)
         return True
@@ -272,7 +297,8 @@ class FrontConnection(asyncio.Protocol):
 
 
 class GrpcWebFront:
-    """Listens on the gRPC port; grpcio itself listens on `upstream_path` only."""
+    """Listens on the gRPC port and serves gRPC-Web; GrpcSource runs grpcio on
+    `upstream_address` only, and native gRPC reaches it through here."""
 
     def __init__(
         self,
@@ -303,6 +329,7 @@ class GrpcWebFront:
         return f"unix:{self.upstream_path}"
 
     async def start(self, host: str, port: int) -> int:
+        """Bind the gRPC port; the bound port. Raises OSError."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: FrontConnection(self), host, port, reuse_address=True, backlog=1024
@@ -322,7 +349,7 @@ class GrpcWebFront:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for connection in list(self.connections):
-                if connection._relaying or connection._serving is not None:
+                if connection.relaying or connection.serving_task is not None:
                     continue
                 stalled_s = now - connection.last_data_at
                 if stalled_s < self.read_timeout_s:
@@ -343,13 +370,11 @@ class GrpcWebFront:
             self._server.close()
 
     async def drain(self, max_s: float) -> None:
-        """Let calls in progress finish (up to `max_s`), then close every connection left;
-        relayed ones are closed by grpcio's own graceful stop first."""
-        deadline = time.monotonic() + max_s
-        while any(c._serving is not None for c in self.connections):
-            if time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(0.02)
+        """Let gRPC-Web calls in progress finish (up to `max_s`, while grpcio's graceful
+        stop sends its GOAWAY through the relays), then close every connection left."""
+        waiting = [c.serving_task for c in self.connections if c.serving_task is not None]
+        if waiting and max_s > 0:
+            await asyncio.wait(waiting, timeout=max_s)
         for connection in list(self.connections):
             connection.close()
         if self._server is not None:

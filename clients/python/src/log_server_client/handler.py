@@ -11,6 +11,7 @@ from typing import Any
 
 from log_server_client.client import LogClient
 from log_server_client.encoding import FrameEncoder, Level, attribute_pairs
+from log_server_client.sender import ATEXIT_FLUSH_S as EXIT_WAIT_S
 from log_server_client.sender import OnFull
 
 _HOSTNAME = socket.gethostname()
@@ -56,13 +57,20 @@ class LogServerHandler(logging.Handler):
         on_full: OnFull = "block",
         block_timeout_s: float | None = None,
         compiled_encoder: bool = True,
+        unix_socket: str | None = None,
     ) -> None:
         super().__init__(level)
         self.service_name = service_name or ""
         self.client = LogClient(
-            host, port, queue_size=queue_size, on_full=on_full, block_timeout_s=block_timeout_s
+            host,
+            port,
+            queue_size=queue_size,
+            on_full=on_full,
+            block_timeout_s=block_timeout_s,
+            unix_socket=unix_socket,
         )
         self._encoder = FrameEncoder(native=compiled_encoder)
+        self._flush_failed = False
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -108,11 +116,13 @@ class LogServerHandler(logging.Handler):
         )
 
     def flush(self) -> None:
-        self.client.flush(timeout_s=10.0)
+        self._flush_failed = not self.client.flush(timeout_s=EXIT_WAIT_S)
 
     def close(self) -> None:
+        """logging.shutdown() flushes, then closes: after a flush that already waited in
+        vain, closing does not wait again (the exit stays within EXIT_WAIT_S)."""
         try:
-            self.client.close()
+            self.client.close(timeout_s=0 if self._flush_failed else EXIT_WAIT_S)
         finally:
             super().close()
 
