@@ -478,11 +478,13 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.shared.lock().closing {
+            // Shut down explicitly; that call already reported the outcome.
+            return;
+        }
         if let Err(err) = self.shutdown(self.settings.shutdown_timeout) {
             // Nothing is lost silently: the program's stderr says what did not arrive.
-            if !matches!(err, Error::Undelivered { count: 0, .. }) {
-                eprintln!("log_server client: {err}");
-            }
+            eprintln!("log_server client: {err}");
         }
     }
 }
