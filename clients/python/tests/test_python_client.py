@@ -15,6 +15,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -383,3 +384,32 @@ def test_grpc_client_with_ack_waits_for_the_disk(server: RunningServer) -> None:
     assert client.flush(20), client.last_error
     client.close()
     assert sum("grpc acked" in ln for ln in server.lines()) == 50, "on disk when flushed"
+
+
+def test_a_message_over_the_frame_limit_is_dropped_not_resent_forever(
+    server_factory: Callable[..., RunningServer], app_logger: logging.Logger, capsys: Any
+) -> None:
+    """Before: the acknowledged client sent the oversized frame, the server closed the
+    connection, the client resent it after every reconnect, so nothing behind it arrived and
+    flush ran into its deadline."""
+    limit = 4096
+    server = server_factory("--tcp_only", "--max_frame_size", str(limit))
+    client = LogClient("127.0.0.1", server.tcp_port, ack=True, max_frame_size=limit)
+    assert client.log("info", "before the big one")
+    assert not client.log("info", "x" * (2 * limit))
+    assert not client.log("info", "y" * (2 * limit))
+    assert client.log("info", "after the big ones")
+    assert client.flush(20), client.last_error
+    client.close()
+    assert client.oversized == 2
+    server.wait_for_text("after the big ones")
+    assert not [ln for ln in server.lines() if "exceeds the limit" in ln]
+    handler = LogServerHandler("127.0.0.1", server.tcp_port, max_frame_size=limit)
+    app_logger.addHandler(handler)
+    app_logger.info("z" * (2 * limit))
+    app_logger.info("handler after the big one")
+    handler.flush()
+    assert handler.client.oversized == 1
+    server.wait_for_text("handler after the big one")
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if "frame limit" in ln]
+    assert len(warnings) == 2, "one warning per client"

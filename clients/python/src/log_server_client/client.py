@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,9 @@ from log_server_client.sender import BackgroundSender, OnFull, QueuedClient
 
 # The opening of an acknowledged connection (docs/protocol.md, "Acknowledged mode").
 ACK_HELLO = b"LSACKv1\n"
+FRAME_HEADER_BYTES = 4
+# The server's default --max_frame_size: a longer frame closes the connection.
+DEFAULT_MAX_FRAME_BYTES = 1024 * 1024
 
 
 class TcpTransport:
@@ -145,7 +149,10 @@ class LogClient(QueuedClient):
     `ack=True`: keep every message until the server says it is on disk, and send it again
     after a reconnect (at least once: a resent message may appear twice).
     `unix_socket`: the path of the server's `--unix_socket` (the same protocol), used
-    instead of host and port."""
+    instead of host and port. `max_frame_size`: the server's `--max_frame_size`; a message
+    whose frame is larger is not sent (the server would close the connection, and in
+    acknowledged mode the resend after every reconnect would stall everything behind it):
+    it is counted in `oversized`, with one warning on stderr."""
 
     def __init__(
         self,
@@ -161,9 +168,13 @@ class LogClient(QueuedClient):
         service_name: str = "",
         ack: bool = False,
         unix_socket: str | None = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
         self.host, self.port = host, port
         self.unix_socket = unix_socket
+        self.max_frame_size = max_frame_size
+        self.oversized = 0
+        self._oversized_lock = threading.Lock()
         self.logger_name = logger_name
         self.service_name = service_name
         self._encoder = FrameEncoder()
@@ -186,7 +197,7 @@ class LogClient(QueuedClient):
     ) -> bool:
         """Queue one message; False only when the "drop" policy dropped it. `attributes`:
         structured key/value pairs (a mapping or a sequence of pairs, kept in order)."""
-        return self._sender.put(self.encode(level, message, fields, attributes))
+        return self.send_frame(self.encode(level, message, fields, attributes))
 
     def encode(
         self,
@@ -199,5 +210,21 @@ class LogClient(QueuedClient):
         return self._encoder.encode(to_level(level), str(message), values, attributes)
 
     def send_frame(self, frame: bytes) -> bool:
-        """Queue an already encoded frame (the logging handler encodes its own)."""
+        """Queue an already encoded frame (the logging handler encodes its own); False when
+        it was dropped (too large for the server, or the "drop" policy)."""
+        if len(frame) - FRAME_HEADER_BYTES > self.max_frame_size:
+            self._refuse_oversized(len(frame) - FRAME_HEADER_BYTES)
+            return False
         return self._sender.put(frame)
+
+    def _refuse_oversized(self, size: int) -> None:
+        with self._oversized_lock:
+            self.oversized += 1
+            first = self.oversized == 1
+        if first:
+            print(
+                f"log_server_client: a message of {size} bytes encoded is over the server's "
+                f"frame limit ({self.max_frame_size} bytes, --max_frame_size) and was not "
+                "sent; further ones are counted in `oversized`",
+                file=sys.stderr,
+            )

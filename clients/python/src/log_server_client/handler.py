@@ -9,7 +9,7 @@ import socket
 import time
 from typing import Any
 
-from log_server_client.client import LogClient
+from log_server_client.client import DEFAULT_MAX_FRAME_BYTES, LogClient
 from log_server_client.encoding import FrameEncoder, Level, attribute_pairs
 from log_server_client.sender import ATEXIT_FLUSH_S as EXIT_WAIT_S
 from log_server_client.sender import OnFull
@@ -58,6 +58,7 @@ class LogServerHandler(logging.Handler):
         block_timeout_s: float | None = None,
         compiled_encoder: bool = True,
         unix_socket: str | None = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
         super().__init__(level)
         self.service_name = service_name or ""
@@ -68,6 +69,7 @@ class LogServerHandler(logging.Handler):
             on_full=on_full,
             block_timeout_s=block_timeout_s,
             unix_socket=unix_socket,
+            max_frame_size=max_frame_size,
         )
         self._encoder = FrameEncoder(native=compiled_encoder)
         self._flush_failed = False
