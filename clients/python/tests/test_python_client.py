@@ -413,3 +413,26 @@ def test_a_message_over_the_frame_limit_is_dropped_not_resent_forever(
     server.wait_for_text("handler after the big one")
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if "frame limit" in ln]
     assert len(warnings) == 2, "one warning per client"
+
+
+def test_an_acked_client_closes_the_socket_the_server_closed_before_reconnecting(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    """Before: after the server closed an acknowledged connection the reconnect replaced
+    the socket without closing the old one (a ResourceWarning for each reconnect)."""
+    log_dir = tmp_path / "logs"
+    first = server_factory("--tcp_only", log_dir=log_dir)
+    port = first.tcp_port
+    client = LogClient("127.0.0.1", port, ack=True, reconnect_max_s=0.2)
+    client.log("info", "before the restart")
+    assert client.flush(10), client.last_error
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert first.stop() == 0
+        second = server_factory("--tcp_only", "--port", str(port), log_dir=log_dir)
+        client.log("info", "after the restart")
+        assert client.flush(30), client.last_error
+        second.wait_for_text("after the restart")
+        gc.collect()
+    client.close()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -41,6 +41,7 @@ class TcpTransport:
         self._lock = threading.Lock()
 
     def connect(self) -> None:
+        self.close()  # the socket of a connection the server ended (acknowledged mode)
         sock = self._open()
         try:
             if self.ack:
