@@ -11,19 +11,28 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Keep cargo's build products between installs, so a rebuild after a change is incremental.
 export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
-.PHONY: run test test-native test-go lint typecheck check gen gen-tools bench fuzz clean
+.PHONY: run test test-native test-go test-rust test-typescript lint typecheck check gen gen-tools bench fuzz clean
 FUZZ_SECONDS ?= 60
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ echo "make: $(PYTHON) is missing or older than Python 3.11, which log_server needs (PYTHON=python3.12 make ... picks another)"; exit 1; }
+	@echo "make: creating the virtual environment $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make: could not create $(VENV): Python's venv module is missing (Debian: apt-get install python3-venv)"; exit 1; }
 
 $(STAMP): $(BIN)/python pyproject.toml clients/python/pyproject.toml
+	@echo "make: installing the server, the Python client and the test tools into $(VENV) (pip; about a minute the first time)"
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]' -e 'clients/python[grpc]'
 	touch $(STAMP)
 
 # The compiled TCP decoder (Rust, built by maturin from crates.io sources).
+# Checked first: without cargo, maturin would quietly download a private Rust toolchain.
 $(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
+	@command -v cargo >/dev/null || { echo "make: cargo not found: the compiled decoder (native/) needs Rust >= 1.87 with cargo (https://rustup.rs)"; exit 1; }
+	@cargo --version | awk '{ split($$2, v, "."); if (v[1] == 1 && v[2] < 87) { print "make: " $$0 " is older than 1.87, which native/ needs (rustup update)"; exit 1 } }'
+	@command -v cc >/dev/null || { echo "make: no C linker (cc) found: Rust needs one to link native/ (Debian: apt-get install gcc)"; exit 1; }
+	@echo "make: building the compiled decoder native/ with cargo and maturin (a few minutes the first time)"
 	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps ./native
 	touch $(NATIVE_STAMP)
 
@@ -53,6 +62,11 @@ gen-tools: .tools/bin/capnpc-rust
 .tools/bin/capnpc-rust:
 	@command -v capnp >/dev/null || { echo "make gen: capnp not found (apt-get install capnproto)"; exit 1; }
 	cargo install --quiet --locked capnpc --version =$(CAPNPC_VERSION) --root .tools
+# The Rust client's gRPC generator (tonic-prost-build; needs Debian's protobuf-compiler).
+gen-tools: .tools/bin/log_server_client_codegen
+.tools/bin/log_server_client_codegen: clients/rust/codegen/Cargo.toml clients/rust/codegen/Cargo.lock clients/rust/codegen/src/main.rs
+	@command -v protoc >/dev/null || { echo "make gen: protoc not found (apt-get install protobuf-compiler)"; exit 1; }
+	cargo install --quiet --locked --force --path clients/rust/codegen --root .tools
 # capnpc-go at the version of the Go capnp runtime that clients/go/go.mod pins.
 gen-tools: .tools/bin/capnpc-go
 CAPNPC_GO_VERSION = $(shell cd clients/go && go list -m -f '{{.Version}}' capnproto.org/go/capnp/v3)
@@ -67,6 +81,27 @@ gen: $(NATIVE_STAMP) gen-tools
 # The Go client (clients/go): vet, then every test with the race detector.
 test-go:
 	cd clients/go && go vet ./... && go test -race ./...
+
+# The TypeScript client (clients/typescript): npm ci when the lock file changes, tsc, then
+# node's test runner (unit tests, the shared vectors, integrations) against the real server.
+TS_DIR := clients/typescript
+TS_STAMP := $(TS_DIR)/node_modules/.npm-ci-done
+$(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	cd $(TS_DIR) && npm ci --no-audit --no-fund
+	touch $@
+# protoc-gen-es, for make gen, comes from the package's node_modules.
+gen-tools: $(TS_STAMP)
+
+test-typescript: $(NATIVE_STAMP) $(TS_STAMP)
+	cd $(TS_DIR) && npm run --silent build && npm test --silent
+
+# The Rust client (clients/rust): tests and clippy with every feature. Its own target dir
+# inside the crate (git-ignored), which the interop harness's build of the conformance
+# program (`make test`) shares, so CI compiles tonic's debug build once.
+RUST_CLIENT_TARGET := $(CURDIR)/clients/rust/target
+test-rust:
+	cd clients/rust && CARGO_TARGET_DIR=$(RUST_CLIENT_TARGET) cargo test --quiet --all-features \
+		&& CARGO_TARGET_DIR=$(RUST_CLIENT_TARGET) cargo clippy --quiet --all-targets --all-features -- -D warnings
 
 bench: $(NATIVE_STAMP)
 	bash bench/setup.sh

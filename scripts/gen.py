@@ -90,6 +90,34 @@ def rust_capnp(out: Path) -> list[Path]:
     return [target_dir / "logger_capnp.rs"]
 
 
+def rust_client_capnp(out: Path) -> list[Path]:
+    """clients/rust/src/logger_capnp.rs: the Rust client's own copy (it is a separate crate
+    from native/), by the same capnpc-rust for the same capnp runtime version."""
+    capnp = _tool("capnp", "apt-get install capnproto")
+    plugin = _tool("capnpc-rust", "make gen installs it (cargo install capnpc --root .tools)")
+    target_dir = out / "clients/rust/src"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [capnp, "compile", f"-o{plugin}:{target_dir}", f"--src-prefix={SCHEMA}", str(CAPNP)],
+        check=True,
+    )
+    return [target_dir / "logger_capnp.rs"]
+
+
+def rust_client_grpc(out: Path) -> list[Path]:
+    """clients/rust/src/logservice.rs: prost messages and tonic client stubs, by the small
+    generator in clients/rust/codegen (tonic-prost-build; it needs protoc, users do not)."""
+    _tool("protoc", "apt-get install protobuf-compiler")
+    codegen = _tool(
+        "log_server_client_codegen",
+        "make gen-tools installs it (cargo install --path clients/rust/codegen --root .tools)",
+    )
+    target_dir = out / "clients/rust/src"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run([codegen, str(PROTO), str(target_dir)], check=True)
+    return [target_dir / "logservice.rs"]
+
+
 GO_MODULE = ROOT / "clients" / "go"
 GO_CAPNP_PACKAGE = "internal/logcapnp"
 
@@ -176,12 +204,42 @@ def python_protobuf(out: Path) -> list[Path]:
     return written
 
 
+TYPESCRIPT_PACKAGE = ROOT / "clients" / "typescript"
+
+
+def typescript_protobuf(out: Path) -> list[Path]:
+    """clients/typescript/src/gen/log_service_pb.ts: messages and service descriptors from
+    protoc-gen-es (at the version package-lock.json pins), which Connect-ES uses for both
+    gRPC-Web and native gRPC. protoc is grpc_tools' copy, the one the Python stubs use."""
+    from grpc_tools import protoc
+
+    plugin = TYPESCRIPT_PACKAGE / "node_modules" / ".bin" / "protoc-gen-es"
+    if not plugin.exists():
+        raise ToolMissing(f"{plugin.relative_to(ROOT)} not found: cd clients/typescript && npm ci")
+    target_dir = out / "clients/typescript/src/gen"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        "protoc",
+        f"-I{PROTO.parent}",
+        f"--plugin=protoc-gen-es={plugin}",
+        f"--es_out={target_dir}",
+        "--es_opt=target=ts,import_extension=js",
+        PROTO.name,
+    ]
+    if protoc.main(args) != 0:
+        raise SystemExit("protoc (protoc-gen-es) failed")
+    return [target_dir / "log_service_pb.ts"]
+
+
 TARGETS: dict[str, Callable[[Path], list[Path]]] = {
     "schema copies": schema_copies,
     "raw schema": raw_schema,
     "rust capnp": rust_capnp,
+    "rust client capnp": rust_client_capnp,
+    "rust client grpc": rust_client_grpc,
     "go capnp": go_capnp,
     "python protobuf": python_protobuf,
+    "typescript protobuf": typescript_protobuf,
 }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import capnp
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schema" / "logger.capnp"
@@ -121,10 +124,15 @@ class RunningServer:
 
 
 def start_server(
-    log_dir: Path, *args: str, expect_ready: bool = True, stderr: int | None = None
+    log_dir: Path,
+    *args: str,
+    expect_ready: bool = True,
+    stderr: int | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> RunningServer:
     """Start `python -m log_server` on free ports (port 0) and wait for its ready line.
-    stderr goes to a file the test can read, unless `stderr` (a descriptor) says otherwise."""
+    stderr goes to a file the test can read, unless `stderr` (a descriptor) says otherwise;
+    `preexec_fn` runs in the child before the server starts (e.g. to set its limits)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stderr_path = log_dir.parent / f"{log_dir.name}-stderr-{time.monotonic_ns()}.txt"
     argv = [
@@ -141,7 +149,11 @@ def start_server(
     ]
     with open(stderr_path, "w") as err:
         process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=err if stderr is None else stderr, text=True
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=err if stderr is None else stderr,
+            text=True,
+            preexec_fn=preexec_fn,
         )
     assert process.stdout is not None
     ready = ""
@@ -156,6 +168,16 @@ def start_server(
     tcp_port = int(parts["tcp"].rsplit(":", 1)[1])
     grpc_port = int(parts["grpc"].rsplit(":", 1)[1]) if "grpc" in parts else None
     return RunningServer(process, log_dir, tcp_port, grpc_port, stderr_path, list(argv))
+
+
+def full_device_at(path: Path) -> None:
+    """Put a character device like /dev/full (1, 7) at `path`: every write to it fails with
+    ENOSPC, a real write error. Not a link to /dev/full: the server refuses links (issue 14
+    item 12). Needs the right to make device nodes (root, as in CI); skips without it."""
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o644, os.makedev(1, 7))
+    except PermissionError as exc:
+        pytest.skip(f"cannot make a device node like /dev/full here: {exc.strerror}")
 
 
 def seq_of(line: str) -> int:

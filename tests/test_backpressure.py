@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from support import RunningServer, msg_frame, numbered_frames, rss_mb
+from support import RunningServer, full_device_at, msg_frame, numbered_frames, rss_mb
 
 FLOOD = 400_000  # ~70 MB of frames: far more than the queue may hold
 
@@ -25,7 +25,7 @@ def test_flood_against_a_stalled_disk_keeps_memory_bounded_and_loses_nothing(
     baseline = rss_mb(server.process.pid)
     active = server.active_log
     os.replace(active, active.with_name("before.log"))
-    os.symlink("/dev/full", active)  # every write now fails: the writer stalls and retries
+    full_device_at(active)  # every write now fails: the writer stalls and retries
 
     data = numbered_frames("flood", FLOOD)
     errors: list[BaseException] = []
@@ -69,7 +69,7 @@ def test_several_floods_against_a_stalled_disk_stay_bounded_and_in_order(
     server.wait_for_text("warm up")
     active = server.active_log
     os.replace(active, active.with_name("before.log"))
-    os.symlink("/dev/full", active)
+    full_device_at(active)
 
     per_connection = FLOOD // 2
     tags = ["floodA", "floodB", "floodC"]

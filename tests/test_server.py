@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from support import RunningServer, msg_frame, seq_of
+from support import RunningServer, full_device_at, msg_frame, seq_of
 
 Factory = Callable[..., RunningServer]
 
@@ -125,14 +125,14 @@ def test_json_format_end_to_end(server_factory: Factory) -> None:
 
 
 def test_failing_disk_degrades_keeps_everything_and_recovers(server_factory: Factory) -> None:
-    """A real write error: the active file is replaced by a link to /dev/full (ENOSPC)."""
+    """A real write error: the active file is replaced by a device like /dev/full (ENOSPC)."""
     server = server_factory("--tcp_only")
     server.send(msg_frame(message="before fault"))
     server.wait_for_text("before fault")
     active = server.active_log
     kept = active.with_name("before-fault.log")
     os.replace(active, kept)
-    os.symlink("/dev/full", active)
+    full_device_at(active)
     with server.connect() as sock:
         sock.sendall(b"".join(msg_frame(message=f"during fault {i}") for i in range(50)))
     deadline = time.monotonic() + 15
@@ -155,7 +155,7 @@ def test_grpc_health_follows_write_failures(server_factory: Factory) -> None:
     server = server_factory()
     active = server.active_log
     os.replace(active, active.with_name("moved.log"))
-    os.symlink("/dev/full", active)
+    full_device_at(active)
     server.send(msg_frame(message="cannot be written yet"))
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)

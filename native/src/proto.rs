@@ -146,3 +146,117 @@ pub fn decode_log_batch<'py>(
     let (lines, count) = result.map_err(PyValueError::new_err)?;
     Ok((PyBytes::new(py, lines.as_bytes()), count))
 }
+
+/// `log_batch_piece_ends(data, max_entries, piece_entries)` -> where the pieces of
+/// `batch_pieces` (protocol/proto_codec.py) end, or None past `max_entries` entries;
+/// ValueError when the bytes are not a protobuf message. The same scan as the Python one
+/// there, about fifty times cheaper (tests/protocol/test_batch_pieces.py compares them).
+#[pyfunction]
+pub fn log_batch_piece_ends(
+    data: &[u8],
+    max_entries: usize,
+    piece_entries: usize,
+) -> PyResult<Option<Vec<usize>>> {
+    scan_pieces(data, max_entries, piece_entries)
+        .map_err(|e| PyValueError::new_err(format!("not a logservice.LogBatchRequest: {e}")))
+}
+
+/// Field 1 (`requests`), length-delimited: the tag of every entry.
+const ENTRY_TAG: u128 = 0x0A;
+
+fn scan_pieces(data: &[u8], max_entries: usize, piece_entries: usize) -> Result<Option<Vec<usize>>, String> {
+    let end = data.len();
+    let mut ends = Vec::new();
+    let (mut pos, mut entries, mut in_piece) = (0usize, 0usize, 0usize);
+    while pos < end {
+        let field_start = pos;
+        if data[pos] == 0x0A && pos + 1 < end && data[pos + 1] < 0x80 {
+            pos += 2 + data[pos + 1] as usize;
+            if pos > end {
+                return Err("truncated field".into());
+            }
+        } else {
+            let (tag, next) = skip_field(data, pos)?;
+            pos = next;
+            if tag != ENTRY_TAG {
+                continue;
+            }
+        }
+        entries += 1;
+        if entries > max_entries {
+            return Ok(None);
+        }
+        if in_piece == piece_entries {
+            ends.push(field_start);
+            in_piece = 0;
+        }
+        in_piece += 1;
+    }
+    ends.push(end);
+    Ok(Some(ends))
+}
+
+/// A varint as the Python scan reads it: at most 10 bytes, the value unbounded (u128).
+fn varint(data: &[u8], mut pos: usize) -> Result<(u128, usize), String> {
+    let mut value: u128 = 0;
+    let mut shift = 0u32;
+    while pos < data.len() {
+        let byte = data[pos];
+        pos += 1;
+        value |= u128::from(byte & 0x7F) << shift;
+        if byte & 0x80 == 0 {
+            return Ok((value, pos));
+        }
+        shift += 7;
+        if shift > 63 {
+            break;
+        }
+    }
+    Err("broken varint".into())
+}
+
+/// (its tag, the position after it) of the field at `pos`.
+fn skip_field(data: &[u8], pos: usize) -> Result<(u128, usize), String> {
+    let (tag, pos) = varint(data, pos)?;
+    let after: u128 = match tag & 7 {
+        2 => {
+            let (length, at) = varint(data, pos)?;
+            at as u128 + length
+        }
+        0 => varint(data, pos)?.1 as u128,
+        1 => pos as u128 + 8,
+        5 => pos as u128 + 4,
+        wire_type => return Err(format!("field of wire type {wire_type}")),
+    };
+    if after > data.len() as u128 {
+        return Err("truncated field".into());
+    }
+    Ok((tag, after as usize))
+}
+
+#[cfg(test)]
+mod scan_tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_cuts_entries() {
+        let data = b"\x0a\x00".repeat(5);
+        assert_eq!(scan_pieces(&data, 5, 2), Ok(Some(vec![4, 8, 10])));
+        assert_eq!(scan_pieces(&data, 4, 2), Ok(None));
+    }
+
+    #[test]
+    fn a_non_minimal_entry_tag_counts_and_unknown_fields_do_not() {
+        let data = [b"\x8a\x00\x00".as_slice(), b"\x10\x01", b"\x0a\x00"].concat();
+        assert_eq!(scan_pieces(&data, 2, 1), Ok(Some(vec![5, 7])));
+        assert_eq!(scan_pieces(&data, 1, 1), Ok(None));
+    }
+
+    #[test]
+    fn broken_structure_is_refused() {
+        assert_eq!(scan_pieces(b"\x0a\x05ab", 9, 9), Err("truncated field".into()));
+        assert_eq!(scan_pieces(b"\x0b", 9, 9), Err("field of wire type 3".into()));
+        assert_eq!(scan_pieces(&[0x0a; 1], 9, 9), Err("broken varint".into()));
+        assert_eq!(scan_pieces(&[0xff; 12], 9, 9), Err("broken varint".into()));
+    }
+}

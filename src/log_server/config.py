@@ -20,6 +20,8 @@ GIB = 1024 * MIB
 # 1,751,474,540; any frame limit below that keeps the health word from ever being
 # mistaken for a frame header.
 MAX_FRAME_LIMIT_BYTES = 1 * GIB
+# A line has about 170 bytes of fixed columns before the message.
+MIN_LINE_LIMIT_BYTES = 1 * KIB
 
 _SIZE_UNITS = {
     "": 1,
@@ -126,8 +128,19 @@ class Config:
     max_frame_bytes: int = _option(
         1 * MIB, ("--max_frame_size",), "largest TCP frame accepted", parse_size, format_size
     )
+    max_line_bytes: int = _option(
+        8 * MIB,
+        ("--max_line_size",),
+        "longest line one TCP message may become (control characters are written "
+        "escaped, 4 bytes each); a message past it closes its connection",
+        parse_size,
+        format_size,
+    )
     max_connections: int = _option(
-        1024, ("--max_connections",), "TCP connections open at once; more are refused", int
+        1024,
+        ("--max_connections",),
+        "connections open at once on each listener (TCP, gRPC); more are refused",
+        int,
     )
     read_timeout_s: float = _option(
         30.0,
@@ -136,6 +149,25 @@ class Config:
         "(0 = never; idle between frames is always fine)",
         float,
         lambda v: f"{v:g}",
+    )
+    grpc_max_batch: int = _option(
+        10_000,
+        ("--grpc_max_batch",),
+        "messages in one gRPC LogBatch request; a larger batch is refused (INVALID_ARGUMENT)",
+        int,
+    )
+    grpc_max_request_bytes: int = _option(
+        4 * MIB,
+        ("--grpc_max_request_size",),
+        "largest gRPC request accepted (gRPC's own default); a larger one gets RESOURCE_EXHAUSTED",
+        parse_size,
+        format_size,
+    )
+    grpc_max_calls: int = _option(
+        1024,
+        ("--grpc_max_calls",),
+        "gRPC calls in progress at once (all connections); more get RESOURCE_EXHAUSTED",
+        int,
     )
     max_queue_bytes: int = _option(
         64 * MIB,
@@ -190,8 +222,16 @@ class Config:
             out.append(("--max_files", "must be 0 or more"))
         if not 1 <= self.max_frame_bytes <= MAX_FRAME_LIMIT_BYTES:
             out.append(("--max_frame_size", f"must be between 1 byte and {format_size(GIB)}"))
+        if self.max_line_bytes < MIN_LINE_LIMIT_BYTES:
+            out.append(("--max_line_size", f"must be at least {format_size(MIN_LINE_LIMIT_BYTES)}"))
         if self.max_queue_bytes < 1:
             out.append(("--max_queue_bytes", "must be at least 1 byte"))
+        if self.grpc_max_batch < 1:
+            out.append(("--grpc_max_batch", "must be at least 1"))
+        if not 1 <= self.grpc_max_request_bytes <= 2 * GIB - 1:
+            out.append(("--grpc_max_request_size", "must be between 1 byte and 2GB - 1"))
+        if self.grpc_max_calls < 1:
+            out.append(("--grpc_max_calls", "must be at least 1"))
         if self.max_connections < 1:
             out.append(("--max_connections", "must be at least 1"))
         if self.read_timeout_s < 0:

@@ -88,6 +88,23 @@ class ServerEvents:
             f"refusing connection from {peer}: {limit} connections open (--max_connections)",
         )
 
+    def connections_limited(self, asked: int, allowed: int, open_files: int) -> None:
+        self._emit(
+            "connections_limited",
+            Level.WARNING,
+            f"--max_connections {asked} lowered to {allowed} per listener: the open-file "
+            f"limit is {open_files} (ulimit -n) and descriptors are kept for the server's "
+            "own files",
+        )
+
+    def connections_refused_suppressed(self, count: int, seconds: float, limit: int) -> None:
+        self._emit(
+            "connection_refused",
+            Level.WARNING,
+            f"refused {count} more connections in the last {seconds:g}s (lines suppressed): "
+            f"{limit} connections open (--max_connections)",
+        )
+
     def connection_stalled(self, peer: str, buffered: int, seconds: float) -> None:
         self._emit(
             "connection_stalled",
@@ -125,6 +142,13 @@ class ServerEvents:
             Level.ERROR,
             f"{attempts} write attempts failed: {reason}; holding the batch, slowing "
             "intake and retrying until the write succeeds",
+        )
+
+    def file_refused(self, reason: str) -> None:
+        self._emit(
+            "file_refused",
+            Level.ERROR,
+            f"{reason}; holding every line and retrying until the link is removed",
         )
 
     def write_recovered(self, attempts: int, seconds: float) -> None:

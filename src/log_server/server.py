@@ -16,6 +16,7 @@ from log_server.config import Config, format_size
 from log_server.core.format import FORMATTERS
 from log_server.core.pipeline import LogPipeline
 from log_server.core.sequencer import Sequencer
+from log_server.descriptors import plan_descriptors
 from log_server.events import ServerEvents
 from log_server.health import Health, status_line
 from log_server.protocol.connection import (
@@ -23,7 +24,7 @@ from log_server.protocol.connection import (
     native_decoder_available,
     use_native_decoder,
 )
-from log_server.sinks.log_directory import DirectoryInUse, DirectoryLock
+from log_server.sinks.log_directory import DirectoryInUse, DirectoryLock, SymlinkRefused
 from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
 from log_server.sources.source import ListenError, Source
@@ -109,14 +110,15 @@ class Server:
             self.lock.acquire()
         except DirectoryInUse as exc:
             raise StartupError(
-                f"log directory {config.log_dir} is {exc}; stop it or choose another --log_dir"
+                f"log directory {config.log_dir} is {exc.strerror}; stop it or choose another "
+                "--log_dir"
             ) from None
         except OSError as exc:
             raise StartupError(
                 f"cannot write to log directory {config.log_dir}: {_describe(exc)}"
             ) from None
         self.sink = RotatingFileSink(
-            config.log_dir, config.max_file_bytes, config.max_files, self._rotated
+            config.log_dir, config.max_file_bytes, config.max_files, self._rotated, self.lock
         )
         try:
             last_seq = self.sink.last_sequence()
@@ -148,16 +150,26 @@ class Server:
 
     def _build_sources(self) -> list[Source]:
         config = self.config
+        self.descriptors = plan_descriptors(config.max_connections, 1 if config.tcp_only else 2)
+        if self.descriptors.lowered(config.max_connections):
+            self.events.connections_limited(
+                config.max_connections,
+                self.descriptors.max_connections,
+                self.descriptors.soft_limit,
+            )
+        max_connections = self.descriptors.max_connections
         sources: list[Source] = [
             TcpSource(
                 self.pipeline,
                 self.events,
-                decoder_factory(config.decoder, config.max_frame_bytes, config.format),
+                decoder_factory(
+                    config.decoder, config.max_frame_bytes, config.format, config.max_line_bytes
+                ),
                 self.status_line,
                 config.host,
                 config.port,
                 config.unix_socket,
-                config.max_connections,
+                max_connections,
                 config.read_timeout_s,
                 DRAIN_IDLE_S,
                 DRAIN_MAX_S,
@@ -170,7 +182,11 @@ class Server:
             from log_server.sources.grpc import GrpcSource
 
             decode_batch = batch_decoder(use_native_decoder(config.decoder), config.format)
-            web = Policy(config.cors_origins, config.allowed_hosts) if config.grpc_web else None
+            web = (
+                Policy(config.cors_origins, config.allowed_hosts, config.grpc_max_request_bytes)
+                if config.grpc_web
+                else None
+            )
             sources.append(
                 GrpcSource(
                     self.pipeline,
@@ -181,8 +197,11 @@ class Server:
                     config.grpc_port,
                     GRPC_GRACE_S,
                     web,
-                    config.max_connections,
+                    max_connections,
                     config.read_timeout_s,
+                    max_batch=config.grpc_max_batch,
+                    max_request_bytes=config.grpc_max_request_bytes,
+                    max_calls=config.grpc_max_calls,
                 )
             )
         return sources
@@ -315,9 +334,11 @@ class Server:
         return (
             f"log_dir={c.log_dir} format={c.format} max_file_size={format_size(c.max_file_bytes)} "
             f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
+            f"max_line_size={format_size(c.max_line_bytes)} "
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
             f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} grpc_web={c.grpc_web} "
-            f"max_connections={c.max_connections} read_timeout={c.read_timeout_s:g}s "
+            f"max_connections={self.descriptors.max_connections} "
+            f"open_files={self.descriptors.soft_limit} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
             f"decoder={self._decoder_in_use()}"
         )
@@ -339,4 +360,6 @@ def _is_loopback(host: str) -> bool:
 
 
 def _describe(exc: OSError) -> str:
+    if isinstance(exc, SymlinkRefused):
+        return f"{exc.filename} {exc.strerror}"
     return os.strerror(exc.errno) if exc.errno else str(exc)

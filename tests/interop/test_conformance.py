@@ -34,6 +34,8 @@ CLIENTS = {
     path.parent.name: {**json.loads(path.read_text()), "dir": path.parent}
     for path in sorted((ROOT / "clients").glob("*/conformance.json"))
 }
+# gRPC-Web is served on the gRPC port, next to native gRPC.
+GRPC_PORT_TRANSPORTS = ("grpc", "grpc-web")
 _built: dict[str, str | None] = {}
 
 
@@ -95,7 +97,7 @@ def _finish(process: subprocess.Popen[str], timeout_s: float) -> tuple[int, str]
 
 
 def _address(server: RunningServer, transport: str) -> str:
-    port = server.grpc_port if transport == "grpc" else server.tcp_port
+    port = server.grpc_port if transport in GRPC_PORT_TRANSPORTS else server.tcp_port
     return f"127.0.0.1:{port}"
 
 
@@ -155,7 +157,8 @@ def test_restart_mid_stream_loses_nothing(name: str, transport: str, tmp_path: P
     count = 300
     log_dir = tmp_path / "logs"
     port = free_port()
-    port_args = ("--grpc_port", str(port)) if transport == "grpc" else ("--port", str(port))
+    port_flag = "--grpc_port" if transport in GRPC_PORT_TRANSPORTS else "--port"
+    port_args = (port_flag, str(port))
     server = start_server(log_dir, "--name", SERVER_NAME, *port_args)
     process = None
     try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from log_server.sinks.log_directory import SymlinkRefused
 from log_server.sinks.rotating_file import (
     CUT_MARK,
     RotatingFileSink,
@@ -390,3 +392,105 @@ def test_last_sequence_reads_rotations_past_a_lowered_max_files(tmp_path: Path) 
     (tmp_path / "_main.log.4").write_bytes(numbered(1, 3))
     sink = RotatingFileSink(tmp_path, max_file_bytes=1000, max_files=2)
     assert sink.last_sequence() == 3
+
+
+def test_an_active_file_that_is_a_link_is_refused_and_its_target_untouched(
+    tmp_path: Path,
+) -> None:
+    """Regression (issue 14, item 12): `_main.log` as a link made the server append
+    client text to whatever file it pointed at, or create one anywhere."""
+    logs, outside = tmp_path / "logs", tmp_path / "outside"
+    logs.mkdir()
+    outside.write_bytes(b"precious\n")
+    (logs / "_main.log").symlink_to(outside)
+    (logs / "_main.log.0").symlink_to(tmp_path / "created-anywhere")
+    sink = RotatingFileSink(logs, max_file_bytes=1000, max_files=2)
+    assert sink.last_sequence() == 0
+    with pytest.raises(SymlinkRefused):
+        sink.open()
+    assert outside.read_bytes() == b"precious\n"
+    assert not (tmp_path / "created-anywhere").exists()
+
+
+def test_a_link_planted_while_running_is_refused_then_the_write_goes_on(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"precious\n")
+    logs = tmp_path / "logs"
+    sink = RotatingFileSink(logs, max_file_bytes=1000, max_files=2)
+    sink.open()
+    sink.write(numbered(1, 1))
+    (logs / "_main.log").unlink()
+    (logs / "_main.log").symlink_to(outside)
+    with pytest.raises(SinkWriteError) as failed:
+        sink.write(numbered(2, 1))
+    assert isinstance(failed.value.cause, SymlinkRefused) and failed.value.written == 0
+    assert outside.read_bytes() == b"precious\n"
+    (logs / "_main.log").unlink()
+    sink.write(numbered(2, 1))
+    sink.close()
+    assert (logs / "_main.log").read_bytes() == numbered(2, 1)
+
+
+def test_a_log_directory_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "logs").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(SymlinkRefused):
+        RotatingFileSink(tmp_path / "logs", max_file_bytes=1000, max_files=2).open()
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_log_directory_swapped_for_a_link_while_running_is_refused(tmp_path: Path) -> None:
+    logs, elsewhere = tmp_path / "logs", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    sink = RotatingFileSink(logs, max_file_bytes=1000, max_files=2)
+    sink.open()
+    sink.write(numbered(1, 1))
+    logs.rename(tmp_path / "moved-away")
+    logs.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(SinkWriteError) as failed:
+        sink.write(numbered(2, 1))
+    assert isinstance(failed.value.cause, SymlinkRefused)
+    assert list(elsewhere.iterdir()) == []
+    sink.close()
+
+
+def test_rotation_moves_a_planted_rotated_link_never_its_target(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"precious\n")
+    logs = tmp_path / "logs"
+    sink = RotatingFileSink(logs, max_file_bytes=40, max_files=3)
+    sink.open()
+    (logs / "_main.log.0").symlink_to(outside)
+    sink.write(numbered(1, 8))  # three rotations: the link goes .0 -> .1 -> .2 -> replaced
+    sink.close()
+    assert outside.read_bytes() == b"precious\n"
+    assert not any(p.is_symlink() for p in logs.iterdir())
+
+
+def test_a_fifo_planted_as_the_active_file_fails_instead_of_blocking(tmp_path: Path) -> None:
+    """Without O_NONBLOCK, opening a FIFO nobody reads blocks the writer for good."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    os.mkfifo(logs / "_main.log")
+    sink = RotatingFileSink(logs, max_file_bytes=1000, max_files=2)
+    outcome: list[BaseException | None] = []
+
+    def open_sink() -> None:
+        try:
+            sink.open()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc)
+
+    opener = threading.Thread(target=open_sink, daemon=True)
+    opener.start()
+    opener.join(10)
+    if opener.is_alive():  # release it, so the test ends, then fail
+        os.close(os.open(logs / "_main.log", os.O_RDONLY | os.O_NONBLOCK))
+        opener.join(10)
+        pytest.fail("opening a FIFO blocked the writer")
+    assert len(outcome) == 1 and isinstance(outcome[0], OSError)
+    sink.close()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from support import RunningServer, seq_of
+from support import RunningServer, full_device_at, seq_of
 
 from log_server.generated import log_service_pb2 as pb
 from log_server.generated import log_service_pb2_grpc as pb_grpc
@@ -370,7 +370,7 @@ def test_log_ack_durable_waits_for_the_disk(server_factory) -> None:  # type: ig
     server = server_factory()
     active = server.active_log
     os.replace(active, active.with_name("moved.log"))
-    os.symlink("/dev/full", active)
+    full_device_at(active)
     web = http.client.HTTPConnection("localhost", server.grpc_port, timeout=10)
     response, _ = call(web, LOG_MESSAGE, request_body("plain, while failing"))
     assert response.status == 200 and response.getheader("grpc-status") is None
@@ -391,7 +391,7 @@ def test_full_queue_gets_unavailable_after_the_call_deadline(server_factory) -> 
     server = server_factory("--max_queue_bytes", "64KB")
     active = server.active_log
     os.replace(active, active.with_name("moved.log"))
-    os.symlink("/dev/full", active)
+    full_device_at(active)
     web = http.client.HTTPConnection("localhost", server.grpc_port, timeout=30)
     batch = pb.LogBatchRequest(requests=[pb.LogRequest(message="q" * 1000)] * 200)
     response, _ = call(web, LOG_BATCH, framed(batch.SerializeToString()))

@@ -26,6 +26,9 @@ var (
 	ErrQueueFull = errors.New("logserver: queue full, message dropped")
 	// ErrClosed is returned by Send after Close.
 	ErrClosed = errors.New("logserver: client closed")
+	// ErrMessageTooLarge is in Stats().LastError after the sender dropped a message whose
+	// frame exceeded the max frame size (WithMaxFrameSize).
+	ErrMessageTooLarge = errors.New("logserver: message exceeds the max frame size")
 )
 
 // DefaultCloseTimeout bounds Close when its context has no deadline, so that a program
@@ -90,7 +93,7 @@ type Client struct {
 	freeChunks   []*recordChunk
 	encoding     int
 	encodingSize int
-	discarded    uint64 // accepted, then refused by the encoder
+	discarded    uint64 // accepted, then refused by the encoder or too large to send
 
 	// The sender's own: the chunks it encodes while callers fill `pending`, the builder
 	// it encodes with and the frames it made.
@@ -122,14 +125,17 @@ type Client struct {
 }
 
 // record is one queued message: the caller's strings by reference (Go strings do not
-// change), its attributes copied into the queue's text.
+// change), its attributes copied into the chunk's text. A message the client filled
+// itself (proc) needs only its logger name and message: the other texts are the client's
+// or come from the time and PC. Any other keeps all its texts in the chunk's texts.
 type record struct {
-	texts          [numTexts]string
-	level          Level
-	when           time.Time
-	pc             uintptr
-	proc           bool
-	attrs, attrEnd int // its spans in the queue's spans
+	message, loggerName string
+	when                time.Time
+	pc                  uintptr
+	level               Level
+	proc                bool
+	texts               int32 // index in the chunk's texts, when not proc
+	attrs, attrEnd      int32 // its spans in the chunk's spans
 }
 
 // recordChunk holds up to chunkRecords records and their attributes' bytes (spans index
@@ -137,6 +143,7 @@ type record struct {
 // it holds; the sender hands emptied chunks back for reuse.
 type recordChunk struct {
 	records []record
+	texts   [][numTexts]string
 	text    []byte
 	spans   []span
 	size    int // estimated encoded bytes
@@ -149,6 +156,8 @@ const (
 	takeChunks = 16
 	// maxFreeChunks bounds the emptied chunks kept for reuse after a burst.
 	maxFreeChunks = 16
+	// maxKeptBuffer: a buffer grown past it by a few huge messages is not kept for reuse.
+	maxKeptBuffer = 4 << 20
 )
 
 // recordOverhead is about what the encoding adds to a message's texts: the root struct,
@@ -233,8 +242,9 @@ func Dial(ctx context.Context, opts ...Option) (*Client, error) {
 
 // Send queues m exactly as given (no fields filled in). It returns ErrQueueFull when the
 // message was dropped for want of room, ErrClosed after Close. The sender encodes it
-// later: a message Cap'n Proto cannot encode (a text of 512 MiB) is then counted in
-// Stats().Dropped and reported in Stats().LastError.
+// later: a message Cap'n Proto cannot encode (a text of 512 MiB), or whose frame exceeds
+// the max frame size (WithMaxFrameSize), is then counted in Stats().Dropped and reported
+// in Stats().LastError.
 func (c *Client) Send(m *Message) error {
 	b := getBuilder()
 	defer putBuilder(b)
@@ -310,7 +320,11 @@ func (c *Client) enqueue(b *builder) error {
 		c.freeChunks = c.freeChunks[:n-1]
 		c.pending = append(c.pending, q)
 	} else {
-		q = &recordChunk{records: make([]record, 0, chunkRecords)}
+		q = &recordChunk{
+			records: make([]record, 0, chunkRecords),
+			text:    make([]byte, 0, 64*chunkRecords),
+			spans:   make([]span, 0, 4*chunkRecords),
+		}
 		c.pending = append(c.pending, q)
 	}
 	base := len(q.text)
@@ -319,10 +333,15 @@ func (c *Client) enqueue(b *builder) error {
 	for _, a := range b.attrs {
 		q.spans = append(q.spans, span{a.keyStart + base, a.keyEnd + base, a.valueEnd + base})
 	}
-	q.records = append(q.records, record{
-		texts: b.texts, level: b.level, when: b.when, pc: b.pc, proc: b.proc,
-		attrs: attrs, attrEnd: len(q.spans),
-	})
+	r := record{
+		message: b.texts[tMessage], loggerName: b.texts[tLoggerName], when: b.when, pc: b.pc,
+		level: b.level, proc: b.proc, attrs: int32(attrs), attrEnd: int32(len(q.spans)),
+	}
+	if !b.proc {
+		r.texts = int32(len(q.texts))
+		q.texts = append(q.texts, b.texts)
+	}
+	q.records = append(q.records, r)
 	q.size += size
 	c.pendingCount++
 	c.pendingSize += size
@@ -540,24 +559,39 @@ func (c *Client) encodeTaken() {
 		b.scratch = q.text
 		for i := range q.records {
 			r := &q.records[i]
-			b.texts, b.level, b.when, b.pc, b.proc = r.texts, r.level, r.when, r.pc, r.proc
+			if r.proc {
+				b.texts = [numTexts]string{}
+				c.fillDefaults(b, r.when)
+				b.texts[tLoggerName], b.texts[tMessage] = r.loggerName, r.message
+			} else {
+				b.texts, b.when, b.proc = q.texts[r.texts], r.when, false
+			}
+			b.level, b.pc = r.level, r.pc
 			b.attrs = q.spans[r.attrs:r.attrEnd]
+			mark := len(frames)
 			var err error
 			if frames, err = c.appendFrame(frames, b); err != nil {
 				encodeErr = err
 				continue
 			}
+			if size := len(frames) - mark - 4; size > c.o.maxFrameSize {
+				frames = frames[:mark]
+				encodeErr = fmt.Errorf("%w: a frame of %d bytes, the limit is %d (the server closes the connection past its --max_frame_size); dropped",
+					ErrMessageTooLarge, size, c.o.maxFrameSize)
+				continue
+			}
 			encoded++
 		}
 		clear(q.records) // let the strings go
-		q.records, q.text, q.spans, q.size = q.records[:0], q.text[:0], q.spans[:0], 0
+		clear(q.texts)
+		q.records, q.texts, q.text, q.spans, q.size = q.records[:0], q.texts[:0], q.text[:0], q.spans[:0], 0
 	}
 	b.texts, b.scratch, b.attrs = [numTexts]string{}, nil, nil
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, q := range c.taken {
-		if len(c.freeChunks) < maxFreeChunks {
+		if len(c.freeChunks) < maxFreeChunks && cap(q.text) <= maxKeptBuffer {
 			c.freeChunks = append(c.freeChunks, q)
 		}
 	}
@@ -582,6 +616,9 @@ func (c *Client) encodeTaken() {
 		}
 		c.sent = append(c.sent, frames...)
 		frames = frames[:0]
+	}
+	if cap(frames) > maxKeptBuffer {
+		frames = nil
 	}
 	c.newFrames = frames
 	c.sentCount += encoded

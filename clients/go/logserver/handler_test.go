@@ -200,3 +200,30 @@ func TestQueuedMessagesKeepTheCallersData(t *testing.T) {
 		}
 	}
 }
+
+// The sender encodes records of every kind one after another with one builder: no field
+// of one message may leak into the next (source location into a Log message, a thread id
+// given to Send into a handler's message).
+func TestMixedMessagesKeepTheirOwnFields(t *testing.T) {
+	srv := testserver.Start(t, "tcp", "127.0.0.1:0", false)
+	c := newClient(t, logserver.WithAddress(srv.Addr))
+	logger := slog.New(logserver.NewHandler(c, nil))
+	for i := 0; i < 50; i++ {
+		logger.Info("from slog")
+		_ = c.Log(logserver.LevelInfo, "from Log")
+		_ = c.Send(&logserver.Message{Message: "from Send", ThreadID: "7", StackTrace: "trace"})
+	}
+	flush(t, c)
+	for i, m := range srv.WaitMessages(150, waitLong) {
+		switch want := []string{"from slog", "from Log", "from Send"}[i%3]; {
+		case m.Message != want:
+			t.Fatalf("message %d: %q, want %q", i, m.Message, want)
+		case want == "from slog" && (m.Filename != "handler_test.go" || m.ThreadID != "" || m.StackTrace != ""):
+			t.Fatalf("message %d from slog: %+v", i, m)
+		case want == "from Log" && (m.Filename != "" || m.LineNumber != "" || m.ThreadID != "" || m.StackTrace != ""):
+			t.Fatalf("message %d from Log: %+v", i, m)
+		case want == "from Send" && (m.Filename != "" || m.Hostname != "" || m.ThreadID != "7"):
+			t.Fatalf("message %d from Send: %+v", i, m)
+		}
+	}
+}

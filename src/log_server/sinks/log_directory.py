@@ -12,11 +12,11 @@ from pathlib import Path
 LOCK_NAME = ".log_server.lock"
 
 
-class DirectoryInUse(Exception):
+class DirectoryInUse(OSError):
     """Another live process holds the directory's lock."""
 
     def __init__(self, holder: str) -> None:
-        super().__init__(f"in use by another log_server (pid {holder})")
+        super().__init__(errno.EBUSY, f"in use by another log_server (pid {holder})")
         self.holder = holder
 
 
@@ -48,19 +48,26 @@ class DirectoryLock:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._fd = -1
+        self._directory_identity = (0, 0)
 
     def acquire(self) -> None:
         """Before anything else in the directory is read or touched; raises DirectoryInUse."""
         dir_fd = open_directory(self.directory)
         try:
-            fd = os.open(
-                LOCK_NAME,
-                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o644,
-                dir_fd=dir_fd,
-            )
+            self.follow(dir_fd)
         finally:
             os.close(dir_fd)
+
+    def follow(self, dir_fd: int) -> None:
+        """Hold the lock in the directory `dir_fd` names: a log directory removed and made
+        again while running is claimed again, so a second server cannot start in it."""
+        stat = os.fstat(dir_fd)
+        identity = (stat.st_dev, stat.st_ino)
+        if self._fd >= 0 and identity == self._directory_identity:
+            return
+        fd = os.open(
+            LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd
+        )
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -69,7 +76,8 @@ class DirectoryLock:
             raise DirectoryInUse(holder or "unknown") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+        self.release()
+        self._fd, self._directory_identity = fd, identity
 
     def release(self) -> None:
         if self._fd >= 0:

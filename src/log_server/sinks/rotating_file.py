@@ -7,12 +7,14 @@ than the limit gets a file of its own.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 from log_server.core.format import parse_sequence
+from log_server.sinks.log_directory import DirectoryLock, SymlinkRefused, open_directory
 
 ACTIVE_NAME = "_main.log"
 # Ends a line that a crash cut short, when the server starts again: the line keeps what was
@@ -40,14 +42,20 @@ class RotatingFileSink:
         max_file_bytes: int,
         max_files: int,
         on_rotate: Callable[[Path], None] | None = None,
+        lock: DirectoryLock | None = None,
     ) -> None:
         self.directory = directory
         self.path = directory / ACTIVE_NAME
         self.max_file_bytes = max_file_bytes
         self.max_files = max_files
         self._on_rotate = on_rotate
+        self._lock = lock
         self._fd = -1
         self._identity: tuple[int, int] = (0, 0)
+        # Every name is opened, renamed and checked relative to this descriptor of the
+        # directory, opened without following a link: see log_directory.py.
+        self._dir_fd = -1
+        self._dir_identity: tuple[int, int] = (0, 0)
         self.size = 0
         # What a failed write left of an unfinished line in the file, and which file: a
         # retry resumes after it, or, if the file was replaced meanwhile, starts the line
@@ -63,10 +71,10 @@ class RotatingFileSink:
         """At start-up: open (or create) the active file for appending and count its size. A
         last line left unterminated by a crash is ended, so the next line starts on a line of
         its own."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._open_directory()
         self._finish_interrupted_rotation()
         self._open_active()
-        if self.size and _last_byte(self.path) != b"\n":
+        if self.size and self._last_byte() != b"\n":
             self._write_all(memoryview(CUT_MARK + b"\n"))
 
     def rotated_indices(self, below: int | None = None) -> list[int]:
@@ -77,7 +85,7 @@ class RotatingFileSink:
         limit = self.max_files if below is None else below
         return sorted(
             index
-            for name in os.listdir(self.directory)
+            for name in os.listdir(self._directory_fd())
             if (match := _ROTATED_NAME.fullmatch(name)) is not None
             and (index := int(match.group(1))) < limit
         )
@@ -91,9 +99,9 @@ class RotatingFileSink:
         if hole is None:
             return
         for index in range(hole - 1, -1, -1):
-            os.replace(self.rotated_path(index), self.rotated_path(index + 1))
-        if self.path.exists():
-            os.replace(self.path, self.rotated_path(0))
+            self._rename(_rotated_name(index), _rotated_name(index + 1))
+        if self._lstat(ACTIVE_NAME) is not None:
+            self._rename(ACTIVE_NAME, _rotated_name(0))
 
     def reopen(self) -> None:
         """Reopen by path: a file deleted or replaced under us is recreated rather than
@@ -101,7 +109,7 @@ class RotatingFileSink:
         unfinished is continued where it stopped (no cut mark: the server did not stop), or
         begun again if the file it was in is gone."""
         self.close()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._open_directory()
         self._finish_interrupted_rotation()
         self._open_active()
         if self._partial and self._identity != self._partial_identity:
@@ -114,20 +122,75 @@ class RotatingFileSink:
 
     def _open_active(self) -> None:
         self._reopen_requested = False
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(
+                ACTIVE_NAME,
+                # O_NONBLOCK: a FIFO planted there fails (ENXIO) instead of blocking the
+                # writer until someone reads it; on a regular file it changes nothing.
+                os.O_WRONLY
+                | os.O_APPEND
+                | os.O_CREAT
+                | os.O_NOFOLLOW
+                | os.O_NONBLOCK
+                | os.O_CLOEXEC,
+                0o644,
+                dir_fd=self._directory_fd(),
+            )
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise SymlinkRefused(self.path) from None
+            raise
         stat = os.fstat(self._fd)
         self.size = stat.st_size
         self._identity = (stat.st_dev, stat.st_ino)
 
     def _is_current(self) -> bool:
         """Whether the path still names the file we hold open (one stat per batch)."""
-        if self._reopen_requested:
+        if self._reopen_requested or self._dir_fd < 0:
             return False
         try:
-            stat = os.stat(self.path)
+            directory = os.stat(self.directory, follow_symlinks=False)
         except FileNotFoundError:
             return False
-        return (stat.st_dev, stat.st_ino) == self._identity
+        if (directory.st_dev, directory.st_ino) != self._dir_identity:
+            return False
+        stat = self._lstat(ACTIVE_NAME)
+        return stat is not None and (stat.st_dev, stat.st_ino) == self._identity
+
+    def _open_directory(self) -> None:
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1
+        self._dir_fd = open_directory(self.directory)
+        stat = os.fstat(self._dir_fd)
+        self._dir_identity = (stat.st_dev, stat.st_ino)
+        if self._lock is not None:
+            self._lock.follow(self._dir_fd)
+
+    def _directory_fd(self) -> int:
+        if self._dir_fd < 0:
+            self._open_directory()
+        return self._dir_fd
+
+    def _lstat(self, name: str) -> os.stat_result | None:
+        try:
+            return os.stat(name, dir_fd=self._directory_fd(), follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+
+    def _rename(self, src: str, dst: str) -> None:
+        """rename() never follows a link, at either name: a planted `_main.log.3` link is
+        itself moved or replaced, never the file it points at."""
+        fd = self._directory_fd()
+        os.replace(src, dst, src_dir_fd=fd, dst_dir_fd=fd)
+
+    def _open_for_reading(self, name: str, flags: int) -> int:
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._directory_fd())
+
+    def _last_byte(self) -> bytes:
+        with open(ACTIVE_NAME, "rb", opener=self._open_for_reading) as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1)
 
     def write(self, data: bytes) -> None:
         """Write whole lines, rotating between them as needed. On failure raises
@@ -215,13 +278,13 @@ class RotatingFileSink:
         os.close(self._fd)
         self._fd = -1
         if self.max_files == 0:
-            os.unlink(self.path)
+            os.unlink(ACTIVE_NAME, dir_fd=self._directory_fd())
         else:
             # Only the files present are moved: the cost follows them, not --max_files.
             for index in reversed(self.rotated_indices()):
                 if index < self.max_files - 1:
-                    os.replace(self.rotated_path(index), self.rotated_path(index + 1))
-            os.replace(self.path, self.rotated_path(0))
+                    self._rename(_rotated_name(index), _rotated_name(index + 1))
+            self._rename(ACTIVE_NAME, _rotated_name(0))
         self._open_active()
         if self._on_rotate is not None:
             self._on_rotate(self.rotated_path(0))
@@ -231,36 +294,41 @@ class RotatingFileSink:
             os.fsync(self._fd)
 
     def close(self) -> None:
-        if self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        for fd in (self._fd, self._dir_fd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._fd = self._dir_fd = -1
 
     def last_sequence(self) -> int:
         """The highest sequence number already used (0 for a new log), searched from the end
         of the active file back through `.0`, `.1`, ... (one may be missing after a crash or
         an operator's clean-up) until a line's number can be trusted."""
+        if self._dir_fd < 0 and not self.directory.exists():
+            return 0
         scan = _SequenceScan()
         # Every rotated file counts here, also those past a --max_files lowered since.
-        present = self.rotated_indices(below=1 << 62) if self.directory.is_dir() else []
-        for path in (self.path, *map(self.rotated_path, present)):
-            if scan.read(path):
+        present = self.rotated_indices(below=1 << 62)
+        for name in (ACTIVE_NAME, *map(_rotated_name, present)):
+            if scan.read(name, self._open_for_reading):
                 break
         return scan.best or 0
 
 
-def _last_byte(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        fh.seek(-1, os.SEEK_END)
-        return fh.read(1)
+def _rotated_name(index: int) -> str:
+    return f"{ACTIVE_NAME}.{index}"
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 def read_last_sequence(path: Path) -> int | None:
     """The highest sequence number used by the lines of one file, or None if it has none."""
     scan = _SequenceScan()
-    scan.read(path)
+    scan.read(str(path), _no_follow)
     return scan.best
 
 
@@ -279,12 +347,17 @@ class _SequenceScan:
         self.best: int | None = None
         self.after = 0  # cut lines seen after the current one: numbers used after it
 
-    def read(self, path: Path) -> bool:
-        """Scan one file; True once an exact number was found."""
+    def read(self, name: str, opener: Callable[[str, int], int]) -> bool:
+        """Scan one file; True once an exact number was found. A link is not followed
+        (ELOOP): whatever it points at is not one of our files."""
         try:
-            fh = open(path, "rb")
+            fh = open(name, "rb", opener=opener)
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return False
+            raise
         with fh:
             size = fh.seek(0, os.SEEK_END)
             if size == 0:

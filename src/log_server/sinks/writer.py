@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
 from log_server.health import Health
+from log_server.sinks.log_directory import SymlinkRefused
 from log_server.sinks.retry import RetryPolicy
 from log_server.sinks.rotating_file import RotatingFileSink, SinkWriteError
 
@@ -104,7 +105,14 @@ class BatchWriter:
                 if failures == 1:
                     first_failure = time.monotonic()
                 reason = f"{self.sink.path}: {cause.strerror or cause}"
-                if failures < self.policy.attempts_before_degraded:
+                if isinstance(cause, SymlinkRefused):
+                    # Not a passing fault: said once, DEGRADED at once; the queue keeps the
+                    # lines until the link is gone.
+                    reason = f"{cause.filename}: {cause.strerror}"
+                    if failures == 1:
+                        self.health.set_degraded(reason)
+                        self.events.file_refused(reason)
+                elif failures < self.policy.attempts_before_degraded:
                     self.events.write_failed(failures, reason)
                 elif failures == self.policy.attempts_before_degraded:
                     self.health.set_degraded(reason)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 # gRPC's core prints its own errors (e.g. for a port in use) to stderr; the server reports
 # those failures itself, in one line. It reads this once, at import. The user's value wins.
@@ -24,7 +25,7 @@ from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
 from log_server.generated import log_service_pb2 as pb
 from log_server.health import Health
-from log_server.protocol.proto_codec import BatchDecoder
+from log_server.protocol.proto_codec import BatchDecoder, batch_pieces
 from log_server.sources.source import ListenError
 
 if TYPE_CHECKING:
@@ -37,6 +38,14 @@ ACK_METADATA_KEY = "log-ack"
 # How long a call waits for the writer to catch up before it is told UNAVAILABLE (or less,
 # when the caller's own deadline is sooner).
 ADMISSION_WAIT_S = 10.0
+
+# At shutdown, a stream that has been waiting this long for its next message is ended at
+# once (as TCP's drain closes a connection quiet this long): 10,000 idle streams otherwise
+# held the stop for the whole grace period and then took seconds more to cancel.
+IDLE_STREAM_S = 0.2
+STREAM_ENDED_AT_SHUTDOWN = (
+    "the log server is shutting down; the messages of this stream so far were accepted"
+)
 
 # Every successful call gets the same answer: serialized once (handlers return bytes).
 _ACCEPTED: bytes = pb.LogResponse(success=True).SerializeToString()
@@ -51,28 +60,58 @@ class LogServiceHandler:
     LogRequest get INVALID_ARGUMENT and a log line rather than grpc's generic UNKNOWN."""
 
     def __init__(
-        self, pipeline: LogPipeline, events: ServerEvents, decode_batch: BatchDecoder
+        self,
+        pipeline: LogPipeline,
+        events: ServerEvents,
+        decode_batch: BatchDecoder,
+        max_batch: int = 10_000,
     ) -> None:
         self.pipeline = pipeline
         self.events = events
         self.decode_batch = decode_batch
+        self.max_batch = max_batch
+        self._waiting_bytes = 0  # of the requests waiting for room in the queue
+        # StreamLogs calls in progress: since when each has been waiting for its next
+        # message (None while it handles one), and those ended by end_idle_streams.
+        self._streams_waiting: dict[asyncio.Task[Any], float | None] = {}
+        self._streams_ended: set[asyncio.Task[Any]] = set()
 
     async def log_message(self, raw: bytes, context: Any) -> bytes:
-        if not self.pipeline.has_room:
-            await self._wait_for_room(context)
         await self._accept(as_batch(raw), context, "LogMessage")
         return await self._answer(context)
 
     async def stream_logs(self, raw_requests: AsyncIterator[bytes], context: Any) -> bytes:
-        async for raw in raw_requests:
-            if not self.pipeline.has_room:
-                await self._wait_for_room(context)
-            await self._accept(as_batch(raw), context, "StreamLogs")
+        task = asyncio.current_task()
+        assert task is not None
+        waiting = self._streams_waiting
+        waiting[task] = time.monotonic()
+        try:
+            async for raw in raw_requests:
+                waiting[task] = None
+                await self._accept(as_batch(raw), context, "StreamLogs")
+                waiting[task] = time.monotonic()
+        except asyncio.CancelledError:
+            if task not in self._streams_ended:
+                raise
+            task.uncancel()
+            await context.abort(grpc.StatusCode.UNAVAILABLE, STREAM_ENDED_AT_SHUTDOWN)
+        finally:
+            waiting.pop(task, None)
+            self._streams_ended.discard(task)
         return await self._answer(context)
 
+    def end_idle_streams(self, idle_s: float) -> int:
+        """At shutdown: end the streams that have been waiting for their next message for
+        `idle_s` or more (those busy with a message go on), with UNAVAILABLE and a reason
+        saying that what they sent so far was accepted. How many streams are left."""
+        now = time.monotonic()
+        for task, since in list(self._streams_waiting.items()):
+            if since is not None and now - since >= idle_s and task not in self._streams_ended:
+                self._streams_ended.add(task)
+                task.cancel()
+        return len(self._streams_waiting)
+
     async def log_batch(self, raw: bytes, context: Any) -> bytes:
-        if not self.pipeline.has_room:
-            await self._wait_for_room(context)
         await self._accept(raw, context, "LogBatch")
         return await self._answer(context)
 
@@ -86,16 +125,36 @@ class LogServiceHandler:
         return _ACCEPTED
 
     async def _accept(self, batch: bytes, context: Any, method: str) -> None:
-        """Decode, number and queue the messages of a LogBatchRequest's bytes."""
+        """Decode, number and queue the messages of a LogBatchRequest's bytes, a bounded
+        piece at a time: the event loop runs between pieces, and each piece waits for
+        room in the queue. A large batch's messages keep their order but may be
+        interleaved with other clients' messages between pieces."""
         try:
-            lines, count = self.decode_batch(batch, self.pipeline.next_seq, now_iso())
-        except ValueError as exc:
-            reason = str(exc)
-            if method != "LogBatch":
-                reason = reason.replace("LogBatchRequest", "LogRequest")
-            self.events.grpc_request_failed(method, context.peer(), reason)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
-        self.pipeline.submit_formatted(lines, count)
+            pieces = batch_pieces(batch, self.max_batch)
+        except ValueError as exc:  # BatchTooLarge too: the request can never succeed
+            await self._refuse(context, method, str(exc))
+        accepted = 0
+        for number, piece in enumerate(pieces):
+            if number:
+                await asyncio.sleep(0)
+            await self._wait_for_room(context, len(batch))
+            try:
+                lines, count = self.decode_batch(piece, self.pipeline.next_seq, now_iso())
+            except ValueError as exc:
+                reason = str(exc)
+                if accepted:
+                    reason += f" (the {accepted} messages before it were accepted)"
+                await self._refuse(context, method, reason)
+            self.pipeline.submit_formatted(lines, count)
+            accepted += count
+
+    async def _refuse(self, context: Any, method: str, reason: str) -> NoReturn:
+        """INVALID_ARGUMENT with the reason, and a log line: the request can never succeed."""
+        if method != "LogBatch":
+            reason = reason.replace("LogBatchRequest", "LogRequest")
+        self.events.grpc_request_failed(method, context.peer(), reason)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
+        raise AssertionError("abort returns only by raising")
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         return {
@@ -104,17 +163,44 @@ class LogServiceHandler:
             "LogBatch": grpc.unary_unary_rpc_method_handler(self.log_batch),
         }
 
-    async def _wait_for_room(self, context: Any) -> None:
-        if self.pipeline.has_room:
-            return
-        remaining = context.time_remaining()
-        timeout = ADMISSION_WAIT_S if remaining is None else min(ADMISSION_WAIT_S, remaining)
+    async def _wait_for_room(self, context: Any, size: int) -> None:
+        refusal = await self.wait_for_room(size, context.time_remaining())
+        if refusal is not None:
+            await self._unavailable(context, refusal)
+
+    async def wait_for_room(self, size: int, timeout_s: float | None) -> str | None:
+        """Until the queue has room for a request of `size` bytes, for at most
+        ADMISSION_WAIT_S (or `timeout_s`, the call's deadline): None, or why the call
+        should be told UNAVAILABLE. Room is checked again after every wake-up, since the
+        calls woken with this one may have filled the queue already. The requests that
+        wait may hold at most --max_queue_bytes between them; past that a call is refused
+        at once. Shared by native gRPC and gRPC-Web."""
+        pipeline = self.pipeline
+        if pipeline.has_room:
+            return None
+        if self._waiting_bytes + size > pipeline.max_queue_bytes:
+            return (
+                "the log server's queue is full and enough calls are waiting for room "
+                "already (--max_queue_bytes); retry later"
+            )
+        loop = asyncio.get_running_loop()
+        wait_s = ADMISSION_WAIT_S if timeout_s is None else min(ADMISSION_WAIT_S, timeout_s)
+        deadline = loop.time() + wait_s
+        self._waiting_bytes += size
         try:
-            await asyncio.wait_for(self.pipeline.wait_for_room(), timeout)
-        except TimeoutError:
-            reason = "the log server is not keeping up (writes failing or slow); retry later"
-            self.events.grpc_request_failed("LogService", context.peer(), reason)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
+            while not pipeline.has_room:
+                try:
+                    await asyncio.wait_for(pipeline.wait_for_room(), deadline - loop.time())
+                except TimeoutError:
+                    return "the log server is not keeping up (writes failing or slow); retry later"
+        finally:
+            self._waiting_bytes -= size
+        return None
+
+    async def _unavailable(self, context: Any, reason: str) -> NoReturn:
+        self.events.grpc_request_failed("LogService", context.peer(), reason)
+        await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
+        raise AssertionError("abort returns only by raising")
 
 
 def as_batch(request: bytes) -> bytes:
@@ -141,10 +227,15 @@ class GrpcSource:
         web: Policy | None = None,
         max_connections: int = 1024,
         read_timeout_s: float = 0.0,
+        max_batch: int = 10_000,
+        max_request_bytes: int = 4 * 1024 * 1024,
+        max_calls: int = 1024,
     ) -> None:
         """`web`: serve gRPC-Web too, through a front listener with this CORS/Host policy."""
         self.host, self.port, self.grace_s = host, port, grace_s
-        self.handler = LogServiceHandler(pipeline, events, decode_batch)
+        self.max_request_bytes = max_request_bytes
+        self.max_calls, self.max_connections = max_calls, max_connections
+        self.handler = LogServiceHandler(pipeline, events, decode_batch, max_batch)
         self.front: GrpcWebFront | None = None
         if web is not None:
             from log_server.sources.grpc_web import GrpcWebFront
@@ -183,7 +274,23 @@ class GrpcSource:
 
     async def _serve(self, address: str) -> int:
         """grpcio on a gRPC address (`host:port`, `unix:/path`); the bound port."""
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        options = [
+            ("grpc.so_reuseport", 0),
+            # grpcio refuses a larger request itself, with RESOURCE_EXHAUSTED, before
+            # reading it whole.
+            ("grpc.max_receive_message_length", self.max_request_bytes),
+            # HTTP/2 streams one connection may have open: no more than calls in all, so a
+            # client past it queues its calls itself. Not lower: grpc-core counts a stream
+            # a little longer than its client does, and a client at a lower per-connection
+            # limit gets some calls refused (REFUSED_STREAM: 20% of a 1,000-call burst on
+            # one channel at a limit of 100).
+            ("grpc.max_concurrent_streams", self.max_calls),
+            # --max_connections bounds the gRPC listener's connections as it does TCP's:
+            # past it grpcio closes a new connection at once.
+            ("grpc.max_allowed_incoming_connections", self.max_connections),
+        ]
+        # Past max_calls grpcio answers RESOURCE_EXHAUSTED before reading the request.
+        server = grpc.aio.server(options=options, maximum_concurrent_rpcs=self.max_calls)
         handlers = self.handler.method_handlers()
         server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(name, handlers) for name in SERVICE_NAMES]
@@ -227,11 +334,17 @@ class GrpcSource:
             self.front.stop_accepting()
 
     async def drain(self) -> None:
-        """Refuse new calls, let calls in progress finish for up to `grace_s`."""
-        draining = []
-        if self.front is not None:
-            draining.append(self.front.drain(self.grace_s))
+        """Refuse new calls, end idle streams, let calls in progress finish for up to
+        `grace_s`. grpcio stops before the front closes the connections it relays, so a
+        relayed call gets its status rather than a closed socket."""
+        deadline = time.monotonic() + self.grace_s
         if self._server is not None:
             await self.health_servicer.enter_graceful_shutdown()
-            draining.append(self._server.stop(self.grace_s))
-        await asyncio.gather(*draining)
+            stopping = asyncio.ensure_future(self._server.stop(self.grace_s))
+            while not stopping.done():
+                if not self.handler.end_idle_streams(IDLE_STREAM_S):
+                    break
+                await asyncio.wait([stopping], timeout=IDLE_STREAM_S / 4)
+            await stopping
+        if self.front is not None:
+            await self.front.drain(max(0.0, deadline - time.monotonic()))

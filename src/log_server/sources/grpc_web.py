@@ -29,7 +29,8 @@ from log_server.protocol.grpc_web import (
     Policy,
     Refused,
 )
-from log_server.sources.grpc import _ACCEPTED, ADMISSION_WAIT_S, LogServiceHandler, as_batch
+from log_server.protocol.proto_codec import batch_pieces
+from log_server.sources.grpc import _ACCEPTED, LogServiceHandler, as_batch
 
 # A refusal of each kind writes one line at most this often; the next line says how many
 # were refused in between (a browser page in a loop must not flood the log with its errors).
@@ -271,18 +272,13 @@ class FrontConnection(asyncio.Protocol):
             self._serve_events()
 
     async def _serve_waiting(self, call: Call) -> None:
-        pipeline = self.front.handler.pipeline
-        if not pipeline.has_room:
-            timeout = ADMISSION_WAIT_S
-            if call.timeout_s is not None:
-                timeout = min(timeout, call.timeout_s)
-            try:
-                await asyncio.wait_for(pipeline.wait_for_room(), timeout)
-            except TimeoutError:
-                reason = "the log server is not keeping up (writes failing or slow); retry"
-                self.front.refusals.refuse(self.peer, "unavailable", reason)
-                self._answer(GrpcStatus.UNAVAILABLE, reason)
-                return
+        handler = self.front.handler
+        pipeline = handler.pipeline
+        refusal = await handler.wait_for_room(len(call.message), call.timeout_s)
+        if refusal is not None:
+            self.front.refusals.refuse(self.peer, "unavailable", refusal)
+            self._answer(GrpcStatus.UNAVAILABLE, refusal)
+            return
         if not self._accept(call, answer=False) or not call.ack_durable:
             return
         try:
@@ -300,7 +296,11 @@ class FrontConnection(asyncio.Protocol):
         pipeline = handler.pipeline
         batch = call.message if call.method == "LogBatch" else as_batch(call.message)
         try:
-            lines, count = handler.decode_batch(batch, pipeline.next_seq, now_iso())
+            # The bound of native gRPC (sources/grpc.py): --grpc_max_batch, counted before
+            # anything is decoded; then 1,000 messages per decode.
+            for piece in batch_pieces(batch, handler.max_batch):
+                lines, count = handler.decode_batch(piece, pipeline.next_seq, now_iso())
+                pipeline.submit_formatted(lines, count)
         except ValueError as exc:
             reason = str(exc)
             if call.method != "LogBatch":
@@ -308,7 +308,6 @@ class FrontConnection(asyncio.Protocol):
             self.front.refusals.refuse(self.peer, "message", f"{call.method}: {reason}")
             self._answer(GrpcStatus.INVALID_ARGUMENT, reason)
             return False
-        pipeline.submit_formatted(lines, count)
         if answer or not call.ack_durable:
             self._answer(GrpcStatus.OK, payload=_ACCEPTED)
         return True

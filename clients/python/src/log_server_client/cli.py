@@ -42,17 +42,36 @@ def build_parser(prog: str = "log_send") -> argparse.ArgumentParser:
         "--port", type=int, default=None, help="server port (default: 4020, or 4021 with --grpc)"
     )
     parser.add_argument("--grpc", action="store_true", help="send over gRPC instead of TCP")
+    parser.add_argument(
+        "--unix_socket",
+        metavar="PATH",
+        help="send to the server's --unix_socket at PATH instead of --host/--port",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "log_send") -> int:
-    args = build_parser(prog).parse_args(argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.unix_socket and args.grpc:
+        parser.error("--unix_socket is the TCP protocol; it cannot be used with --grpc")
     port = args.port or (4021 if args.grpc else 4020)
-    client = _client(args, port)
+    where = args.unix_socket or f"{args.host}:{port}"
+    try:
+        client = _client(args, port)
+    except ImportError as exc:
+        if not args.grpc:
+            raise
+        print(
+            f"{prog}: error: --grpc needs the client's gRPC extra ({exc.name or exc} is "
+            "missing): pip install 'log_server_client[grpc]'",
+            file=sys.stderr,
+        )
+        return 1
     try:
         if not client.wait_connected(CONNECT_TIMEOUT_S):
             print(
-                f"{prog}: error: cannot reach the log server at {args.host}:{port}: "
+                f"{prog}: error: cannot reach the log server at {where}: "
                 f"{_reason(client.last_error)}",
                 file=sys.stderr,
             )
@@ -61,12 +80,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "log_send") -> int:
         if args.message:
             client.log(args.level, " ".join(args.message), attributes=attributes)
         else:
-            for line in sys.stdin:
-                client.log(args.level, line.rstrip("\r\n"), attributes=attributes)
+            # Bytes, decoded here: what is not UTF-8 becomes U+FFFD (as the server does)
+            # instead of ending the run with the rest of stdin unread.
+            for raw in sys.stdin.buffer:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                client.log(args.level, line, attributes=attributes)
         if not client.flush(FLUSH_TIMEOUT_S):
             print(
                 f"{prog}: error: could not hand every message to the log server at "
-                f"{args.host}:{port}: {_reason(client.last_error)}",
+                f"{where}: {_reason(client.last_error)}",
                 file=sys.stderr,
             )
             return 1
@@ -84,7 +106,13 @@ def _client(args: argparse.Namespace, port: int):  # type: ignore[no-untyped-def
         )
     from log_server_client.client import LogClient
 
-    return LogClient(args.host, port, logger_name=args.logger, service_name=args.service)
+    return LogClient(
+        args.host,
+        port,
+        logger_name=args.logger,
+        service_name=args.service,
+        unix_socket=args.unix_socket,
+    )
 
 
 def _attribute(text: str) -> tuple[str, str]:

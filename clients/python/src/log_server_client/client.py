@@ -19,8 +19,16 @@ class TcpTransport:
     """With `ack=True` the server reports how many messages of this connection are on disk;
     frames stay in `unacked` until then and are sent again, first, after a reconnect."""
 
-    def __init__(self, host: str, port: int, connect_timeout_s: float, ack: bool = False) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        connect_timeout_s: float,
+        ack: bool = False,
+        unix_socket: str | None = None,
+    ) -> None:
         self.address = (host, port)
+        self.unix_socket = unix_socket
         self.connect_timeout_s = connect_timeout_s
         self.ack = ack
         self.on_broken: Callable[[], None] = lambda: None
@@ -29,9 +37,8 @@ class TcpTransport:
         self._lock = threading.Lock()
 
     def connect(self) -> None:
-        sock = socket.create_connection(self.address, timeout=self.connect_timeout_s)
+        sock = self._open()
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.ack:
                 self._open_acknowledged(sock)
             sock.settimeout(None)
@@ -39,6 +46,20 @@ class TcpTransport:
             sock.close()  # e.g. the server died during the hello: no socket left behind
             raise
         self._sock = sock
+
+    def _open(self) -> socket.socket:
+        if self.unix_socket is None:
+            sock = socket.create_connection(self.address, timeout=self.connect_timeout_s)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.connect_timeout_s)
+            sock.connect(self.unix_socket)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def _open_acknowledged(self, sock: socket.socket) -> None:
         """Say the hello, send again what is unacknowledged, start reading the acks."""
@@ -122,7 +143,9 @@ class LogClient(QueuedClient):
     `log()` fills in host, process, thread and call time, encodes the frame and queues it;
     it does not wait for the network. See BackgroundSender for the queue policies.
     `ack=True`: keep every message until the server says it is on disk, and send it again
-    after a reconnect (at least once: a resent message may appear twice)."""
+    after a reconnect (at least once: a resent message may appear twice).
+    `unix_socket`: the path of the server's `--unix_socket` (the same protocol), used
+    instead of host and port."""
 
     def __init__(
         self,
@@ -137,14 +160,16 @@ class LogClient(QueuedClient):
         logger_name: str = "",
         service_name: str = "",
         ack: bool = False,
+        unix_socket: str | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self.unix_socket = unix_socket
         self.logger_name = logger_name
         self.service_name = service_name
         self._encoder = FrameEncoder()
         self._sender = BackgroundSender(
-            TcpTransport(host, port, connect_timeout_s, ack),
-            name=f"log_server_client-{host}:{port}",
+            TcpTransport(host, port, connect_timeout_s, ack, unix_socket),
+            name=f"log_server_client-{unix_socket or f'{host}:{port}'}",
             queue_size=queue_size,
             on_full=on_full,
             block_timeout_s=block_timeout_s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Literal
 
 import grpc
@@ -18,6 +19,7 @@ from log_server_client.generated import log_service_pb2 as pb
 from log_server_client.sender import BackgroundSender, OnFull, QueuedClient
 
 _SERVICE = "/logservice.LogService/"
+_SETTLED = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE)
 
 
 class GrpcTransport:
@@ -35,8 +37,28 @@ class GrpcTransport:
         self._channel: grpc.Channel | None = None
 
     def connect(self) -> None:
+        """Ready, or an error as soon as the first attempt fails (gRPC itself would keep
+        retrying until the timeout; the sender has its own backoff)."""
         channel = grpc.insecure_channel(self.target)
-        grpc.channel_ready_future(channel).result(timeout=self.timeout_s)
+        settled = threading.Event()
+        states: list[grpc.ChannelConnectivity] = []
+
+        def on_state(state: grpc.ChannelConnectivity) -> None:
+            if state in (
+                grpc.ChannelConnectivity.READY,
+                grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+            ):
+                states.append(state)
+                settled.set()
+
+        channel.subscribe(on_state, try_to_connect=True)
+        settled.wait(self.timeout_s)
+        channel.unsubscribe(on_state)
+        if not states or states[0] is not grpc.ChannelConnectivity.READY:
+            channel.close()
+            raise ConnectionError(
+                "connection failed" if states else f"no connection within {self.timeout_s} s"
+            )
         self._channel = channel
         serialize = pb.LogRequest.SerializeToString
         parse = pb.LogResponse.FromString

@@ -11,6 +11,7 @@ from typing import Any
 
 from log_server_client.client import LogClient
 from log_server_client.encoding import FrameEncoder, Level, attribute_pairs
+from log_server_client.sender import ATEXIT_FLUSH_S as EXIT_WAIT_S
 from log_server_client.sender import OnFull
 
 _HOSTNAME = socket.gethostname()
@@ -27,10 +28,10 @@ _LEVELS = {
 _LEVEL_NUMBERS = {number: int(level) for number, level in _LEVELS.items() if number}
 _formatter = logging.Formatter()
 # What every LogRecord has (and what formatters add); any other key came from `extra=`.
-STANDARD_RECORD_KEYS = frozenset(
-    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
-    | {"message", "asctime", "taskName"}
-)
+_PLAIN_RECORD = logging.LogRecord("", 0, "", 0, "", None, None).__dict__
+STANDARD_RECORD_KEYS = frozenset(_PLAIN_RECORD.keys() | {"message", "asctime", "taskName"})
+# A record with no more keys than a plain one has no `extra=`: one len() on the hot path.
+_PLAIN_RECORD_SIZE = len(_PLAIN_RECORD)
 
 
 def to_server_level(levelno: int) -> Level:
@@ -56,21 +57,29 @@ class LogServerHandler(logging.Handler):
         on_full: OnFull = "block",
         block_timeout_s: float | None = None,
         compiled_encoder: bool = True,
+        unix_socket: str | None = None,
     ) -> None:
         super().__init__(level)
         self.service_name = service_name or ""
         self.client = LogClient(
-            host, port, queue_size=queue_size, on_full=on_full, block_timeout_s=block_timeout_s
+            host,
+            port,
+            queue_size=queue_size,
+            on_full=on_full,
+            block_timeout_s=block_timeout_s,
+            unix_socket=unix_socket,
         )
         self._encoder = FrameEncoder(native=compiled_encoder)
+        self._flush_failed = False
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             level = _LEVEL_NUMBERS.get(record.levelno) or int(to_server_level(record.levelno))
-            if record.__dict__.keys() - STANDARD_RECORD_KEYS:
-                frame = self._encoder.encode_texts(
-                    level, self.texts(record), self.attributes(record)
-                )
+            attributes = (
+                self.attributes(record) if len(record.__dict__) > _PLAIN_RECORD_SIZE else ()
+            )
+            if attributes:
+                frame = self._encoder.encode_texts(level, self.texts(record), attributes)
             else:
                 frame = self._encoder.encode_texts(level, self.texts(record))
             self.client.send_frame(frame)
@@ -108,11 +117,13 @@ class LogServerHandler(logging.Handler):
         )
 
     def flush(self) -> None:
-        self.client.flush(timeout_s=10.0)
+        self._flush_failed = not self.client.flush(timeout_s=EXIT_WAIT_S)
 
     def close(self) -> None:
+        """logging.shutdown() flushes, then closes: after a flush that already waited in
+        vain, closing does not wait again (the exit stays within EXIT_WAIT_S)."""
         try:
-            self.client.close()
+            self.client.close(timeout_s=0 if self._flush_failed else EXIT_WAIT_S)
         finally:
             super().close()
 

@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol, Self
 OnFull = Literal["block", "drop"]
 BATCH_ITEMS = 2000
 ATEXIT_FLUSH_S = 5.0
+JOIN_S = 5.0
 
 
 class QueueFullError(Exception):
@@ -59,6 +60,8 @@ class BackgroundSender:
         self._queue: collections.deque[Any] = collections.deque()
         self._inflight = 0
         self._closing = False
+        self._closed: bool | None = None  # close()'s answer, once closed
+        self._attempts = 0  # connection attempts made, for wait_connected
         self._connect_requested = False
         self._cond = threading.Condition()
         self._wake = threading.Event()
@@ -94,19 +97,24 @@ class BackgroundSender:
         return True
 
     def wait_connected(self, timeout_s: float) -> bool:
-        """Connect now (if not yet) and say whether it worked within `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        while not self.connected and time.monotonic() < deadline:
-            with self._cond:
-                self._connect_requested = True
-                self._cond.notify_all()
+        """Connect now (if not yet) and say whether it worked: False as soon as that attempt
+        fails (a refused connection answers at once), or after `timeout_s`."""
+        with self._cond:
+            if self.connected:
+                return True
+            attempts = self._attempts
+            self._connect_requested = True
+            self._cond.notify_all()
             self._wake.set()
-            time.sleep(0.01)
-        return self.connected
+            self._cond.wait_for(lambda: self.connected or self._attempts > attempts, timeout_s)
+            return self.connected
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until everything queued so far was handed to the server (and, with
-        acknowledgements, until the server reported it on disk)."""
+        acknowledgements, until the server reported it on disk). After close(): at once,
+        whether close delivered everything."""
+        if self._closed is not None:
+            return self._closed
         self._wake.set()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
@@ -127,14 +135,24 @@ class BackgroundSender:
 
     def close(self, timeout_s: float | None = 10.0) -> bool:
         """Flush (up to `timeout_s`), then stop. False if messages were left undelivered;
-        those are also reported on stderr, never dropped silently."""
+        those are also reported on stderr (once), never dropped silently. Closing again
+        returns the first answer at once: at exit the handler's flush and close and the
+        exit hook all close the same client, and their waits must not add up."""
+        with self._cond:
+            if self._closed is not None:
+                return self._closed
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         delivered = self.flush(timeout_s)
         with self._cond:
+            if self._closed is not None:  # closed meanwhile by another thread
+                return self._closed
             self._closing = True
             left = self.queued + self.transport.outstanding()
+            self._closed = delivered
             self._cond.notify_all()
         self._wake.set()
-        self._thread.join(timeout=5)
+        # The thread may be inside a connect; it is a daemon and sees `_closing` next.
+        self._thread.join(JOIN_S if deadline is None else max(0.0, deadline - time.monotonic()))
         self.transport.close()
         if not delivered and left:
             print(
@@ -157,24 +175,21 @@ class BackgroundSender:
                 self._cond.notify_all()  # room for blocked producers
             if not batch:
                 if not self.connected:
-                    try:
-                        self.transport.connect()
-                        self.connected = True
+                    if self._try_connect():
                         delay = self.reconnect_initial_s
-                    except Exception as exc:
-                        self.last_error = exc
-                        if self.transport.outstanding():  # keep trying: messages wait
-                            self._wake.clear()
-                            self._wake.wait(delay)
-                            delay = min(delay * 2, self.reconnect_max_s)
-                            with self._cond:
-                                self._connect_requested = True
+                    elif self.transport.outstanding():  # keep trying: messages wait
+                        self._wake.clear()
+                        self._wake.wait(delay)
+                        delay = min(delay * 2, self.reconnect_max_s)
+                        with self._cond:
+                            self._connect_requested = True
                 continue
             while True:
                 try:
                     if not self.connected:
-                        self.transport.connect()
-                        self.connected = True
+                        if not self._try_connect():
+                            assert self.last_error is not None
+                            raise self.last_error
                         delay = self.reconnect_initial_s
                     if batch:
                         self.transport.send(batch)
@@ -196,6 +211,18 @@ class BackgroundSender:
             with self._cond:
                 self._inflight = 0
                 self._cond.notify_all()
+
+    def _try_connect(self) -> bool:
+        try:
+            self.transport.connect()
+        except Exception as exc:
+            self.last_error = exc
+        else:
+            self.connected = True
+        with self._cond:
+            self._attempts += 1
+            self._cond.notify_all()
+        return self.connected
 
 
 class QueuedClient:

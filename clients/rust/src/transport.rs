@@ -1,0 +1,317 @@
+//! The sender's side of a connection: deliver one batch, confirmed per the mode. TCP lives
+//! here; gRPC in `grpc.rs`. Whether and when to retry is the sender's decision.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::client::{Builder, Error};
+use crate::frame::{encode_frame, AckDecoder, ACK_HELLO};
+use crate::message::Message;
+
+#[derive(Clone, Debug)]
+pub(crate) enum Endpoint {
+    Tcp(String),
+    #[cfg(unix)]
+    Unix(PathBuf),
+    #[cfg(feature = "grpc")]
+    Grpc(String),
+}
+
+/// A batch delivered: `refused` of its messages could not be encoded and were dropped
+/// (`note` says why).
+pub(crate) struct Delivered {
+    pub refused: usize,
+    pub note: Option<String>,
+}
+
+/// A batch not (fully) delivered: its first `delivered` messages were confirmed before
+/// `error`; the rest are to be sent again on a new connection.
+pub(crate) struct Failure {
+    pub delivered: usize,
+    pub error: String,
+}
+
+impl Failure {
+    fn new(delivered: usize, context: &str, err: impl std::fmt::Display) -> Failure {
+        Failure {
+            delivered,
+            error: format!("{context}: {err}"),
+        }
+    }
+}
+
+pub(crate) trait Transport: Send {
+    fn deliver(&mut self, batch: &[Message]) -> Result<Delivered, Failure>;
+    fn disconnect(&mut self);
+}
+
+pub(crate) fn open(endpoint: &Endpoint, settings: &Builder) -> Result<Box<dyn Transport>, Error> {
+    Ok(match endpoint {
+        Endpoint::Tcp(_) => Box::new(TcpTransport::new(endpoint.clone(), settings)),
+        #[cfg(unix)]
+        Endpoint::Unix(_) => Box::new(TcpTransport::new(endpoint.clone(), settings)),
+        #[cfg(feature = "grpc")]
+        Endpoint::Grpc(address) => Box::new(crate::grpc::GrpcTransport::new(address, settings)?),
+    })
+}
+
+enum Connection {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+impl Connection {
+    fn set_timeouts(&self, io_timeout: Duration) -> io::Result<()> {
+        let timeout = Some(io_timeout).filter(|t| !t.is_zero());
+        match self {
+            Connection::Tcp(stream) => {
+                stream.set_read_timeout(timeout)?;
+                stream.set_write_timeout(timeout)
+            }
+            #[cfg(unix)]
+            Connection::Unix(stream) => {
+                stream.set_read_timeout(timeout)?;
+                stream.set_write_timeout(timeout)
+            }
+        }
+    }
+
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        match self {
+            Connection::Tcp(stream) => stream.set_nonblocking(nonblocking),
+            #[cfg(unix)]
+            Connection::Unix(stream) => stream.set_nonblocking(nonblocking),
+        }
+    }
+
+    /// Whether the server has closed its side. Outside acknowledged mode the server never
+    /// writes, so anything readable means it went away (a restart): bytes written into such
+    /// a socket would vanish without an error.
+    fn peer_closed(&mut self) -> bool {
+        if self.set_nonblocking(true).is_err() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        let closed = match self.read(&mut byte) {
+            Err(err) => err.kind() != io::ErrorKind::WouldBlock,
+            Ok(_) => true,
+        };
+        closed || self.set_nonblocking(false).is_err()
+    }
+}
+
+impl Read for Connection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Connection::Tcp(stream) => stream.read(buf),
+            #[cfg(unix)]
+            Connection::Unix(stream) => stream.read(buf),
+        }
+    }
+}
+
+impl Write for Connection {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Connection::Tcp(stream) => stream.write(buf),
+            #[cfg(unix)]
+            Connection::Unix(stream) => stream.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The TCP protocol (also on a Unix socket): frames written in one go per batch; in
+/// acknowledged mode the batch counts once the server's count covers it.
+pub(crate) struct TcpTransport {
+    endpoint: Endpoint,
+    connect_timeout: Duration,
+    io_timeout: Duration,
+    ack: bool,
+    max_frame_bytes: usize,
+    connection: Option<Connection>,
+    acks: AckDecoder,
+    /// Frames sent on the current connection (what the server's count is compared with).
+    sent: u64,
+    frames: Vec<u8>,
+    /// For each frame of the batch, how many batch messages it completes (refused ones skip).
+    frame_ends: Vec<usize>,
+}
+
+impl TcpTransport {
+    fn new(endpoint: Endpoint, settings: &Builder) -> TcpTransport {
+        let (connect_timeout, io_timeout) = settings.timeouts();
+        TcpTransport {
+            endpoint,
+            connect_timeout,
+            io_timeout,
+            ack: settings.is_ack(),
+            max_frame_bytes: settings.frame_limit(),
+            connection: None,
+            acks: AckDecoder::default(),
+            sent: 0,
+            frames: Vec::new(),
+            frame_ends: Vec::new(),
+        }
+    }
+
+    fn connect(&self) -> io::Result<Connection> {
+        let connection = match &self.endpoint {
+            Endpoint::Tcp(address) => {
+                let mut last =
+                    io::Error::new(io::ErrorKind::NotFound, "address resolves to nothing");
+                let mut found = None;
+                for addr in address.to_socket_addrs()? {
+                    match TcpStream::connect_timeout(&addr, self.connect_timeout) {
+                        Ok(stream) => {
+                            found = Some(stream);
+                            break;
+                        }
+                        Err(err) => last = err,
+                    }
+                }
+                let stream = found.ok_or(last)?;
+                stream.set_nodelay(true)?;
+                Connection::Tcp(stream)
+            }
+            #[cfg(unix)]
+            Endpoint::Unix(path) => Connection::Unix(UnixStream::connect(path)?),
+            #[cfg(feature = "grpc")]
+            Endpoint::Grpc(_) => unreachable!("gRPC endpoints use GrpcTransport"),
+        };
+        connection.set_timeouts(self.io_timeout)?;
+        Ok(connection)
+    }
+
+    fn handshake(connection: &mut Connection) -> io::Result<()> {
+        connection.write_all(ACK_HELLO)?;
+        let mut answer = [0u8; 8];
+        connection.read_exact(&mut answer).map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("no acknowledged-mode answer (server too old?): {err}"),
+            )
+        })?;
+        if &answer != ACK_HELLO {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the server answered the acknowledged-mode hello with something else",
+            ));
+        }
+        Ok(())
+    }
+
+    fn connection(&mut self) -> io::Result<&mut Connection> {
+        if !self.ack
+            && self
+                .connection
+                .as_mut()
+                .is_some_and(Connection::peer_closed)
+        {
+            self.connection = None;
+        }
+        if self.connection.is_none() {
+            let mut connection = self.connect()?;
+            if self.ack {
+                Self::handshake(&mut connection)?;
+            }
+            self.acks = AckDecoder::default();
+            self.sent = 0;
+            self.connection = Some(connection);
+        }
+        Ok(self.connection.as_mut().expect("connected above"))
+    }
+
+    /// Reads counts until the server has acknowledged `target` frames of this connection.
+    fn await_acks(&mut self, base: u64, target: u64) -> Result<(), Failure> {
+        let mut buffer = [0u8; 64];
+        while self.acks.acknowledged() < target {
+            let connection = self.connection.as_mut().expect("connected");
+            let read = connection.read(&mut buffer);
+            let partial = self.acks.acknowledged().saturating_sub(base) as usize;
+            let delivered = partial.checked_sub(1).map_or(0, |frame| {
+                self.frame_ends[frame.min(self.frame_ends.len() - 1)]
+            });
+            match read {
+                Ok(0) => {
+                    return Err(Failure::new(
+                        delivered,
+                        "waiting for acknowledgements",
+                        "connection closed by the server",
+                    ))
+                }
+                Ok(n) => {
+                    self.acks.feed(&buffer[..n]);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    return Err(Failure::new(delivered, "waiting for acknowledgements", err))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Transport for TcpTransport {
+    fn deliver(&mut self, batch: &[Message]) -> Result<Delivered, Failure> {
+        self.frames.clear();
+        self.frame_ends.clear();
+        let mut refused = 0;
+        let mut note = None;
+        for (index, message) in batch.iter().enumerate() {
+            match encode_frame(message, self.max_frame_bytes, &mut self.frames) {
+                Ok(()) => self.frame_ends.push(index + 1),
+                Err(err) => {
+                    refused += 1;
+                    note = Some(format!("message dropped: {err}"));
+                }
+            }
+        }
+        if self.frame_ends.is_empty() {
+            return Ok(Delivered { refused, note });
+        }
+        let frames = std::mem::take(&mut self.frames);
+        let written = self
+            .connection()
+            .and_then(|connection| connection.write_all(&frames));
+        self.frames = frames;
+        if let Err(err) = written {
+            return Err(Failure::new(
+                0,
+                &format!("sending to {}", self.describe()),
+                err,
+            ));
+        }
+        let base = self.sent;
+        self.sent += self.frame_ends.len() as u64;
+        if self.ack {
+            self.await_acks(base, self.sent)?;
+        }
+        Ok(Delivered { refused, note })
+    }
+
+    fn disconnect(&mut self) {
+        self.connection = None;
+    }
+}
+
+impl TcpTransport {
+    fn describe(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Tcp(address) => address.clone(),
+            #[cfg(unix)]
+            Endpoint::Unix(path) => path.display().to_string(),
+            #[cfg(feature = "grpc")]
+            Endpoint::Grpc(address) => address.clone(),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+// Drives the example page in headless Chromium (Debian's /usr/bin/chromium through
+// playwright-core from clients/typescript/node_modules; no browser download) for
+// test_browser.py. Prints one JSON object: what the page reported.
+//   node drive.mjs <chromium> <page url> <clicks: accepted|refused>
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+const require = createRequire(fileURLToPath(new URL("../../clients/typescript/package.json", import.meta.url)));
+const { chromium } = require("playwright-core");
+
+const [executablePath, url, expect] = process.argv.slice(2);
+/** Bounds of one run; the test's own timeout is larger. */
+const STEP_TIMEOUT_MS = 15_000;
+
+const browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox"] });
+try {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const console = [];
+  page.on("console", (message) => console.push(message.text()));
+  page.on("pageerror", (error) => console.push(`pageerror: ${error.message}`));
+  await page.goto(url);
+  await page.waitForFunction(() => document.getElementById("status")?.textContent?.startsWith("ready"));
+  for (const id of ["buy", "throw", "reject"]) await page.click(`#${id}`);
+  await page.click("#hello");
+  await page.waitForFunction(() => /^LogMessage/.test(document.getElementById("status")?.textContent ?? ""));
+  const hello = await page.textContent("#status");
+  // The error and the rejection are logged a moment after their clicks.
+  await page.waitForFunction(() => window.exampleLog.stats.buffered + window.exampleLog.stats.delivered >= 6);
+  const flush = await page.evaluate(
+    (timeoutMs) =>
+      window.exampleLog.flush(timeoutMs).then(
+        () => "flushed",
+        (error) => `${error.name}: ${error.message}`,
+      ),
+    expect === "refused" ? 1000 : 10_000,
+  );
+  const stats = await page.evaluate(() => window.exampleLog.stats);
+  const origin = await page.evaluate(() => location.origin);
+  process.stdout.write(JSON.stringify({ origin, hello, flush, stats, console }) + "\n");
+} finally {
+  await browser.close();
+}
