@@ -211,6 +211,11 @@ def frame_streams(enc: _Encoder) -> list[tuple[str, bytes]]:
         ("garbage_payload_refused", _frame(hello) + _frame(b"\x01\x02\x03")),
         ("truncated_packed_refused", _frame(hello[: len(hello) // 2])),
         ("standard_not_whole_words_refused", _frame(standard[:-3])),
+        # Zero runs: ~1 KB that would unpack to 1 MB of NULs (a 4 MB line); past 16x.
+        (
+            "packed_expansion_refused",
+            _frame(hello) + _frame(enc.message({**BASE, "message": "\x00" * 1_000_000})),
+        ),
     ]
 
 

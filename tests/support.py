@@ -124,10 +124,15 @@ class RunningServer:
 
 
 def start_server(
-    log_dir: Path, *args: str, expect_ready: bool = True, stderr: int | None = None
+    log_dir: Path,
+    *args: str,
+    expect_ready: bool = True,
+    stderr: int | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> RunningServer:
     """Start `python -m log_server` on free ports (port 0) and wait for its ready line.
-    stderr goes to a file the test can read, unless `stderr` (a descriptor) says otherwise."""
+    stderr goes to a file the test can read, unless `stderr` (a descriptor) says otherwise;
+    `preexec_fn` runs in the child before the server starts (e.g. to set its limits)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stderr_path = log_dir.parent / f"{log_dir.name}-stderr-{time.monotonic_ns()}.txt"
     argv = [
@@ -144,7 +149,11 @@ def start_server(
     ]
     with open(stderr_path, "w") as err:
         process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=err if stderr is None else stderr, text=True
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=err if stderr is None else stderr,
+            text=True,
+            preexec_fn=preexec_fn,
         )
     assert process.stdout is not None
     ready = ""

@@ -70,3 +70,19 @@ def test_a_1mb_field_and_invalid_utf8_are_written_escaped_on_one_line(
     big_lines = [ln for ln in lines if " big " in ln]
     assert len(big_lines) == 1 and big_lines[0].count("x\\n") == 512 * 1024
     assert "\ufffd" in line
+
+
+def test_a_small_frame_that_unpacks_to_megabytes_is_refused(server: RunningServer) -> None:
+    """Issue 14 item 10: a ~1 KB packed frame of zero runs became a 4 MB line."""
+    bomb = msg_frame(message="\x00" * 1_000_000)
+    assert len(bomb) < 8 * 1024
+    with server.connect() as other:
+        with server.connect() as hostile:
+            hostile.sendall(bomb)
+            hostile.settimeout(10)
+            assert hostile.recv(10) == b"", "the connection is closed"
+        other.sendall(msg_frame(message="still here"))
+        line = server.wait_for_line("packed message unpacks to more than")
+        assert "closing connection from" in line
+        server.wait_for_text("still here")
+    assert server.active_log.stat().st_size < 64 * 1024

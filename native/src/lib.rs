@@ -27,6 +27,12 @@ const LINE_OVERHEAD_BYTES: usize = 64;
 /// Below this many bytes a call keeps the GIL: giving it up and taking it back can cost more
 /// than the decoding it would let run in parallel.
 pub(crate) const DETACH_MIN_BYTES: usize = 16 * 1024;
+/// As protocol/capnp_codec.py: a packed payload may unpack to at most 16 times its size
+/// (at least 64 KiB), which stops zero runs from turning 2 KB into megabytes of text.
+const PACKED_EXPANSION: usize = 16;
+const MIN_UNPACKED_LIMIT_BYTES: usize = 64 * 1024;
+/// As protocol/connection.py DEFAULT_MAX_LINE_BYTES (--max_line_size).
+const DEFAULT_MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
 
 thread_local! {
     static SCRATCH_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
@@ -34,6 +40,18 @@ thread_local! {
     /// One unpack buffer per decoding thread (the loop thread and its helper), shared by all
     /// connections; it grows to the largest message seen, bounded by the traversal limit.
     static SCRATCH: RefCell<Vec<Word>> = RefCell::new(Word::allocate_zeroed_vec(SCRATCH_START_WORDS));
+}
+
+enum PackedError {
+    Capnp(capnp::Error),
+    /// The most bytes the payload was allowed to unpack to.
+    Expansion(usize),
+}
+
+impl From<capnp::Error> for PackedError {
+    fn from(e: capnp::Error) -> Self {
+        PackedError::Capnp(e)
+    }
 }
 
 enum Stop {
@@ -48,6 +66,7 @@ pub struct ConnectionDecoder {
     json: bool,
     options: ReaderOptions,
     traversal_limit_words: usize,
+    max_line_bytes: usize,
     pending: Vec<u8>,
     need: usize,
     at_start: bool,
@@ -106,27 +125,49 @@ impl ConnectionDecoder {
             let mut slice = payload;
             serialize::read_message_from_flat_slice_no_alloc(&mut slice, self.options)
                 .and_then(|message| self.format_message(&message, seq, received_at, out))
+                .map_err(PackedError::Capnp)
         } else {
             self.decode_packed(payload, seq, received_at, out)
         };
-        result.map_err(|e| {
+        if let Err(e) = result {
             out.truncate(mark);
-            format!("invalid Cap'n Proto LoggerMsg: {e}")
-        })
+            return Err(match e {
+                PackedError::Capnp(e) => format!("invalid Cap'n Proto LoggerMsg: {e}"),
+                PackedError::Expansion(limit) => format!(
+                    "invalid Cap'n Proto LoggerMsg: packed message unpacks to more than {limit} bytes \
+                     (at most {PACKED_EXPANSION} times its size, at least {MIN_UNPACKED_LIMIT_BYTES})"
+                ),
+            });
+        }
+        let size = out.len() - mark;
+        if size > self.max_line_bytes {
+            out.truncate(mark);
+            return Err(format!(
+                "message makes a line of {size} bytes, over the limit of {} (--max_line_size)",
+                self.max_line_bytes
+            ));
+        }
+        Ok(())
     }
 
-    fn decode_packed(&self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> capnp::Result<()> {
+    fn decode_packed(&self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> Result<(), PackedError> {
+        let expansion_bytes = (PACKED_EXPANSION * payload.len()).max(MIN_UNPACKED_LIMIT_BYTES);
+        let traversal_words = self.traversal_limit_words + 512;
+        let limit = traversal_words.min(expansion_bytes / 8);
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
-            let limit = self.traversal_limit_words + 512;
             loop {
-                let words = scratch.len();
+                // The buffer bounds what the message may unpack to: no more than `limit`.
+                let words = scratch.len().min(limit);
                 {
-                    let buffer = Word::words_to_bytes_mut(&mut scratch[..]);
+                    let buffer = Word::words_to_bytes_mut(&mut scratch[..words]);
                     match serialize_packed::read_message_no_alloc(payload, buffer, self.options) {
-                        Ok(message) => return self.format_message(&message, seq, received_at, out),
+                        Ok(message) => return Ok(self.format_message(&message, seq, received_at, out)?),
                         Err(e) if e.kind == capnp::ErrorKind::BufferNotLargeEnough && words < limit => {}
-                        Err(e) => return Err(e),
+                        Err(e) if e.kind == capnp::ErrorKind::BufferNotLargeEnough && limit < traversal_words => {
+                            return Err(PackedError::Expansion(expansion_bytes.min(traversal_words * 8)));
+                        }
+                        Err(e) => return Err(PackedError::Capnp(e)),
                     }
                 }
                 *scratch = Word::allocate_zeroed_vec((words * 2).min(limit));
@@ -278,8 +319,8 @@ impl ConnectionDecoder {
 #[pymethods]
 impl ConnectionDecoder {
     #[new]
-    #[pyo3(signature = (max_frame_bytes, line_format="text"))]
-    fn new(max_frame_bytes: usize, line_format: &str) -> PyResult<Self> {
+    #[pyo3(signature = (max_frame_bytes, line_format="text", max_line_bytes=DEFAULT_MAX_LINE_BYTES))]
+    fn new(max_frame_bytes: usize, line_format: &str, max_line_bytes: usize) -> PyResult<Self> {
         let json = match line_format {
             "text" => false,
             "json" => true,
@@ -294,6 +335,7 @@ impl ConnectionDecoder {
             json,
             options,
             traversal_limit_words,
+            max_line_bytes,
             pending: Vec::new(),
             need: HEADER_BYTES,
             at_start: true,

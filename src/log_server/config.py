@@ -20,6 +20,8 @@ GIB = 1024 * MIB
 # 1,751,474,540; any frame limit below that keeps the health word from ever being
 # mistaken for a frame header.
 MAX_FRAME_LIMIT_BYTES = 1 * GIB
+# A line has about 170 bytes of fixed columns before the message.
+MIN_LINE_LIMIT_BYTES = 1 * KIB
 
 _SIZE_UNITS = {
     "": 1,
@@ -126,6 +128,14 @@ class Config:
     max_frame_bytes: int = _option(
         1 * MIB, ("--max_frame_size",), "largest TCP frame accepted", parse_size, format_size
     )
+    max_line_bytes: int = _option(
+        8 * MIB,
+        ("--max_line_size",),
+        "longest line one TCP message may become (control characters are written "
+        "escaped, 4 bytes each); a message past it closes its connection",
+        parse_size,
+        format_size,
+    )
     max_connections: int = _option(
         1024,
         ("--max_connections",),
@@ -212,6 +222,8 @@ class Config:
             out.append(("--max_files", "must be 0 or more"))
         if not 1 <= self.max_frame_bytes <= MAX_FRAME_LIMIT_BYTES:
             out.append(("--max_frame_size", f"must be between 1 byte and {format_size(GIB)}"))
+        if self.max_line_bytes < MIN_LINE_LIMIT_BYTES:
+            out.append(("--max_line_size", f"must be at least {format_size(MIN_LINE_LIMIT_BYTES)}"))
         if self.max_queue_bytes < 1:
             out.append(("--max_queue_bytes", "must be at least 1 byte"))
         if self.grpc_max_batch < 1:

@@ -88,6 +88,23 @@ class ServerEvents:
             f"refusing connection from {peer}: {limit} connections open (--max_connections)",
         )
 
+    def connections_limited(self, asked: int, allowed: int, open_files: int) -> None:
+        self._emit(
+            "connections_limited",
+            Level.WARNING,
+            f"--max_connections {asked} lowered to {allowed} per listener: the open-file "
+            f"limit is {open_files} (ulimit -n) and descriptors are kept for the server's "
+            "own files",
+        )
+
+    def connections_refused_suppressed(self, count: int, seconds: float, limit: int) -> None:
+        self._emit(
+            "connection_refused",
+            Level.WARNING,
+            f"refused {count} more connections in the last {seconds:g}s (lines suppressed): "
+            f"{limit} connections open (--max_connections)",
+        )
+
     def connection_stalled(self, peer: str, buffered: int, seconds: float) -> None:
         self._emit(
             "connection_stalled",

@@ -16,6 +16,7 @@ from log_server.config import Config, format_size
 from log_server.core.format import FORMATTERS
 from log_server.core.pipeline import LogPipeline
 from log_server.core.sequencer import Sequencer
+from log_server.descriptors import plan_descriptors
 from log_server.events import ServerEvents
 from log_server.health import Health, status_line
 from log_server.protocol.connection import (
@@ -149,16 +150,26 @@ class Server:
 
     def _build_sources(self) -> list[Source]:
         config = self.config
+        self.descriptors = plan_descriptors(config.max_connections, 1 if config.tcp_only else 2)
+        if self.descriptors.lowered(config.max_connections):
+            self.events.connections_limited(
+                config.max_connections,
+                self.descriptors.max_connections,
+                self.descriptors.soft_limit,
+            )
+        max_connections = self.descriptors.max_connections
         sources: list[Source] = [
             TcpSource(
                 self.pipeline,
                 self.events,
-                decoder_factory(config.decoder, config.max_frame_bytes, config.format),
+                decoder_factory(
+                    config.decoder, config.max_frame_bytes, config.format, config.max_line_bytes
+                ),
                 self.status_line,
                 config.host,
                 config.port,
                 config.unix_socket,
-                config.max_connections,
+                max_connections,
                 config.read_timeout_s,
                 DRAIN_IDLE_S,
                 DRAIN_MAX_S,
@@ -186,7 +197,7 @@ class Server:
                     config.grpc_port,
                     GRPC_GRACE_S,
                     web,
-                    config.max_connections,
+                    max_connections,
                     config.read_timeout_s,
                     max_batch=config.grpc_max_batch,
                     max_request_bytes=config.grpc_max_request_bytes,
@@ -323,9 +334,11 @@ class Server:
         return (
             f"log_dir={c.log_dir} format={c.format} max_file_size={format_size(c.max_file_bytes)} "
             f"max_files={c.max_files} max_frame_size={format_size(c.max_frame_bytes)} "
+            f"max_line_size={format_size(c.max_line_bytes)} "
             f"max_queue_bytes={format_size(c.max_queue_bytes)} "
             f"stats_interval={c.stats_interval_s:g}s tcp_only={c.tcp_only} grpc_web={c.grpc_web} "
-            f"max_connections={c.max_connections} read_timeout={c.read_timeout_s:g}s "
+            f"max_connections={self.descriptors.max_connections} "
+            f"open_files={self.descriptors.soft_limit} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
             f"decoder={self._decoder_in_use()}"
         )

@@ -217,3 +217,42 @@ def test_standard_encoding_with_an_odd_tail_is_refused_by_both() -> None:
     payload = encode_msg(False, message="x") + b"\x00\x01"
     py, rs = both()
     assert run(rs, [frame(payload)]) == run(py, [frame(payload)]) == [(b"", 0, "payload")]
+
+
+def test_zero_runs_that_unpack_past_16_times_their_frame_are_refused_by_both() -> None:
+    """Issue 14 item 10: packed zero runs made a ~1 KB frame a 4 MB line (a NUL is written
+    as a 4-byte escape); 25 KB of such traffic rotated away 100 MB of history."""
+    bomb = encode_msg(True, message="\x00" * 1_000_000)
+    assert len(bomb) < 8 * 1024
+    good = frame(encode_msg(True, message="before the bomb"))
+    for decoder in both():
+        lines, count, stop = decoder.feed(good + frame(bomb), 1, RECEIVED)
+        assert count == 1 and b"before the bomb" in lines
+        assert stop is not None and stop[0] == "payload", stop
+        assert "packed message unpacks to more than 65536 bytes" in stop[1], stop
+
+
+def test_real_messages_are_far_below_the_unpacking_limit() -> None:
+    text = "".join(chr(32 + i % 90) for i in range(300_000))
+    small = encode_msg(True, message="", hostname="")  # nearly all empty: unpacks >2x
+    for decoder in both():
+        data = frame(encode_msg(True, message=text)) + frame(small)
+        lines, count, stop = decoder.feed(data, 1, RECEIVED)
+        assert (count, stop) == (2, None)
+
+
+def test_a_message_past_max_line_size_is_refused_by_both_with_the_same_reason() -> None:
+    limit = 4096
+    ok = frame(encode_msg(False, message="\x01" * 900))  # 3.6 KB of escapes: fits
+    long = frame(encode_msg(False, message="\x01" * 1100))  # 4.4 KB: does not
+    results = []
+    for decoder in (
+        PythonConnectionDecoder(1 << 20, "text", max_line_bytes=limit),
+        native.ConnectionDecoder(1 << 20, "text", limit),
+    ):
+        lines, count, stop = decoder.feed(ok + long + ok, 1, RECEIVED)
+        assert count == 1 and len(lines) <= limit
+        assert stop is not None and stop[0] == "payload"
+        assert "over the limit of 4096 (--max_line_size)" in stop[1]
+        results.append((lines, stop))
+    assert results[0] == results[1]

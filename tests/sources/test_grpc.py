@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
 import socket
+import subprocess
+import threading
 from collections.abc import Iterator
 
 import grpc
@@ -180,3 +183,68 @@ def test_log_ack_durable_metadata_waits_for_the_disk(server_factory) -> None:  #
         )
         assert reply.success
         assert any("acked batch" in ln for ln in server.lines()), "on disk when answered"
+
+
+@pytest.mark.parametrize("front", ["front", "--no_grpc_web"])
+def test_sigterm_ends_idle_streams_at_once_with_a_status_that_says_why(
+    server_factory, front: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 item 18: idle streams held a SIGTERM for the whole 5 s grace and then took
+    seconds more to cancel (10,000 streams: 12 s); with the gRPC-Web front they were cut
+    with 'Socket closed'. Measured with 1,000 idle streams: 5.19 s before, 0.33 s after."""
+    server = server_factory(*([] if front == "front" else [front]))
+    release = threading.Event()
+
+    def idle_stream(i: int) -> Iterator[pb.LogRequest]:
+        yield pb.LogRequest(message=f"idle stream {i}")
+        release.wait(60)
+
+    channels = [  # distinct options: one connection each
+        grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}", options=[("test.channel", c)])
+        for c in range(4)
+    ]
+    try:
+        calls = [
+            pb_grpc.LogServiceStub(ch).StreamLogs.future(idle_stream(c * 50 + j), timeout=60)
+            for c, ch in enumerate(channels)
+            for j in range(50)
+        ]
+        server.wait_for_text("idle stream ", 200)
+        assert server.stop() == 0
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as info:
+                call.result(timeout=30)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "shutting down; the messages of this stream so far were accepted" in (
+                info.value.details() or ""
+            )
+    finally:
+        release.set()
+        for ch in channels:
+            ch.close()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl (HTTP/2 prior knowledge)")
+@pytest.mark.parametrize("front", ["front", "--no_grpc_web"])
+def test_an_http2_request_with_a_wrong_content_type_is_answered_at_once(
+    server_factory, front: str
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 item 18: such a request was reported to get no answer until the client gave
+    up. grpcio 1.85 resets the stream (INTERNAL_ERROR) at once, relayed or not; this keeps
+    it so (curl's --max-time is far above the answer, not a measurement)."""
+    server = server_factory(*([] if front == "front" else [front]))
+    result = subprocess.run(
+        ["curl", "-sS", "--http2-prior-knowledge", "-X", "POST", "-H", "content-type: text/plain"]
+        + ["--data-binary", "hello", "--max-time", "20"]
+        + [f"http://127.0.0.1:{server.grpc_port}/logservice.LogService/LogMessage"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 28, "curl timed out: the request got no answer"
+    assert "INTERNAL_ERROR" in result.stderr, result
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as ch:
+        reply = pb_grpc.LogServiceStub(ch).LogMessage(
+            pb.LogRequest(message="after the wrong request"), timeout=10
+        )
+    assert reply.success

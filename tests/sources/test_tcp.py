@@ -10,6 +10,8 @@ import time
 
 from support import RunningServer, frame, msg_frame, seq_of
 
+from log_server.sources.tcp import RefusalLog
+
 
 def message_lines(lines: list[str], marker: str) -> list[str]:
     return [line for line in lines if marker in line]
@@ -251,3 +253,43 @@ def test_opened_line_comes_before_the_connections_first_message(server: RunningS
     opened = next(i for i, ln in enumerate(lines) if f"connection from 127.0.0.1:{port}" in ln)
     first = next(i for i, ln in enumerate(lines) if "first words" in ln)
     assert opened < first
+
+
+def test_refusal_lines_are_rate_limited_with_a_count_of_the_rest() -> None:
+    log = RefusalLog(interval_s=5)
+    assert log.refused(100.0), "the first refusal is logged"
+    assert not any(log.refused(100.0 + i / 10) for i in range(1, 40))
+    assert log.window_over(105.0) == 39
+    assert not log.refused(106.0), "a flood that goes on is counted in the next interval"
+    assert log.window_over(110.0) == 1
+    assert log.window_over(115.0) == 0
+    assert log.refused(200.0), "after a quiet interval the next refusal is logged at once"
+
+
+def test_past_the_limit_refusals_are_one_line_and_health_is_still_answered(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 item 16: every refused connection wrote a line to the log and to stderr,
+    and `health` itself was refused while the server was full."""
+    server = server_factory("--tcp_only", "--max_connections", "2")
+    held = [server.connect(), server.connect()]
+    try:
+        for sock in held:
+            sock.sendall(msg_frame(message="holding a slot"))
+        server.wait_for_text("holding a slot", 2)
+        assert server.health().startswith("OK "), "health is answered at --max_connections"
+        for _ in range(30):
+            with server.connect() as extra:
+                extra.settimeout(10)
+                extra.sendall(msg_frame(message="one too many"))
+                try:
+                    assert extra.recv(10) == b""
+                except ConnectionResetError:
+                    pass
+        lines = server.wait_for_text("refused 29 more connections in the last 5s", timeout_s=20)
+        assert sum("refusing connection from" in ln for ln in lines) == 1
+        assert not any("one too many" in ln for ln in lines)
+        assert server.stderr().count("connection_refused") == 2, server.stderr()
+        held[0].sendall(msg_frame(message="still served"))
+        server.wait_for_text("still served")
+    finally:
+        for sock in held:
+            sock.close()

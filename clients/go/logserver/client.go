@@ -26,6 +26,9 @@ var (
 	ErrQueueFull = errors.New("logserver: queue full, message dropped")
 	// ErrClosed is returned by Send after Close.
 	ErrClosed = errors.New("logserver: client closed")
+	// ErrMessageTooLarge is in Stats().LastError after the sender dropped a message whose
+	// frame exceeded the max frame size (WithMaxFrameSize).
+	ErrMessageTooLarge = errors.New("logserver: message exceeds the max frame size")
 )
 
 // DefaultCloseTimeout bounds Close when its context has no deadline, so that a program
@@ -90,7 +93,7 @@ type Client struct {
 	freeChunks   []*recordChunk
 	encoding     int
 	encodingSize int
-	discarded    uint64 // accepted, then refused by the encoder
+	discarded    uint64 // accepted, then refused by the encoder or too large to send
 
 	// The sender's own: the chunks it encodes while callers fill `pending`, the builder
 	// it encodes with and the frames it made.
@@ -153,6 +156,8 @@ const (
 	takeChunks = 16
 	// maxFreeChunks bounds the emptied chunks kept for reuse after a burst.
 	maxFreeChunks = 16
+	// maxKeptBuffer: a buffer grown past it by a few huge messages is not kept for reuse.
+	maxKeptBuffer = 4 << 20
 )
 
 // recordOverhead is about what the encoding adds to a message's texts: the root struct,
@@ -237,8 +242,9 @@ func Dial(ctx context.Context, opts ...Option) (*Client, error) {
 
 // Send queues m exactly as given (no fields filled in). It returns ErrQueueFull when the
 // message was dropped for want of room, ErrClosed after Close. The sender encodes it
-// later: a message Cap'n Proto cannot encode (a text of 512 MiB) is then counted in
-// Stats().Dropped and reported in Stats().LastError.
+// later: a message Cap'n Proto cannot encode (a text of 512 MiB), or whose frame exceeds
+// the max frame size (WithMaxFrameSize), is then counted in Stats().Dropped and reported
+// in Stats().LastError.
 func (c *Client) Send(m *Message) error {
 	b := getBuilder()
 	defer putBuilder(b)
@@ -562,9 +568,16 @@ func (c *Client) encodeTaken() {
 			}
 			b.level, b.pc = r.level, r.pc
 			b.attrs = q.spans[r.attrs:r.attrEnd]
+			mark := len(frames)
 			var err error
 			if frames, err = c.appendFrame(frames, b); err != nil {
 				encodeErr = err
+				continue
+			}
+			if size := len(frames) - mark - 4; size > c.o.maxFrameSize {
+				frames = frames[:mark]
+				encodeErr = fmt.Errorf("%w: a frame of %d bytes, the limit is %d (the server closes the connection past its --max_frame_size); dropped",
+					ErrMessageTooLarge, size, c.o.maxFrameSize)
 				continue
 			}
 			encoded++
@@ -578,7 +591,7 @@ func (c *Client) encodeTaken() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, q := range c.taken {
-		if len(c.freeChunks) < maxFreeChunks {
+		if len(c.freeChunks) < maxFreeChunks && cap(q.text) <= maxKeptBuffer {
 			c.freeChunks = append(c.freeChunks, q)
 		}
 	}
@@ -603,6 +616,9 @@ func (c *Client) encodeTaken() {
 		}
 		c.sent = append(c.sent, frames...)
 		frames = frames[:0]
+	}
+	if cap(frames) > maxKeptBuffer {
+		frames = nil
 	}
 	c.newFrames = frames
 	c.sentCount += encoded

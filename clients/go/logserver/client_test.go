@@ -404,3 +404,38 @@ func TestCloseWakesASendBlockedForRoom(t *testing.T) {
 	cancel()
 	<-closed
 }
+
+// A server closes the connection on a frame past its --max_frame_size, so sending one
+// again and again after each reconnect (acknowledged mode resends what was not
+// acknowledged) would stall everything behind it. The client drops such a message,
+// counts it and says why; the next message goes through.
+func TestMessageBeyondMaxFrameSizeIsDropped(t *testing.T) {
+	srv := testserver.Start(t, "tcp", "127.0.0.1:0", true)
+	srv.MaxFrameSize.Store(logserver.DefaultMaxFrameSize)
+	c := newClient(t, logserver.WithAddress(srv.Addr), logserver.WithAck(),
+		logserver.WithReconnectBackoff(10*time.Millisecond, 10*time.Millisecond))
+	if err := c.Log(logserver.LevelInfo, strings.Repeat("x", 2*logserver.DefaultMaxFrameSize)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Log(logserver.LevelInfo, "after the big one"); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, c)
+	msgs := srv.WaitMessages(1, waitLong)
+	if len(msgs) != 1 || msgs[0].Message != "after the big one" {
+		t.Fatalf("the server got %d messages, the first %.40q", len(msgs), msgs[0].Message)
+	}
+	s := c.Stats()
+	if s.Dropped != 1 || s.Delivered != 1 || !errors.Is(s.LastError, logserver.ErrMessageTooLarge) {
+		t.Fatalf("stats %+v", s)
+	}
+	t.Log(s.LastError)
+}
+
+func TestMaxFrameSizeOption(t *testing.T) {
+	for _, n := range []int{0, -1, 1<<30 + 1} {
+		if _, err := logserver.New(logserver.WithMaxFrameSize(n)); err == nil {
+			t.Errorf("WithMaxFrameSize(%d) accepted", n)
+		}
+	}
+}

@@ -85,3 +85,59 @@ func canceled() context.Context {
 	cancel()
 	return ctx
 }
+
+// A few huge messages must not leave their buffers pinned in the chunks kept for reuse.
+func TestHugeMessageBuffersAreNotKept(t *testing.T) {
+	c, err := New(WithAddress("127.0.0.1:1"), WithReconnectBackoff(time.Hour, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(canceled())
+	huge := string(make([]byte, 2*maxKeptBuffer))
+	if err := c.Send(&Message{Message: "huge", Attributes: []Attribute{{Key: "blob", Value: huge}}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		encoded := c.sentCount == 1
+		c.mu.Unlock()
+		if encoded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sender did not encode the message within 10 s")
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range c.freeChunks {
+		if cap(q.text) > maxKeptBuffer {
+			t.Fatalf("a free chunk keeps %d bytes of text", cap(q.text))
+		}
+	}
+}
+
+// Frames are packed a slice at a time; cut inside runs of zero words and of literal
+// words, the packing must still decode to the message.
+func TestPackedInSlicesDecodes(t *testing.T) {
+	literal := make([]byte, 3*packSlice+5)
+	for i := range literal {
+		literal[i] = byte('a' + i%26)
+	}
+	m := &Message{
+		Message:    string(make([]byte, 5*packSlice+3)), // NUL bytes: runs of zero words
+		StackTrace: string(literal),
+		Attributes: []Attribute{{Key: "k", Value: string(make([]byte, 2*packSlice))}, {Key: "v", Value: "x"}},
+	}
+	frame, err := AppendFrame(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(frame[4:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Fatal("the message decoded from the frame differs from the one sent")
+	}
+}

@@ -355,6 +355,12 @@ func isTemplateText(i int) bool {
 	return false
 }
 
+// packSlice bounds the bytes given to one packed.Pack call: it measures a run of zero
+// words up to the end of its input at every 255-word step, so a long run of zeros (a
+// text of NUL bytes) packed in one call takes quadratic time, seconds for a few MB. Cut at
+// word boundaries, the output is still valid packing (a run split into two).
+const packSlice = 256 * 8
+
 // appendPacked appends data, a single-segment message, as one frame: the length, then
 // the packed stream header and segment.
 func appendPacked(dst, data []byte) []byte {
@@ -366,7 +372,11 @@ func appendPacked(dst, data []byte) []byte {
 	var header [8]byte
 	binary.LittleEndian.PutUint32(header[4:], uint32(len(data)/8))
 	dst = packed.Pack(dst, header[:])
-	dst = packed.Pack(dst, data)
+	for len(data) > 0 {
+		n := min(len(data), packSlice)
+		dst = packed.Pack(dst, data[:n])
+		data = data[n:]
+	}
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
 }

@@ -22,6 +22,7 @@ type options struct {
 	backoffMin       time.Duration
 	backoffMax       time.Duration
 	ack              bool
+	maxFrameSize     int
 }
 
 func defaultOptions() options {
@@ -34,6 +35,7 @@ func defaultOptions() options {
 		writeTimeout: 30 * time.Second,
 		backoffMin:   50 * time.Millisecond,
 		backoffMax:   5 * time.Second,
+		maxFrameSize: DefaultMaxFrameSize,
 	}
 }
 
@@ -126,6 +128,23 @@ func WithReconnectBackoff(min, max time.Duration) Option {
 			return errors.New("logserver: reconnect backoff needs 0 < min <= max")
 		}
 		o.backoffMin, o.backoffMax = min, max
+		return nil
+	}
+}
+
+// DefaultMaxFrameSize is the server's default --max_frame_size (1 MiB).
+const DefaultMaxFrameSize = 1 << 20
+
+// WithMaxFrameSize sets the largest frame the client sends (default DefaultMaxFrameSize;
+// set it to the server's --max_frame_size, at most 1 GiB). The server closes a connection
+// on a longer frame, so the client drops such a message instead of sending it: it is
+// counted in Stats().Dropped, and Stats().LastError is an ErrMessageTooLarge.
+func WithMaxFrameSize(bytes int) Option {
+	return func(o *options) error {
+		if bytes < 1 || bytes > 1<<30 {
+			return errors.New("logserver: max frame size must be between 1 byte and 1 GiB")
+		}
+		o.maxFrameSize = bytes
 		return nil
 	}
 }

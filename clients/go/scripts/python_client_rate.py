@@ -2,9 +2,9 @@
 
 Starts this checkout's server on free loopback ports, then for plain and acknowledged mode
 times `count` LogClient.log() calls plus the flush that waits until all were handed to the
-server (acknowledged: reported on disk), the span the Go benchmark times. The message text
-is the Go benchmark's ("benchmark message <i>"); the Python client has no attributes, so it
-sends no `i` attribute. Every wait is bounded.
+server (acknowledged: reported on disk), the span the Go benchmark times. The message is
+the Go benchmark's: text "benchmark message <i>" and one attribute i=<i>. Every wait is
+bounded.
 
 Run from the repository root: .venv/bin/python clients/go/scripts/python_client_rate.py
 """
@@ -59,7 +59,7 @@ def rate(port: int, count: int, ack: bool) -> float:
             raise SystemExit(f"could not connect to 127.0.0.1:{port}")
         start = time.perf_counter()
         for i in range(count):
-            client.log("info", "benchmark message " + str(i))
+            client.log("info", "benchmark message " + str(i), attributes={"i": str(i)})
         if not client.flush(FLUSH_TIMEOUT_S):
             raise SystemExit(f"{count} messages not delivered within {FLUSH_TIMEOUT_S:.0f} s")
         return count / (time.perf_counter() - start)

@@ -75,7 +75,7 @@ class CapnpDecoder:
                     raise PayloadError("input length must be a multiple of eight bytes")
                 words = payload
             else:
-                words = unpack(payload, self._max_unpacked_bytes)
+                words = unpack(payload, min(self._max_unpacked_bytes, unpacked_limit(payload)))
             with self._msg.from_bytes(words, **self._limits) as reader:
                 return self._read(reader, words)
         except PayloadError as exc:
@@ -115,6 +115,19 @@ def _raw_text(raw: Any, name: str) -> str:
         # offending byte is in its message and is not UTF-8).
         raise PayloadError("Message contains text that is not NUL-terminated")
     return data.decode("utf-8", "replace")
+
+
+# Packed encoding turns a run of up to 255 zero words into two bytes, so a 2 KB frame of
+# zero runs declared megabytes of empty text (each NUL written as a 4-byte escape). Real
+# messages are text and barely compress: 16 times the frame (at least 64 KiB, for small
+# messages of mostly empty fields) is far above any of them and stops that amplification.
+PACKED_EXPANSION = 16
+MIN_UNPACKED_LIMIT_BYTES = 64 * 1024
+
+
+def unpacked_limit(packed: bytes) -> int:
+    """The most bytes this packed payload may unpack to."""
+    return max(MIN_UNPACKED_LIMIT_BYTES, PACKED_EXPANSION * len(packed))
 
 
 def unpack(packed: bytes, max_bytes: int) -> bytes:
@@ -174,7 +187,10 @@ def unpack(packed: bytes, max_bytes: int) -> bytes:
             needed = table_bytes + 8 * sum(sizes)
             table_read = True
         if needed > max_bytes:
-            raise PayloadError("Message is too large (packed input unpacks past the limit)")
+            raise PayloadError(
+                f"packed message unpacks to more than {max_bytes} bytes (at most "
+                f"{PACKED_EXPANSION} times its size, at least {MIN_UNPACKED_LIMIT_BYTES})"
+            )
     return bytes(out[:needed])
 
 

@@ -50,13 +50,21 @@ class ConnectionDecoder(Protocol):
     def buffered_bytes(self) -> int: ...
 
 
+# The longest line one message may become (--max_line_size): a frame of control
+# characters is written escaped, four bytes for one, so a 2 MB frame could make an 8 MB
+# line that rotates away a file of history at once.
+DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
+
+
 class PythonConnectionDecoder:
     def __init__(
         self,
         max_frame_bytes: int,
         line_format: str = "text",
         capnp_decoder: CapnpDecoder | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
+        self.max_line_bytes = max_line_bytes
         self.framer = FrameDecoder(max_frame_bytes)
         self.capnp = capnp_decoder or CapnpDecoder(max_frame_bytes)
         self.format = FORMATTERS[line_format]
@@ -82,12 +90,23 @@ class PythonConnectionDecoder:
             except PayloadError as exc:
                 stop = Stop(StopKind.PAYLOAD, exc.reason)
                 break
-        self._stopped = stop is not None
         fmt = self.format
-        text = "".join(
-            [fmt(seq, record, received_at) for seq, record in enumerate(records, first_seq)]
-        )
-        return FeedResult(text.encode("utf-8", "backslashreplace"), len(records), stop)
+        lines = [fmt(seq, record, received_at) for seq, record in enumerate(records, first_seq)]
+        # A str of n characters is at most 4n bytes in UTF-8: exact sizes only when close.
+        if lines and max(map(len, lines)) * 4 > self.max_line_bytes:
+            for index, line in enumerate(lines):
+                size = len(line.encode("utf-8", "backslashreplace"))
+                if size > self.max_line_bytes:
+                    del lines[index:]
+                    stop = Stop(StopKind.PAYLOAD, line_too_long(size, self.max_line_bytes))
+                    break
+        self._stopped = stop is not None
+        text = "".join(lines)
+        return FeedResult(text.encode("utf-8", "backslashreplace"), len(lines), stop)
+
+
+def line_too_long(size: int, limit: int) -> str:
+    return f"message makes a line of {size} bytes, over the limit of {limit} (--max_line_size)"
 
 
 class NativeConnectionDecoder:
@@ -96,10 +115,12 @@ class NativeConnectionDecoder:
 
     __slots__ = ("_native",)
 
-    def __init__(self, max_frame_bytes: int, line_format: str) -> None:
+    def __init__(
+        self, max_frame_bytes: int, line_format: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    ) -> None:
         from log_server_native import ConnectionDecoder as Compiled
 
-        self._native = Compiled(max_frame_bytes, line_format)
+        self._native = Compiled(max_frame_bytes, line_format, max_line_bytes)
 
     @property
     def buffered_bytes(self) -> int:
@@ -128,8 +149,13 @@ def use_native_decoder(decoder: str) -> bool:
     return decoder == "native" or (decoder == "auto" and native_decoder_available())
 
 
-def decoder_factory(decoder: str, max_frame_bytes: int, line_format: str) -> DecoderFactory:
+def decoder_factory(
+    decoder: str,
+    max_frame_bytes: int,
+    line_format: str,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> DecoderFactory:
     if use_native_decoder(decoder):
-        return lambda: NativeConnectionDecoder(max_frame_bytes, line_format)
+        return lambda: NativeConnectionDecoder(max_frame_bytes, line_format, max_line_bytes)
     shared = CapnpDecoder(max_frame_bytes)
-    return lambda: PythonConnectionDecoder(max_frame_bytes, line_format, shared)
+    return lambda: PythonConnectionDecoder(max_frame_bytes, line_format, shared, max_line_bytes)

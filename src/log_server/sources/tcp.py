@@ -19,12 +19,49 @@ from log_server.core.pipeline import LogPipeline
 from log_server.events import ServerEvents
 from log_server.protocol.acknowledged import ACK_HELLO, AckCounter, Opening
 from log_server.protocol.connection import DecoderFactory, StopKind
+from log_server.protocol.framing import HEALTH_WORD
 from log_server.sources.source import ListenError
 
 # How long start-up waits for a socket file's owner to answer before calling it alive.
 LIVE_SOCKET_PROBE_S = 1.0
 # A read this large means more is waiting: let the other connections and the writer run.
 YIELD_AFTER_BYTES = 64 * 1024
+# Connections past --max_connections that are kept open just long enough to see whether
+# they are a health probe, so that health can be asked while the server is full. Their
+# descriptors are part of descriptors.RESERVED_DESCRIPTORS.
+HEALTH_SLOTS = 8
+HEALTH_SLOT_WAIT_S = 1.0
+# At most one "refusing connection" line per interval, then one line with the count of
+# those not written (rsyslog's imuxsock rate limit uses the same 5 s interval).
+REFUSAL_LOG_INTERVAL_S = 5.0
+
+
+class RefusalLog:
+    """Rate limit for refusal lines: the first refusal of an interval is logged, the others
+    only counted, and the count is reported once the interval is over. Pure: the caller
+    passes the time, so a test steps through it without sleeping."""
+
+    def __init__(self, interval_s: float = REFUSAL_LOG_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self.suppressed = 0
+        self.window_ends: float | None = None
+
+    def refused(self, now: float) -> bool:
+        """A connection was refused: True when this one is to be logged (and the caller
+        calls `window_over` at `now + interval_s`)."""
+        if self.window_ends is None:
+            self.window_ends = now + self.interval_s
+            return True
+        self.suppressed += 1
+        return False
+
+    def window_over(self, now: float) -> int:
+        """The interval is over: how many refusals were not logged. When there were some,
+        a new interval starts (call again at `window_ends`), so a continuing flood gives
+        one line per interval."""
+        count, self.suppressed = self.suppressed, 0
+        self.window_ends = now + self.interval_s if count else None
+        return count
 
 
 class TcpConnection(asyncio.Protocol):
@@ -46,6 +83,8 @@ class TcpConnection(asyncio.Protocol):
         self._read_once = False  # has data_received run? (pausing before it is ignored)
         self._first_byte = b""
         self._held: list[bytes] = []  # read while paused, decoded once intake resumes
+        self._health_slot = False  # opened past --max_connections: a health probe or refused
+        self._slot_head = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -54,15 +93,38 @@ class TcpConnection(asyncio.Protocol):
             self.peer = f"{peer[0]}:{peer[1]}"
         else:  # a Unix socket: name the socket (its peers have no address)
             self.peer = f"unix:{self.transport.get_extra_info('sockname')}"
-        if len(self.source.connections) >= self.source.max_connections:
+        source = self.source
+        if len(source.connections) >= source.max_connections:
             self._quiet = True
-            self.source.events.connection_refused(self.peer, self.source.max_connections)
-            self.transport.abort()
+            if len(source.health_slots) >= HEALTH_SLOTS:
+                self._refuse()
+                return
+            # Kept open for a moment: it may be a health probe, answered even when full.
+            self._health_slot = True
+            source.health_slots.add(self)
+            asyncio.get_running_loop().call_later(HEALTH_SLOT_WAIT_S, self._refuse)
             return
-        self.source.connections.add(self)
-        self.source.pipeline.register(self)
+        source.connections.add(self)
+        source.pipeline.register(self)
+
+    def _refuse(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.source.refused(self.peer)
+            self.transport.abort()
+
+    def _probe_in_health_slot(self, data: bytes) -> None:
+        """Past --max_connections, only the health word is answered."""
+        self._slot_head += data
+        head = self._slot_head[: len(HEALTH_WORD)]
+        if head == HEALTH_WORD:
+            self._answer_health()
+        elif not HEALTH_WORD.startswith(head):
+            self._refuse()
 
     def data_received(self, data: bytes) -> None:
+        if self._health_slot:
+            self._probe_in_health_slot(data)
+            return
         self.bytes_received += len(data)
         self.last_data_at = time.monotonic()
         if not self._read_once:
@@ -165,6 +227,9 @@ class TcpConnection(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._health_slot:
+            self.source.health_slots.discard(self)
+            return
         if self._acks is not None:
             self.source.pipeline.remove_durable_listener(self._durable)
         self.source.connections.discard(self)
@@ -241,6 +306,8 @@ class TcpSource:
         self.drain_idle_s, self.drain_max_s = drain_idle_s, drain_max_s
         self._sweeper: asyncio.Task[None] | None = None
         self.connections: set[TcpConnection] = set()
+        self.health_slots: set[TcpConnection] = set()
+        self._refusals = RefusalLog()
         self._servers: list[asyncio.Server] = []
         self._unix_path: Path | None = None
         self._unix_identity = (0, 0)
@@ -248,6 +315,22 @@ class TcpSource:
     @property
     def connection_count(self) -> int:
         return len(self.connections)
+
+    def refused(self, peer: str) -> None:
+        """A connection past --max_connections was refused: one line per interval."""
+        loop = asyncio.get_running_loop()
+        if self._refusals.refused(loop.time()):
+            self.events.connection_refused(peer, self.max_connections)
+            loop.call_later(self._refusals.interval_s, self._refusal_window_over)
+
+    def _refusal_window_over(self) -> None:
+        loop = asyncio.get_running_loop()
+        suppressed = self._refusals.window_over(loop.time())
+        if suppressed:
+            self.events.connections_refused_suppressed(
+                suppressed, self._refusals.interval_s, self.max_connections
+            )
+            loop.call_later(self._refusals.interval_s, self._refusal_window_over)
 
     async def start(self) -> str:
         """Bind and listen (port 0 picks a free one); the bound addresses."""
@@ -319,7 +402,7 @@ class TcpSource:
             if not busy and self.pipeline.has_room:
                 break
             await asyncio.sleep(min(idle_s / 4, 0.05))
-        for connection in list(self.connections):
+        for connection in [*self.connections, *self.health_slots]:
             connection.close()
         for server in self._servers:
             await server.wait_closed()

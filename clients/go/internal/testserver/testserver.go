@@ -25,6 +25,9 @@ type Server struct {
 	// HoldAcks: in acknowledged mode, read and keep messages but acknowledge none, as a
 	// server killed before its write completed.
 	HoldAcks atomic.Bool
+	// MaxFrameSize: close a connection whose next frame is longer (0: no limit), as the
+	// real server does past --max_frame_size.
+	MaxFrameSize atomic.Uint32
 
 	t        testing.TB
 	ln       net.Listener
@@ -175,6 +178,9 @@ func (s *Server) serve(conn net.Conn) {
 	var count uint64
 	for {
 		size := binary.BigEndian.Uint32(head[:])
+		if limit := s.MaxFrameSize.Load(); limit > 0 && size > limit {
+			return
+		}
 		if size > 0 {
 			payload := make([]byte, size)
 			if _, err := io.ReadFull(conn, payload); err != nil {
