@@ -231,3 +231,18 @@ def expected_line(template: str, seq: int, received_at: str) -> str:
     else:
         line = f"{seq:>10}" + template[len("{seq}") :]
     return line.replace("{received_at}", received_at)
+
+
+def fill_disk(disk: Path) -> Path:
+    """Take every free byte of a small file system (the `tiny_disk` fixture) but what its
+    files already hold in their pages; remove the returned file to give the room back."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler

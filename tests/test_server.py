@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from support import RunningServer, full_device_at, msg_frame, seq_of
+from support import RunningServer, fill_disk, full_device_at, msg_frame, seq_of
 
 Factory = Callable[..., RunningServer]
 
@@ -250,15 +250,7 @@ def test_a_full_disk_that_takes_part_of_a_batch_splits_no_line(
     server = server_factory("--tcp_only", "--format", "json", log_dir=tiny_disk)
     server.send(msg_frame(message="before the disk fills"))
     server.wait_for_text("before the disk fills")
-    filler = tiny_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    filler = fill_disk(tiny_disk)
     with server.connect() as sock:
         sock.sendall(b"".join(msg_frame(message=f"while full {i:04}") for i in range(400)))
     deadline = time.monotonic() + 15
@@ -300,15 +292,7 @@ def test_a_stderr_on_a_full_disk_does_not_stop_the_writer(
         server = server_factory("--tcp_only", log_dir=tiny_disk, stderr=full.fileno())
     server.send(msg_frame(message="before the disk fills"))
     server.wait_for_text("before the disk fills")
-    filler = tiny_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    filler = fill_disk(tiny_disk)
     with server.connect() as sock:
         sock.sendall(b"".join(msg_frame(message=f"while full {i:04}") for i in range(400)))
     deadline = time.monotonic() + 15
@@ -362,14 +346,7 @@ def test_a_repeated_signal_abandons_a_drain_that_has_stalled(
     server = server_factory("--tcp_only", log_dir=tiny_disk)
     server.send(msg_frame(message="before the disk fills"))
     server.wait_for_text("before the disk fills")
-    fd = os.open(tiny_disk / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fill_disk(tiny_disk)
     server.send(b"".join(msg_frame(message=f"stuck {i}") for i in range(2000)))
     deadline = time.monotonic() + 15
     while not server.health().startswith("DEGRADED"):

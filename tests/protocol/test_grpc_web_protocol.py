@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from log_server.protocol.grpc_web import (
+    CONTENT_TYPES,
     Call,
     Closed,
     FrameError,
@@ -299,7 +300,45 @@ def test_eof_is_closed() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400), st.integers(min_value=1, max_value=50))
-def test_random_bytes_never_raise(data: bytes, step: int) -> None:
+def test_random_bytes_never_raise_and_reads_do_not_matter(data: bytes, step: int) -> None:
     prefix = b"POST /logservice.LogService/LogBatch HTTP/1.1\r\nHost: localhost\r\n"
     for sample in (data, prefix + data):
-        drive([sample[i : i + step] for i in range(0, len(sample), step)] + [b""])
+        pieces = [sample[i : i + step] for i in range(0, len(sample), step)]
+        assert drive([*pieces, b""]) == drive([sample, b""])
+
+
+@st.composite
+def request_streams(draw: st.DrawFn) -> bytes:
+    """A few near-valid requests: real content types, methods and paths, bodies that are
+    frames, broken frames or base64, lengths that are right or wrong, keep-alive or not."""
+    out = b""
+    for _ in range(draw(st.integers(1, 3))):
+        body = draw(
+            st.one_of(
+                st.binary(max_size=60).map(lambda b: framed(b)),
+                st.binary(max_size=60),
+                st.binary(max_size=40).map(lambda b: base64.b64encode(framed(b))),
+            )
+        )
+        length = draw(st.sampled_from([len(body), max(0, len(body) - 1), len(body) + 1]))
+        method = draw(st.sampled_from(["POST", "OPTIONS", "GET"]))
+        path = draw(
+            st.sampled_from(
+                ["/logservice.LogService/LogMessage", "/logservice.LogBridge/LogBatch", "/x"]
+            )
+        )
+        content_type = draw(st.sampled_from([*CONTENT_TYPES, "text/plain"]))
+        origin = draw(st.sampled_from(["", "Origin: http://localhost:1\r\n", "Origin: x\r\n"]))
+        close = draw(st.sampled_from(["", "Connection: close\r\n"]))
+        out += (
+            f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\n"
+            f"{origin}{close}Content-Length: {length}\r\n\r\n"
+        ).encode() + body
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(request_streams(), st.integers(min_value=1, max_value=40))
+def test_near_valid_requests_same_answer_however_read(data: bytes, step: int) -> None:
+    pieces = [data[i : i + step] for i in range(0, len(data), step)]
+    assert drive([*pieces, b""]) == drive([data, b""])

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import fill_disk
 
 from log_server.sinks.log_directory import SymlinkRefused
 from log_server.sinks.rotating_file import (
@@ -295,20 +296,6 @@ def test_a_message_that_ends_like_the_cut_mark_does_not_hide_its_number(tmp_path
     assert read_last_sequence(tmp_path / "_main.log") == 10
 
 
-def _fill(disk: Path) -> Path:
-    """Take every free byte of the disk but what the files already hold in their pages."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
-
-
 def test_a_short_write_on_a_full_disk_is_resumed_without_splitting_a_line(
     tiny_disk: Path,
 ) -> None:
@@ -317,7 +304,7 @@ def test_a_short_write_on_a_full_disk_is_resumed_without_splitting_a_line(
     sink = RotatingFileSink(tiny_disk, max_file_bytes=1 << 20, max_files=2)
     sink.open()
     sink.write(numbered(1, 1))  # the file now owns one page with room for ~200 more lines
-    filler = _fill(tiny_disk)
+    filler = fill_disk(tiny_disk)
     batch = numbered(2, 300)
     with pytest.raises(SinkWriteError) as failure:
         sink.write(batch)
@@ -335,7 +322,7 @@ def test_a_line_cut_by_a_failed_write_starts_again_if_the_file_was_replaced(
     sink = RotatingFileSink(tiny_disk, max_file_bytes=1 << 20, max_files=2)
     sink.open()
     sink.write(numbered(1, 1))
-    filler = _fill(tiny_disk)
+    filler = fill_disk(tiny_disk)
     batch = numbered(2, 300)
     with pytest.raises(SinkWriteError) as failure:
         sink.write(batch)

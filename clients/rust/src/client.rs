@@ -498,12 +498,12 @@ struct Sender {
 
 impl Sender {
     fn run(mut self) {
-        let mut batch: Vec<Message> = Vec::with_capacity(self.max_batch);
+        let mut batch: VecDeque<Message> = VecDeque::new();
         loop {
             if batch.is_empty() && !self.take_batch(&mut batch) {
                 break;
             }
-            match self.transport.deliver(&batch) {
+            match self.transport.deliver(batch.make_contiguous()) {
                 Ok(delivered) => {
                     self.backoff.reset();
                     let done = batch.len();
@@ -525,8 +525,9 @@ impl Sender {
         self.shared.progress.notify_all();
     }
 
-    /// Moves up to `max_batch` queued messages into `batch`; false once the sender should stop.
-    fn take_batch(&self, batch: &mut Vec<Message>) -> bool {
+    /// Moves up to `max_batch` queued messages into the empty `batch`; false once the sender
+    /// should stop.
+    fn take_batch(&self, batch: &mut VecDeque<Message>) -> bool {
         let mut state = self.shared.lock();
         loop {
             if state.abandoned {
@@ -545,8 +546,13 @@ impl Sender {
                 .wait(state)
                 .unwrap_or_else(|poison| poison.into_inner());
         }
-        let count = state.queue.len().min(self.max_batch);
-        batch.extend(state.queue.drain(..count));
+        if state.queue.len() <= self.max_batch {
+            // The whole queue at once, without copying messages while the callers wait for
+            // the lock; the queue gets the batch's empty buffer back.
+            std::mem::swap(&mut state.queue, batch);
+        } else {
+            batch.extend(state.queue.drain(..self.max_batch));
+        }
         state.in_flight = batch.len();
         // Room in the queue: wake sends blocked on a full one.
         self.shared.progress.notify_all();
@@ -554,7 +560,13 @@ impl Sender {
     }
 
     /// The first `done` messages of `batch` are delivered (`refused` of them given up).
-    fn settle(&self, batch: &mut Vec<Message>, done: usize, refused: usize, note: Option<String>) {
+    fn settle(
+        &self,
+        batch: &mut VecDeque<Message>,
+        done: usize,
+        refused: usize,
+        note: Option<String>,
+    ) {
         batch.drain(..done);
         if refused > 0 {
             self.shared

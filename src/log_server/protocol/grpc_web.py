@@ -256,17 +256,15 @@ class GrpcWebConnection:
         return out
 
     def next_event(self) -> Event | None:
-        if self.must_close:
-            return None
         if self._call is not None:
             return None  # waiting for `answer`
-        while True:
+        while not self.must_close:  # nothing after a `Connection: close` answer, say
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
-                return self._refuse_http(
-                    exc.error_status_hint, "http", f"bad HTTP/1.1 request: {exc}", close=True
-                )
+                # Without h11's copy of the bytes, which depends on how they were read.
+                reason = f"bad HTTP/1.1 request: {str(exc).split(': ', 1)[0]}"
+                return self._refuse_http(exc.error_status_hint, "http", reason, close=True)
             if event is h11.NEED_DATA:
                 return None
             if event is h11.PAUSED:
@@ -287,6 +285,7 @@ class GrpcWebConnection:
                 result = self._finish()
                 if result is not None:
                     return result
+        return None
 
     def _start(self, event: h11.Request) -> Event | None:
         headers: dict[str, str] = {}
