@@ -87,6 +87,8 @@ test-go:
 TS_DIR := clients/typescript
 TS_STAMP := $(TS_DIR)/node_modules/.npm-ci-done
 $(TS_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || \
+		{ echo "clients/typescript needs Node 20 or newer (https://nodejs.org), found $$(node --version 2>&1)"; exit 1; }
 	cd $(TS_DIR) && npm ci --no-audit --no-fund
 	touch $@
 # protoc-gen-es, for make gen, comes from the package's node_modules.

@@ -75,10 +75,16 @@ export function isoTimestamp(date: Date): string {
   return date.toISOString().replace(/Z$/, "000+00:00");
 }
 
+/** Timers of a logger must not keep a Node process alive by themselves. */
+function unref(timer: ReturnType<typeof setTimeout>): void {
+  (timer as { unref?: () => void }).unref?.();
+}
+
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     if (signal.aborted) return resolve();
     const timer = setTimeout(done, ms);
+    unref(timer);
     function done(): void {
       clearTimeout(timer);
       signal.removeEventListener("abort", done);
@@ -87,10 +93,6 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
     signal.addEventListener("abort", done, { once: true });
   });
 
-/** Timers of a logger must not keep a Node process alive by themselves. */
-function unref(timer: ReturnType<typeof setTimeout>): void {
-  (timer as { unref?: () => void }).unref?.();
-}
 
 /**
  * A non-blocking logger: `log()` puts a message in a bounded buffer and returns; one sender

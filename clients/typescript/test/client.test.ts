@@ -31,6 +31,7 @@ for (const transport of TRANSPORTS) {
     let server: RunningServer;
     let client: LogClient;
     let logger = 0;
+    const opened: LogClient[] = [];
     const lines = async (name: string, count: number): Promise<JsonLine[]> => {
       const deadline = Date.now() + 15_000;
       for (;;) {
@@ -46,14 +47,17 @@ for (const transport of TRANSPORTS) {
     /** A client with a logger name of its own, so tests read only their lines. */
     const fresh = (options: Parameters<typeof createLogClient>[0] = {}): { client: LogClient; name: string } => {
       const name = `t${transport as string}-${++logger}`;
-      return { client: createLogClient({ address: server.grpcAddress, transport, loggerName: name, ...options }), name };
+      const client = createLogClient({ address: server.grpcAddress, transport, loggerName: name, ...options });
+      opened.push(client);
+      return { client, name };
     };
 
     before(async () => {
       server = await startServer("--format", "json");
     });
     after(async () => {
-      await client?.close();
+      // Also those a failed assertion left open, so that nothing keeps the runner alive.
+      await Promise.allSettled(opened.map((each) => each.close(1000)));
       await server.stop();
     });
 
