@@ -37,6 +37,14 @@ try {
   );
   const stats = await page.evaluate(() => window.exampleLog.stats);
   const origin = await page.evaluate(() => location.origin);
+  if (expect === "refused") {
+    // Chromium reports the CORS refusal on the console on its own schedule, which on a busy
+    // machine can come after the flush gave up: wait for it (5 s at most).
+    const until = Date.now() + 5000;
+    while (!console.some((line) => line.includes("blocked by CORS policy")) && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
   process.stdout.write(JSON.stringify({ origin, hello, flush, stats, console }) + "\n");
 } finally {
   await browser.close();
