@@ -21,10 +21,21 @@ try {
   page.on("pageerror", (error) => console.push(`pageerror: ${error.message}`));
   await page.goto(url);
   await page.waitForFunction(() => document.getElementById("status")?.textContent?.startsWith("ready"));
+  // Every text the status line shows, in order: a later failure report from the client
+  // ("not delivered yet") can replace the LogMessage answer before it could be read.
+  await page.evaluate(() => {
+    const status = document.getElementById("status");
+    window.statusHistory = [];
+    new MutationObserver(() => window.statusHistory.push(status.textContent)).observe(status, {
+      childList: true,
+      characterData: true,
+      subtree: true,
+    });
+  });
   for (const id of ["buy", "throw", "reject"]) await page.click(`#${id}`);
   await page.click("#hello");
-  await page.waitForFunction(() => /^LogMessage/.test(document.getElementById("status")?.textContent ?? ""));
-  const hello = await page.textContent("#status");
+  const answer = await page.waitForFunction(() => window.statusHistory.find((text) => /^LogMessage/.test(text)));
+  const hello = await answer.jsonValue();
   // The error and the rejection are logged a moment after their clicks.
   await page.waitForFunction(() => window.exampleLog.stats.buffered + window.exampleLog.stats.delivered >= 6);
   const flush = await page.evaluate(
