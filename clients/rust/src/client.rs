@@ -219,6 +219,7 @@ impl Builder {
             transport,
             backoff: Backoff::new(self.reconnect_initial, self.reconnect_max),
             max_batch: self.max_batch,
+            queue_capacity: self.queue_capacity,
         };
         let thread = std::thread::Builder::new()
             .name("log_server-sender".into())
@@ -494,6 +495,7 @@ struct Sender {
     transport: Box<dyn Transport>,
     backoff: Backoff,
     max_batch: usize,
+    queue_capacity: usize,
 }
 
 impl Sender {
@@ -503,7 +505,10 @@ impl Sender {
             if batch.is_empty() && !self.take_batch(&mut batch) {
                 break;
             }
-            match self.transport.deliver(batch.make_contiguous()) {
+            let (shared, max_batch, capacity) = (&self.shared, self.max_batch, self.queue_capacity);
+            let mut refill =
+                |batch: &mut VecDeque<Message>| Self::refill(shared, batch, max_batch, capacity);
+            match self.transport.deliver(&mut batch, &mut refill) {
                 Ok(delivered) => {
                     self.backoff.reset();
                     let done = batch.len();
@@ -557,6 +562,29 @@ impl Sender {
         // Room in the queue: wake sends blocked on a full one.
         self.shared.progress.notify_all();
         true
+    }
+
+    /// While a batch waits for acknowledgements: moves up to `max_batch` more queued
+    /// messages onto it, keeping at most `capacity` unconfirmed, so sending goes on up to
+    /// the queue bound (memory stays within twice `queue_capacity`).
+    fn refill(
+        shared: &Shared,
+        batch: &mut VecDeque<Message>,
+        max_batch: usize,
+        capacity: usize,
+    ) -> usize {
+        let room = capacity.saturating_sub(batch.len()).min(max_batch);
+        if room == 0 {
+            return 0;
+        }
+        let mut state = shared.lock();
+        let taken = room.min(state.queue.len());
+        if taken > 0 {
+            batch.extend(state.queue.drain(..taken));
+            state.in_flight = batch.len();
+            shared.progress.notify_all();
+        }
+        taken
     }
 
     /// The first `done` messages of `batch` are delivered (`refused` of them given up).

@@ -3,6 +3,8 @@
 //! runtime of its own. A server that answers `UNIMPLEMENTED` (older than `LogBatch`) gets
 //! the batch on one `StreamLogs` call instead.
 
+use std::collections::VecDeque;
+
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
@@ -11,7 +13,7 @@ use crate::client::{Builder, Error};
 use crate::logservice::log_service_client::LogServiceClient;
 use crate::logservice::{Attribute, LogBatchRequest, LogRequest};
 use crate::message::Message;
-use crate::transport::{Delivered, Failure, Transport};
+use crate::transport::{Delivered, Failure, Refill, Transport};
 
 /// The metadata that asks for an answer only once the call's messages are on disk.
 const ACK_METADATA: (&str, &str) = ("log-ack", "durable");
@@ -91,7 +93,13 @@ impl GrpcTransport {
 }
 
 impl Transport for GrpcTransport {
-    fn deliver(&mut self, batch: &[Message]) -> Result<Delivered, Failure> {
+    fn deliver(
+        &mut self,
+        batch: &mut VecDeque<Message>,
+        _refill: &mut Refill<'_>,
+    ) -> Result<Delivered, Failure> {
+        // One call confirms or fails the whole batch: nothing to send while waiting.
+        let batch = batch.make_contiguous();
         let requests: Vec<LogRequest> = batch.iter().map(to_request).collect();
         let failure = |context: &str, err: &dyn std::fmt::Display| Failure {
             delivered: 0,

@@ -1,12 +1,13 @@
 //! The sender's side of a connection: deliver one batch, confirmed per the mode. TCP lives
 //! here; gRPC in `grpc.rs`. Whether and when to retry is the sender's decision.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::client::{Builder, Error};
 use crate::frame::{encode_frame, AckDecoder, ACK_HELLO};
@@ -44,8 +45,18 @@ impl Failure {
     }
 }
 
+/// Moves more queued messages onto the end of the batch (how many), so that a transport
+/// waiting for acknowledgements keeps sending instead of stalling the queue.
+pub(crate) type Refill<'a> = dyn FnMut(&mut VecDeque<Message>) -> usize + 'a;
+
 pub(crate) trait Transport: Send {
-    fn deliver(&mut self, batch: &[Message]) -> Result<Delivered, Failure>;
+    /// Delivers `batch`; it may grow it through `refill` while it waits for confirmation, and
+    /// then delivers (or reports on) the whole grown batch.
+    fn deliver(
+        &mut self,
+        batch: &mut VecDeque<Message>,
+        refill: &mut Refill<'_>,
+    ) -> Result<Delivered, Failure>;
     fn disconnect(&mut self);
 }
 
@@ -78,6 +89,14 @@ impl Connection {
                 stream.set_read_timeout(timeout)?;
                 stream.set_write_timeout(timeout)
             }
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Connection::Tcp(stream) => stream.set_read_timeout(timeout),
+            #[cfg(unix)]
+            Connection::Unix(stream) => stream.set_read_timeout(timeout),
         }
     }
 
@@ -230,16 +249,73 @@ impl TcpTransport {
         Ok(self.connection.as_mut().expect("connected above"))
     }
 
-    /// Reads counts until the server has acknowledged `target` frames of this connection.
-    fn await_acks(&mut self, base: u64, target: u64) -> Result<(), Failure> {
+    /// Encodes `messages` (batch positions from `offset`) onto `self.frames` and
+    /// `self.frame_ends`; counts the refused ones.
+    fn encode<'m>(
+        &mut self,
+        messages: impl Iterator<Item = &'m Message>,
+        offset: usize,
+        refused: &mut usize,
+        note: &mut Option<String>,
+    ) {
+        for (index, message) in messages.enumerate() {
+            match encode_frame(message, self.max_frame_bytes, &mut self.frames) {
+                Ok(()) => self.frame_ends.push(offset + index + 1),
+                Err(err) => {
+                    *refused += 1;
+                    *note = Some(format!("message dropped: {err}"));
+                }
+            }
+        }
+    }
+
+    /// Writes `self.frames` on the (re)opened connection.
+    fn write_frames(&mut self) -> Result<(), Failure> {
+        let frames = std::mem::take(&mut self.frames);
+        let written = self
+            .connection()
+            .and_then(|connection| connection.write_all(&frames));
+        self.frames = frames;
+        self.frames.clear();
+        written.map_err(|err| Failure::new(0, &format!("sending to {}", self.describe()), err))
+    }
+
+    /// Reads counts until the server has acknowledged every frame sent on this connection
+    /// (`base` is the count before the batch). Meanwhile new messages are taken with
+    /// `refill` and sent too, so held acknowledgements do not stall the queue behind one
+    /// batch; an `io_timeout` without any acknowledgement ends the connection.
+    fn await_acks(
+        &mut self,
+        base: u64,
+        batch: &mut VecDeque<Message>,
+        refill: &mut Refill<'_>,
+        refused: &mut usize,
+        note: &mut Option<String>,
+    ) -> Result<(), Failure> {
         let mut buffer = [0u8; 64];
-        while self.acks.acknowledged() < target {
-            let connection = self.connection.as_mut().expect("connected");
-            let read = connection.read(&mut buffer);
+        let slice = Some(ACK_POLL);
+        let mut last_progress = Instant::now();
+        while self.acks.acknowledged() < self.sent {
             let partial = self.acks.acknowledged().saturating_sub(base) as usize;
             let delivered = partial.checked_sub(1).map_or(0, |frame| {
                 self.frame_ends[frame.min(self.frame_ends.len() - 1)]
             });
+            let offset = batch.len();
+            if refill(batch) > 0 {
+                self.encode(batch.range(offset..), offset, refused, note);
+                let frames = self.frame_ends.len() as u64 - (self.sent - base);
+                if frames > 0 {
+                    self.write_frames().map_err(|failure| Failure {
+                        delivered,
+                        ..failure
+                    })?;
+                    self.sent += frames;
+                }
+            }
+            let connection = self.connection.as_mut().expect("connected");
+            let read = connection
+                .set_read_timeout(slice)
+                .and_then(|()| connection.read(&mut buffer));
             match read {
                 Ok(0) => {
                     return Err(Failure::new(
@@ -250,8 +326,24 @@ impl TcpTransport {
                 }
                 Ok(n) => {
                     self.acks.feed(&buffer[..n]);
+                    last_progress = Instant::now();
                 }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if !self.io_timeout.is_zero() && last_progress.elapsed() >= self.io_timeout {
+                        return Err(Failure::new(
+                            delivered,
+                            "waiting for acknowledgements",
+                            io::Error::new(io::ErrorKind::TimedOut, "no acknowledgement in time"),
+                        ));
+                    }
+                }
                 Err(err) => {
                     return Err(Failure::new(delivered, "waiting for acknowledgements", err))
                 }
@@ -261,40 +353,28 @@ impl TcpTransport {
     }
 }
 
+/// How long one read for acknowledgements blocks before the sender looks for new messages.
+const ACK_POLL: Duration = Duration::from_millis(5);
+
 impl Transport for TcpTransport {
-    fn deliver(&mut self, batch: &[Message]) -> Result<Delivered, Failure> {
+    fn deliver(
+        &mut self,
+        batch: &mut VecDeque<Message>,
+        refill: &mut Refill<'_>,
+    ) -> Result<Delivered, Failure> {
         self.frames.clear();
         self.frame_ends.clear();
         let mut refused = 0;
         let mut note = None;
-        for (index, message) in batch.iter().enumerate() {
-            match encode_frame(message, self.max_frame_bytes, &mut self.frames) {
-                Ok(()) => self.frame_ends.push(index + 1),
-                Err(err) => {
-                    refused += 1;
-                    note = Some(format!("message dropped: {err}"));
-                }
-            }
-        }
+        self.encode(batch.iter(), 0, &mut refused, &mut note);
         if self.frame_ends.is_empty() {
             return Ok(Delivered { refused, note });
         }
-        let frames = std::mem::take(&mut self.frames);
-        let written = self
-            .connection()
-            .and_then(|connection| connection.write_all(&frames));
-        self.frames = frames;
-        if let Err(err) = written {
-            return Err(Failure::new(
-                0,
-                &format!("sending to {}", self.describe()),
-                err,
-            ));
-        }
+        self.write_frames()?;
         let base = self.sent;
         self.sent += self.frame_ends.len() as u64;
         if self.ack {
-            self.await_acks(base, self.sent)?;
+            self.await_acks(base, batch, refill, &mut refused, &mut note)?;
         }
         Ok(Delivered { refused, note })
     }

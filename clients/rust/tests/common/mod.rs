@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use log_server_client::frame::{decode_packed, FrameDecoder, ACK_HELLO};
@@ -87,6 +87,12 @@ fn hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
+/// The lock even when a panicking thread poisoned it: the test server must still shut down
+/// (from Drop, while a failed test unwinds) instead of panicking again and aborting the binary.
+fn lock(received: &Mutex<Received>) -> MutexGuard<'_, Received> {
+    received.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
 #[derive(Default)]
 struct Received {
     messages: Vec<Message>,
@@ -136,7 +142,7 @@ impl TestServer {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            received.0.lock().unwrap().connections += 1;
+                            lock(&received.0).connections += 1;
                             let (received, stop, hold_acks, live) = (
                                 received.clone(),
                                 stop.clone(),
@@ -166,23 +172,28 @@ impl TestServer {
     }
 
     pub fn messages(&self) -> Vec<Message> {
-        self.received.0.lock().unwrap().messages.clone()
+        lock(&self.received.0).messages.clone()
     }
 
     pub fn connections(&self) -> usize {
-        self.received.0.lock().unwrap().connections
+        lock(&self.received.0).connections
     }
 
     /// Waits (10 s at most) until `count` messages have arrived, and returns them.
     pub fn wait_messages(&self, count: usize) -> Vec<Message> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let (lock, arrived) = &*self.received;
-        let mut state = lock.lock().unwrap();
+        let mut state = self::lock(lock);
         while state.messages.len() < count {
-            let left = deadline
-                .checked_duration_since(Instant::now())
-                .unwrap_or_else(|| panic!("{} of {count} messages arrived", state.messages.len()));
-            state = arrived.wait_timeout(state, left).unwrap().0;
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                let arrived = state.messages.len();
+                drop(state);
+                panic!("{arrived} of {count} messages arrived");
+            };
+            state = arrived
+                .wait_timeout(state, left)
+                .unwrap_or_else(|poison| poison.into_inner())
+                .0;
         }
         state.messages.clone()
     }
@@ -201,7 +212,11 @@ impl TestServer {
     fn shut(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.listener.take() {
-            thread.join().unwrap();
+            // A listener that panicked already reported it; panicking here again (in Drop,
+            // while a failed test unwinds) would abort every test of the binary.
+            if thread.join().is_err() && !std::thread::panicking() {
+                panic!("the test server's listener thread panicked");
+            }
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
@@ -255,7 +270,7 @@ fn serve(
         while let Some(payload) = decoder.next_payload() {
             let message = decode_packed(&payload).expect("the client sends valid LoggerMsg");
             let (lock, arrived) = received;
-            lock.lock().unwrap().messages.push(message);
+            self::lock(lock).messages.push(message);
             arrived.notify_all();
             count += 1;
         }
