@@ -82,12 +82,14 @@ class RunningServer:
         return [*rotated, self.active_log]
 
     def lines(self) -> list[str]:
+        """Whole lines only: a read can land while the writer is part-way through a line."""
         out: list[str] = []
         for path in self.log_files():
             try:
-                out.extend(path.read_text(errors="replace").splitlines())
+                text = path.read_text(errors="replace")
             except FileNotFoundError:  # rotated away while we were reading the others
                 continue
+            out.extend(text[: text.rfind("\n") + 1].splitlines())
         return out
 
     def wait_for(
