@@ -27,3 +27,11 @@ struct AttributeRaw {
   key @0 :Data;
   value @1 :Data;
 }
+
+struct HelloMsg {
+  fromName @0 :Data;
+  fromHost @1 :Data;
+  fromAddress @2 :Data;
+  toAddress @3 :Data;
+  fromPublicIP @4 :Data;
+}

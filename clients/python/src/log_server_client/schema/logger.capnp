@@ -45,3 +45,15 @@ struct Attribute {
   key @0 :Text;
   value @1 :Text;
 }
+
+# The optional first frame of a connection from the original project's newer clients
+# (docs/protocol.md, "The original clients' dialect"): standard (unpacked) encoding, single
+# segment, a root struct with no data words, which is how it is told from a LoggerMsg (one
+# data word, for the level). Older clients sent the first four fields only.
+struct HelloMsg {
+  fromName @0 :Text;
+  fromHost @1 :Text;
+  fromAddress @2 :Text;
+  toAddress @3 :Text;
+  fromPublicIP @4 :Text;
+}
