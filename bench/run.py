@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import latency
 import loadgen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,24 +188,34 @@ def bench_log_server(n: int, k: int, blobs: list[bytes], decoder: str) -> dict[s
         return row
 
 
-def bench_rsyslog(n: int, k: int, blobs: list[bytes]) -> dict[str, Any] | None:
+def start_rsyslog(tmp: str) -> tuple[Process, int, str] | None:
+    """A private rsyslogd on a free loopback port writing to `tmp`/out.log; None when it is
+    not installed."""
     rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
     if not os.path.exists(rsyslogd):
         print("  rsyslog: not installed (bench/setup.sh installs it); skipped", flush=True)
         return None
+    port = free_port()
+    out = os.path.join(tmp, "out.log")
+    work = os.path.join(tmp, "work")
+    os.mkdir(work)
+    conf = os.path.join(tmp, "rsyslog.conf")
+    Path(conf).write_text(RSYSLOG_CONF.format(work=work, port=port, out=out))
+    proc = Process(
+        [rsyslogd, "-n", "-f", conf, "-i", os.path.join(tmp, "rsyslogd.pid")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port)
+    return proc, port, out
+
+
+def bench_rsyslog(n: int, k: int, blobs: list[bytes]) -> dict[str, Any] | None:
     with tempfile.TemporaryDirectory(prefix="bench-rsyslog-") as tmp:
-        port = free_port()
-        out = os.path.join(tmp, "out.log")
-        work = os.path.join(tmp, "work")
-        os.mkdir(work)
-        conf = os.path.join(tmp, "rsyslog.conf")
-        Path(conf).write_text(RSYSLOG_CONF.format(work=work, port=port, out=out))
-        proc = Process(
-            [rsyslogd, "-n", "-f", conf, "-i", os.path.join(tmp, "rsyslogd.pid")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(port)
+        started = start_rsyslog(tmp)
+        if started is None:
+            return None
+        proc, port, out = started
         return measure_tcp(
             "rsyslog (1 worker)",
             proc,
@@ -218,73 +229,54 @@ def bench_rsyslog(n: int, k: int, blobs: list[bytes]) -> dict[str, Any] | None:
         )
 
 
-def bench_latency(rate: int, seconds: float) -> dict[str, Any]:
-    """Receipt -> visible in the file at a steady `rate`: each message carries its send time;
-    a reader polling the file notes when it appears. An upper bound of the server's latency
-    (it includes loopback and the poll interval of 0.5 ms)."""
+def bench_latency(rates: tuple[int, ...], seconds: float, runs: int) -> list[dict[str, Any]]:
+    """Receipt -> disk at each steady rate on one connection, log_server and rsyslog
+    alternating; one row per (server, rate) with the medians over the runs."""
     import capnp
 
     capnp.remove_import_hook()
-    schema = capnp.load(str(SCHEMA))
-    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
-        proc, port, _, _ = start_log_server(Path(tmp), "--tcp_only")
-        path = os.path.join(tmp, "_main.log")
-        fh = open(path, "rb")  # noqa: SIM115
-        fh.seek(0, os.SEEK_END)
-        count = int(rate * seconds)
-        delays: list[float] = []
-        buffer = b""
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            start = time.perf_counter()
-            for i in range(count):
-                due = start + i / rate
-                while (now := time.perf_counter()) < due:
-                    buffer = _collect(fh, buffer, delays)
-                    time.sleep(0.0005)
-                msg = schema.LoggerMsg.new_message(message=f"lat {now!r} ")
-                payload = msg.to_bytes_packed()
-                sock.sendall(len(payload).to_bytes(4, "big") + payload)
-            deadline = time.perf_counter() + 5
-            while len(delays) < count and time.perf_counter() < deadline:
-                buffer = _collect(fh, buffer, delays)
-                time.sleep(0.0005)
-        fh.close()
-        proc.stop()
-    delays.sort()
-    p = (
-        (lambda q: round(delays[min(len(delays) - 1, int(q * len(delays)))] * 1e3, 3))
-        if delays
-        else (lambda q: float("nan"))
-    )
-    row = {
-        "name": "latency",
-        "rate": rate,
-        "sent": count,
-        "seen": len(delays),
-        "p50_ms": p(0.50),
-        "p99_ms": p(0.99),
-        "max_ms": p(1.0),
-    }
-    print(
-        f"  latency at {rate}/s: p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
-        f"max {row['max_ms']} ms ({len(delays)}/{count} seen)",
-        flush=True,
-    )
-    return row
-
-
-def _collect(fh: Any, buffer: bytes, delays: list[float]) -> bytes:
-    chunk = fh.read()
-    if not chunk:
-        return buffer
-    seen_at = time.perf_counter()
-    buffer += chunk
-    *lines, buffer = buffer.split(b"\n")
-    for line in lines:
-        at = line.find(b" lat ")
-        if at >= 0:
-            delays.append(seen_at - float(line[at + 5 :].split()[0]))
-    return buffer
+    frame = latency.capnp_frame(capnp.load(str(SCHEMA)))
+    samples: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for _ in range(runs):
+        for rate in rates:
+            with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+                proc, port, _, _ = start_log_server(Path(tmp), "--tcp_only")
+                path = os.path.join(tmp, "_main.log")
+                samples.setdefault(("log_server", rate), []).append(
+                    latency.measure(port, path, frame, rate, seconds)
+                )
+                proc.stop()
+            with tempfile.TemporaryDirectory(prefix="bench-latency-rsyslog-") as tmp:
+                started = start_rsyslog(tmp)
+                if started is None:
+                    continue
+                rproc, rport, out = started
+                # rsyslog creates its file on the first line: one before the clock starts.
+                with socket.create_connection(("127.0.0.1", rport)) as sock:
+                    sock.sendall(latency.syslog_frame("warm-up"))
+                deadline = time.monotonic() + 5
+                while not os.path.exists(out) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                samples.setdefault(("rsyslog", rate), []).append(
+                    latency.measure(rport, out, latency.syslog_frame, rate, seconds)
+                )
+                rproc.stop()
+    rows = []
+    for (server, rate), runs_ in samples.items():
+        row: dict[str, Any] = {"name": f"latency {server}", "server": server, "rate": rate}
+        for key in ("p50_ms", "p99_ms", "max_ms"):
+            row[key] = round(statistics.median(r[key] for r in runs_), 3)
+        row["seen"] = sum(r["seen"] for r in runs_)
+        row["sent"] = sum(r["sent"] for r in runs_)
+        row["runs"] = runs_
+        print(
+            f"  latency {server:<10} at {rate:>5}/s: p50 {row['p50_ms']} ms, "
+            f"p99 {row['p99_ms']} ms, max {row['max_ms']} ms "
+            f"({row['seen']}/{row['sent']} seen, medians of {len(runs_)})",
+            flush=True,
+        )
+        rows.append(row)
+    return rows
 
 
 def bench_grpc_batch(n: int, calls_in_flight: int = 4, per_call: int = 1000) -> dict[str, Any]:
@@ -776,11 +768,25 @@ def main() -> int:
         help="runs of log_server and rsyslog, alternating; the medians are compared",
     )
     parser.add_argument(
+        "--one-conn-n", type=int, default=200_000, help="messages for the one-connection runs"
+    )
+    parser.add_argument(
+        "--latency-s", type=float, default=3.0, help="seconds per latency run (each rate)"
+    )
+    parser.add_argument(
         "--only-grpc-front",
         action="store_true",
         help="run only the gRPC port's front listener / gRPC-Web part",
     )
+    parser.add_argument(
+        "--only-latency",
+        action="store_true",
+        help="run only the receipt -> disk latency part (log_server and rsyslog)",
+    )
     args = parser.parse_args()
+    if args.only_latency:
+        bench_latency((100, 1000), args.latency_s, args.runs)
+        return 0
     if args.only_grpc_front:
         row = bench_grpc_front()
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -814,6 +820,21 @@ def main() -> int:
     rows += ours_runs + peer_runs
     ours = median_row(ours_runs)
     peer = median_row(peer_runs) if peer_runs else None
+    one_n = args.one_conn_n
+    print(f"{one_n:,} messages over one connection ...", flush=True)
+    one_blobs = loadgen.capnp_blobs(one_n, 1, SCHEMA)
+    one_syslog = loadgen.syslog_blobs(one_n, 1)
+    ours_one_runs, peer_one_runs = [], []
+    for _ in range(args.runs):
+        warm_page_cache(2 * one_n * 260)
+        ours_one_runs.append(bench_log_server(one_n, 1, one_blobs, "native"))
+        warm_page_cache(2 * one_n * 260)
+        peer_run = bench_rsyslog(one_n, 1, one_syslog)
+        if peer_run:
+            peer_one_runs.append(peer_run)
+    rows += ours_one_runs + peer_one_runs
+    ours_one = median_row(ours_one_runs)
+    peer_one = median_row(peer_one_runs) if peer_one_runs else None
     fallback_blobs = loadgen.capnp_blobs(args.python_n, k, SCHEMA)
     rows.append(bench_log_server(args.python_n, k, fallback_blobs, "python"))
     warm_page_cache(2 * args.grpc_n * 260)
@@ -823,25 +844,64 @@ def main() -> int:
     rows.append(unary)
     front = bench_grpc_front()
     rows.append(front)
-    latency = bench_latency(1000, 3.0)
-    rows.append(latency)
+    latency_rows = bench_latency((100, 1000), args.latency_s, args.runs)
+    rows += latency_rows
+    lat = {(r["server"], r["rate"]): r for r in latency_rows}
+
+    def lat_ratio(rate: int, key: str) -> float | None:
+        peer_lat = lat.get(("rsyslog", rate))
+        return peer_lat and lat[("log_server", rate)][key] / peer_lat[key]
+
     handler = bench_handler(20_000)
     rows.append(handler)
 
     goals = [
         (
-            "TCP msgs/s vs rsyslog",
-            ">= 1.0",
+            f"{k}-conn TCP msgs/s vs rsyslog",
+            ">= 1.5",
             peer and ours["msgs_per_s"] / peer["msgs_per_s"],
-            lambda r: r >= 1.0,
+            lambda r: r >= 1.5,
         ),
         (
-            "server CPU/msg vs rsyslog",
-            "<= 1.0",
+            f"{k}-conn server CPU/msg vs rsyslog",
+            "<= 0.7",
             peer and ours["server_cpu_us_per_msg"] / peer["server_cpu_us_per_msg"],
+            lambda r: r <= 0.7,
+        ),
+        (
+            "1-conn TCP msgs/s vs rsyslog",
+            ">= 1.5",
+            peer_one and ours_one["msgs_per_s"] / peer_one["msgs_per_s"],
+            lambda r: r >= 1.5,
+        ),
+        (
+            "1-conn server CPU/msg vs rsyslog",
+            "<= 0.7",
+            peer_one and ours_one["server_cpu_us_per_msg"] / peer_one["server_cpu_us_per_msg"],
+            lambda r: r <= 0.7,
+        ),
+        (
+            "receipt -> disk p50 at 100/s vs rsyslog",
+            "<= 1.0",
+            lat_ratio(100, "p50_ms"),
             lambda r: r <= 1.0,
         ),
-        ("receipt -> disk p99 at 1000/s (ms)", "<= 20", latency["p99_ms"], lambda r: r <= 20),
+        ("receipt -> disk p50 at 100/s (ms)", "-", lat[("log_server", 100)]["p50_ms"], None),
+        (
+            "receipt -> disk p99 at 100/s (ms)",
+            "<= 2",
+            lat[("log_server", 100)]["p99_ms"],
+            lambda r: r <= 2,
+        ),
+        ("receipt -> disk p99 at 100/s vs rsyslog", "-", lat_ratio(100, "p99_ms"), None),
+        ("receipt -> disk p50 at 1000/s vs rsyslog", "-", lat_ratio(1000, "p50_ms"), None),
+        ("receipt -> disk p99 at 1000/s vs rsyslog", "-", lat_ratio(1000, "p99_ms"), None),
+        (
+            "receipt -> disk p99 at 1000/s (ms)",
+            "<= 20",
+            lat[("log_server", 1000)]["p99_ms"],
+            lambda r: r <= 20,
+        ),
         ("peak RSS in the 1M run (MB)", "<= 150", ours["peak_rss_mb"], lambda r: r <= 150),
         ("start-up to healthy (s)", "<= 1", ours["startup_to_healthy_s"], lambda r: r <= 1),
         (
@@ -868,14 +928,14 @@ def main() -> int:
         ("gRPC-Web LogBatch msgs/s", "-", front["grpc_web_batch_msgs_per_s"], None),
         ("logger.info() vs FileHandler", "<= 1.0", handler["ratio"], lambda r: r <= 1.0),
     ]
-    print("\ngoal                                  target    measured  met")
+    print(f"\n{'goal':<42} target    measured  met")
     for label, target, value, ok in goals:
         shown = "n/a" if value is None or value is False else f"{value:.3g}"
         if ok is None:
             met = "(shown, not a goal)"
         else:
             met = "n/a" if shown == "n/a" else ("yes" if ok(value) else "NO")
-        print(f"{label:<37} {target:<9} {shown:>8}  {met}")
+        print(f"{label:<42} {target:<9} {shown:>8}  {met}")
     for row in rows:
         if not row.get("verified", True):
             print(f"VERIFICATION FAILED for {row['name']}: {row['verification']}")

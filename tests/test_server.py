@@ -315,6 +315,8 @@ def test_sighup_reopens_the_files_and_loses_nothing(server_factory: Factory) -> 
     server.process.send_signal(signal.SIGHUP)
     server.send(msg_frame(message="after rotation"))
     server.wait_for_text("after rotation")
+    # The signal and the message race each other into the server: wait for both.
+    server.wait_for_text("reopening the log files")
     assert server.process.poll() is None
     assert "before rotation" in (server.log_dir / "rotated-by-logrotate").read_text()
     assert "reopening the log files" in server.active_log.read_text()

@@ -39,6 +39,7 @@ class LogPipeline:
         self._room = asyncio.Event()
         self._room.set()
         self._producers: set[FlowControlled] = set()
+        self._idle_writer: Callable[[], None] | None = None
         self.received = 0
         self.written = 0
         self.closed = False
@@ -79,6 +80,10 @@ class LogPipeline:
         self._pending_lines += count
         self._pending_bytes += len(chunk)
         self.received += count
+        if self._idle_writer is not None and len(self._chunks) == 1 and not self._inflight_bytes:
+            self._idle_writer()
+            if not self._chunks:
+                return
         self._data_ready.set()
         if self._room.is_set() and self.queued_bytes >= self.max_queue_bytes:
             self._room.clear()
@@ -117,6 +122,21 @@ class LogPipeline:
 
     async def wait_for_data(self) -> None:
         await self._data_ready.wait()
+
+    def set_idle_writer(self, write: Callable[[], None] | None) -> None:
+        """`write()` is called when lines arrive while nothing is queued or being written,
+        so that they can be written there and then instead of waking the writer's task."""
+        self._idle_writer = write
+
+    def put_back(self, chunks: list[bytes], count: int, taken_bytes: int) -> None:
+        """A batch of `count` lines (`taken_bytes` when taken) that could not be written at
+        once: `chunks` is the part not yet in the file, first in line again."""
+        self._chunks[:0] = chunks
+        self._chunk_lines[:0] = [count] + [0] * (len(chunks) - 1)
+        self._pending_lines += count
+        self._pending_bytes += sum(map(len, chunks))
+        self._inflight_bytes -= taken_bytes
+        self._data_ready.set()
 
     def take(self, max_bytes: int) -> tuple[list[bytes], int]:
         """The oldest waiting lines, in sequence order, as one batch of about `max_bytes`

@@ -10,10 +10,12 @@ from __future__ import annotations
 import errno
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from log_server.core.format import parse_sequence
+from log_server.sinks.directory_watch import DirectoryWatch, open_watch
 from log_server.sinks.log_directory import DirectoryLock, SymlinkRefused, open_directory
 
 ACTIVE_NAME = "_main.log"
@@ -24,6 +26,9 @@ _ROTATED_NAME = re.compile(re.escape(ACTIVE_NAME) + r"\.(0|[1-9][0-9]{0,17})")
 _TAIL_READ_BYTES = 64 * 1024
 # The most pieces one writev call takes (Linux: 1024).
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
+# With a directory watch, the paths are still looked up at least this often: a rename of a
+# parent directory moves the log directory without an event on it.
+_FULL_CHECK_INTERVAL_S = 1.0
 
 
 class SinkWriteError(Exception):
@@ -56,6 +61,8 @@ class RotatingFileSink:
         # directory, opened without following a link: see log_directory.py.
         self._dir_fd = -1
         self._dir_identity: tuple[int, int] = (0, 0)
+        self._watch: DirectoryWatch | None = None
+        self._checked_at = 0.0
         self.size = 0
         # What a failed write left of an unfinished line in the file, and which file: a
         # retry resumes after it, or, if the file was replaced meanwhile, starts the line
@@ -145,9 +152,22 @@ class RotatingFileSink:
         self._identity = (stat.st_dev, stat.st_ino)
 
     def _is_current(self) -> bool:
-        """Whether the path still names the file we hold open (one stat per batch)."""
+        """Whether the path still names the file we hold open: looked up when the directory
+        watch saw a change (or there is none), and at least once a second."""
         if self._reopen_requested or self._dir_fd < 0:
             return False
+        watch = self._watch
+        if watch is not None and not watch.changed():
+            now = time.monotonic()
+            if now - self._checked_at < _FULL_CHECK_INTERVAL_S:
+                return True
+            self._checked_at = now
+        if not self._paths_name_open_file():
+            self._reopen_requested = True  # until reopened: the watch has had its say
+            return False
+        return True
+
+    def _paths_name_open_file(self) -> bool:
         try:
             directory = os.stat(self.directory, follow_symlinks=False)
         except FileNotFoundError:
@@ -164,6 +184,10 @@ class RotatingFileSink:
         self._dir_fd = open_directory(self.directory)
         stat = os.fstat(self._dir_fd)
         self._dir_identity = (stat.st_dev, stat.st_ino)
+        if self._watch is not None:
+            self._watch.close()
+        self._watch = open_watch(self._dir_fd)
+        self._checked_at = time.monotonic()
         if self._lock is not None:
             self._lock.follow(self._dir_fd)
 
@@ -301,6 +325,9 @@ class RotatingFileSink:
                 except OSError:
                     pass
         self._fd = self._dir_fd = -1
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
     def last_sequence(self) -> int:
         """The highest sequence number already used (0 for a new log), searched from the end

@@ -30,14 +30,17 @@ BATCH_BYTES = 4 * 1024 * 1024
 # (two wake-ups, ~60 µs here) would cost more than the write. At low load, as with unary
 # gRPC calls, every message is such a batch.
 INLINE_WRITE_BYTES = 16 * 1024
-# How long the writer lets a small batch grow. Far below the 20 ms a line may take to reach
-# the file, so `tail -f` still feels live.
-GATHER_S = 0.002
 
 
 class BatchWriter:
     """Writes in sequence order because it takes lines in the order the pipeline stamped
-    them and has only one batch in flight."""
+    them and has only one batch in flight.
+
+    Batches size themselves (group commit): a line that comes while the writer is idle is
+    written at once, in the same callback that read it (`_write_at_once`); whatever comes
+    while a write is in flight waits for it and goes out together in the next. There is no
+    timer on the path of a lone line: at low load a line is on disk a fraction of a
+    millisecond after it arrives, and under load batches grow to BATCH_BYTES by themselves."""
 
     def __init__(
         self,
@@ -59,29 +62,59 @@ class BatchWriter:
         self.bytes_written = 0
         self.last_write_at = time.monotonic()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-writer")
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self) -> None:
         """Until the pipeline is closed and empty."""
         pipeline = self.pipeline
-        while True:
-            if not pipeline.has_waiting_lines:
-                if pipeline.closed:
-                    self._thread.shutdown()
-                    return
-                await pipeline.wait_for_data()
-                if not pipeline.closed and pipeline.queued_bytes < INLINE_WRITE_BYTES:
-                    # Little is waiting: gather for a moment, so that a trickle of single
-                    # messages (unary gRPC calls, say) is not one write call each.
-                    await asyncio.sleep(GATHER_S)
-                continue
-            chunks, count = pipeline.take(BATCH_BYTES)
-            size = sum(map(len, chunks))
-            await self._write(chunks, size)
-            self.bytes_written += size
-            self.last_write_at = time.monotonic()
-            pipeline.mark_written(count, size)
-            if self.fsync != "interval":  # "batch": _write_once has fsynced already
-                pipeline.mark_durable(pipeline.written_seq)
+        self._loop = asyncio.get_running_loop()
+        if self.fsync != "batch":  # an fsync is too slow for the loop thread
+            pipeline.set_idle_writer(self._write_at_once)
+        try:
+            while True:
+                if not pipeline.has_waiting_lines:
+                    if pipeline.closed:
+                        self._thread.shutdown()
+                        return
+                    await pipeline.wait_for_data()
+                    continue
+                chunks, count = pipeline.take(BATCH_BYTES)
+                size = sum(map(len, chunks))
+                await self._write(chunks, size)
+                self._written(count, size)
+                if self.fsync != "interval":  # "batch": _write_once has fsynced already
+                    pipeline.mark_durable(pipeline.written_seq)
+        finally:
+            pipeline.set_idle_writer(None)
+
+    def _write_at_once(self) -> None:
+        """Lines that came to an idle writer: written now, on the loop thread, when they
+        are few. Any failure hands what is left to the writer's task, whose retries report
+        it; acknowledgements go out in the next loop iteration, after the source that
+        submitted the lines has counted them."""
+        pipeline = self.pipeline
+        if pipeline.queued_bytes > INLINE_WRITE_BYTES:
+            return
+        chunks, count = pipeline.take(BATCH_BYTES)
+        size = sum(map(len, chunks))
+        try:
+            self.sink.write_chunks(chunks)
+        except SinkWriteError as exc:
+            self.bytes_written += exc.written
+            pipeline.put_back([b"".join(chunks)[exc.written :]], count, size)
+            return
+        except OSError:
+            pipeline.put_back(chunks, count, size)
+            return
+        self._written(count, size)
+        if self.fsync == "never":
+            assert self._loop is not None
+            self._loop.call_soon(pipeline.mark_durable, pipeline.written_seq)
+
+    def _written(self, count: int, size: int) -> None:
+        self.bytes_written += size
+        self.last_write_at = time.monotonic()
+        self.pipeline.mark_written(count, size)
 
     async def _write(self, chunks: list[bytes], size: int) -> None:
         """Until all of the batch is in the file; a partial write is resumed where it stopped."""
