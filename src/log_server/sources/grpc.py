@@ -297,9 +297,16 @@ class GrpcSource:
         )
         for name in SERVICE_NAMES:  # looked up by gRPC's core, not a Python loop per call
             server.add_registered_method_handlers(name, handlers)
+        from log_server.sources.otlp import SERVICE_NAME as OTLP_SERVICE
+        from log_server.sources.otlp import OtlpLogsHandler
+
+        otlp_handlers = OtlpLogsHandler(self.handler).method_handlers()
+        server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(OTLP_SERVICE, otlp_handlers)]
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (*SERVICE_NAMES, OTLP_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         try:
             bound = server.add_insecure_port(address)
