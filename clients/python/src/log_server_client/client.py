@@ -9,7 +9,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from log_server_client.encoding import Attributes, FrameEncoder, Level, message_fields, to_level
+from log_server_client.encoding import (
+    Attributes,
+    FrameEncoder,
+    Level,
+    hello_frame,
+    message_fields,
+    to_level,
+)
 from log_server_client.sender import BackgroundSender, OnFull, QueuedClient
 
 # The opening of an acknowledged connection (docs/protocol.md, "Acknowledged mode").
@@ -30,8 +37,10 @@ class TcpTransport:
         connect_timeout_s: float,
         ack: bool = False,
         unix_socket: str | None = None,
+        hello_name: str | None = None,
     ) -> None:
         self.address = (host, port)
+        self.hello_name = hello_name  # None: no HelloMsg (see LogClient's `hello`)
         self.unix_socket = unix_socket
         self.connect_timeout_s = connect_timeout_s
         self.ack = ack
@@ -44,6 +53,8 @@ class TcpTransport:
         self.close()  # the socket of a connection the server ended (acknowledged mode)
         sock = self._open()
         try:
+            if self.hello_name is not None:
+                sock.sendall(self._hello(sock))
             if self.ack:
                 self._open_acknowledged(sock)
             sock.settimeout(None)
@@ -51,6 +62,14 @@ class TcpTransport:
             sock.close()  # e.g. the server died during the hello: no socket left behind
             raise
         self._sock = sock
+
+    def _hello(self, sock: socket.socket) -> bytes:
+        """A HelloMsg for this connection: our name, host and the socket's own addresses."""
+        local, peer = sock.getsockname(), sock.getpeername()
+        as_text = (lambda a: f"{a[0]}:{a[1]}") if isinstance(local, tuple) else str
+        return hello_frame(
+            self.hello_name or "", socket.gethostname(), as_text(local), as_text(peer)
+        )
 
     def _open(self) -> socket.socket:
         if self.unix_socket is None:
@@ -153,7 +172,9 @@ class LogClient(QueuedClient):
     instead of host and port. `max_frame_size`: the server's `--max_frame_size`; a message
     whose frame is larger is not sent (the server would close the connection, and in
     acknowledged mode the resend after every reconnect would stall everything behind it):
-    it is counted in `oversized`, with one warning on stderr."""
+    it is counted in `oversized`, with one warning on stderr. `hello=True`: open every
+    (re)connection with a HelloMsg (fromName = the service name), which the original
+    project's server requires; our server accepts and ignores it."""
 
     def __init__(
         self,
@@ -170,6 +191,7 @@ class LogClient(QueuedClient):
         ack: bool = False,
         unix_socket: str | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_BYTES,
+        hello: bool = False,
     ) -> None:
         self.host, self.port = host, port
         self.unix_socket = unix_socket
@@ -180,7 +202,14 @@ class LogClient(QueuedClient):
         self.service_name = service_name
         self._encoder = FrameEncoder()
         self._sender = BackgroundSender(
-            TcpTransport(host, port, connect_timeout_s, ack, unix_socket),
+            TcpTransport(
+                host,
+                port,
+                connect_timeout_s,
+                ack,
+                unix_socket,
+                hello_name=(service_name or logger_name or "log_server_client") if hello else None,
+            ),
             name=f"log_server_client-{unix_socket or f'{host}:{port}'}",
             queue_size=queue_size,
             on_full=on_full,

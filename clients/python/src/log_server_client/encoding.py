@@ -235,3 +235,25 @@ def _native_encoder() -> EncodeTexts | None:
     except TypeError:  # a build that predates attributes
         return None
     return encode_frame  # type: ignore[no-any-return]
+
+
+def hello_frame(
+    from_name: str, from_host: str, from_address: str, to_address: str, from_public_ip: str = ""
+) -> bytes:
+    """The HelloMsg the original project's server requires as a connection's first frame:
+    standard (unpacked) encoding, unlike every LoggerMsg frame after it. Our server
+    recognises it by its shape and ignores it."""
+    global _hello_schema
+    if _hello_schema is None:
+        _hello_schema = _load_schema()
+    msg = _hello_schema[1].HelloMsg.new_message()
+    msg.fromName = from_name
+    msg.fromHost = from_host
+    msg.fromAddress = from_address
+    msg.toAddress = to_address
+    msg.fromPublicIP = from_public_ip
+    payload: bytes = msg.to_bytes()
+    return _length(len(payload)) + payload
+
+
+_hello_schema: tuple[Any, Any] | None = None
