@@ -1,0 +1,5 @@
+"""Reading back what the sinks wrote: one line at a time, in sequence order, across rotations."""
+
+from log_server.history.follower import LogFollower, LogLine
+
+__all__ = ["LogFollower", "LogLine"]
