@@ -152,7 +152,7 @@ class LogFollower:
                 continue
             candidates.append((_first_sequence(fd), f))
         chosen: int | None = None
-        for i, (first, f) in enumerate(candidates):
+        for i, (first, _) in enumerate(candidates):
             if first is not None and first <= self.last_seq + 1:
                 chosen = i
         if chosen is not None and candidates[chosen][1].identity == self._finished:

@@ -59,9 +59,7 @@ def _unescape_bare(text: str) -> str:
     not escaped in a bare value, so a literal `\\n` in a message reads back as a newline."""
     if "\\" not in text:
         return text
-    return _BARE_ESCAPE.sub(
-        lambda m: _NAMED.get(m.group(1)) or chr(int(m.group(1)[1:], 16)), text
-    )
+    return _BARE_ESCAPE.sub(lambda m: _NAMED.get(m.group(1)) or chr(int(m.group(1)[1:], 16)), text)
 
 
 def parse_line(raw: bytes, line_format: str = "auto") -> dict[str, object]:
