@@ -95,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["send"]:
         return _send(args[1:])
+    if args[:1] == ["tail"]:
+        from log_server.history.tail import main as tail_main
+
+        return tail_main(args[1:])
     config = config_from_args(args)
     try:
         _run(Server(config).run())

@@ -1,0 +1,182 @@
+"""Follow the rotating file set by inode and sequence number (what `tail -F` cannot promise).
+
+The writer rotates only between whole lines and never writes to a file after renaming it
+(rotating_file.py), so a file that is no longer `_main.log` is final: it is read to its end
+through the descriptor we hold, then the next file is chosen by sequence number, not by name,
+so renames racing with the reader can neither skip nor repeat a line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from log_server.core.format import parse_sequence
+
+_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    seq: int
+    raw: bytes  # the line as in the file, with its newline
+
+
+def _identity(stat: os.stat_result) -> tuple[int, int]:
+    return (stat.st_dev, stat.st_ino)
+
+
+class _OpenFile:
+    """One file of the set, held by descriptor so a rename does not lose it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.identity = _identity(os.fstat(fd))
+        self.pending = b""  # an unfinished last line, kept until its newline arrives
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class LogFollower:
+    """Lines after `after_seq` in sequence order, across rotations, following by inode and
+    sequence number."""
+
+    def __init__(self, log_dir: Path, after_seq: int = 0, base_name: str = "_main.log") -> None:
+        self.log_dir = log_dir
+        self.base_name = base_name
+        self.last_seq = after_seq
+        self._rotated = re.compile(re.escape(base_name) + r"\.(0|[1-9][0-9]{0,17})")
+        self._file: _OpenFile | None = None
+        self._finished: tuple[int, int] | None = None  # a final file read to its end
+        self._gap: tuple[int, int] | None = None
+
+    @property
+    def gap(self) -> tuple[int, int] | None:
+        """The last range of sequence numbers that was rotated away before it could be read."""
+        return self._gap
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> LogFollower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read_available(self, max_lines: int = 10_000) -> list[LogLine]:
+        """Whole lines written since the last call (at most `max_lines`); never blocks."""
+        out: list[LogLine] = []
+        while len(out) < max_lines:
+            if self._file is None and not self._open_next():
+                break
+            assert self._file is not None
+            if self._read_into(self._file, out, max_lines):
+                continue  # stopped at max_lines or read something: go on
+            # At the end of the file: if it is still the active one, wait for more.
+            if self._is_active(self._file):
+                break
+            # Rotated away, hence final: read what was written before the rename, then move on.
+            if self._read_into(self._file, out, max_lines):
+                continue
+            self._finished = self._file.identity
+            self._file.close()
+            self._file = None
+        return out
+
+    def _read_into(self, f: _OpenFile, out: list[LogLine], max_lines: int) -> bool:
+        """Append the file's next whole lines; False at its end with nothing new."""
+        chunk = os.read(f.fd, _CHUNK_BYTES)
+        if not chunk:
+            return False
+        data = f.pending + chunk if f.pending else chunk
+        end = data.rfind(b"\n") + 1
+        f.pending = data[end:]
+        start = 0
+        while start < end:
+            stop = data.index(b"\n", start) + 1
+            raw = data[start:stop]
+            start = stop
+            seq = parse_sequence(raw)
+            if seq is None or seq <= self.last_seq:
+                continue
+            if seq > self.last_seq + 1:
+                self._gap = (self.last_seq + 1, seq - 1)
+            self.last_seq = seq
+            out.append(LogLine(seq, raw))
+            if len(out) >= max_lines:
+                # Give the unread rest back: the next call reads it again from the file.
+                os.lseek(f.fd, start - len(data), os.SEEK_CUR)
+                f.pending = b""
+                break
+        return True
+
+    def _is_active(self, f: _OpenFile) -> bool:
+        try:
+            stat = os.stat(self.log_dir / self.base_name, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return _identity(stat) == f.identity
+
+    def _names_oldest_first(self) -> list[str]:
+        try:
+            names = os.listdir(self.log_dir)
+        except FileNotFoundError:
+            return []
+        indices = sorted(
+            (int(m.group(1)) for n in names if (m := self._rotated.fullmatch(n))), reverse=True
+        )
+        ordered = [f"{self.base_name}.{i}" for i in indices]
+        if self.base_name in names:
+            ordered.append(self.base_name)
+        return ordered
+
+    def _open_next(self) -> bool:
+        """Open the file holding `last_seq + 1`: the newest one whose first line is not after
+        it (or, when that is the file just finished, the one after; when lines were rotated
+        away, the oldest one left)."""
+        candidates: list[tuple[int | None, _OpenFile]] = []
+        for name in self._names_oldest_first():
+            try:
+                fd = os.open(self.log_dir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue  # renamed or removed meanwhile: the listing is only a hint
+            f = _OpenFile(fd)
+            if any(f.identity == c.identity for _, c in candidates):
+                f.close()  # seen twice through a rename during the listing
+                continue
+            candidates.append((_first_sequence(fd), f))
+        chosen: int | None = None
+        for i, (first, _) in enumerate(candidates):
+            if first is not None and first <= self.last_seq + 1:
+                chosen = i
+        if chosen is not None and candidates[chosen][1].identity == self._finished:
+            chosen = chosen + 1 if chosen + 1 < len(candidates) else None
+        elif chosen is None:
+            chosen = next(
+                (i for i, (first, _) in enumerate(candidates) if first is not None),
+                None,
+            )
+            if chosen is None and candidates:
+                chosen = len(candidates) - 1  # all empty: wait in the newest
+            if chosen is not None and candidates[chosen][1].identity == self._finished:
+                chosen = None
+        for i, (_, f) in enumerate(candidates):
+            if i != chosen:
+                f.close()
+        if chosen is None:
+            return False
+        self._file = candidates[chosen][1]
+        os.lseek(self._file.fd, 0, os.SEEK_SET)
+        return True
+
+
+def _first_sequence(fd: int) -> int | None:
+    head = os.pread(fd, 4096, 0)
+    newline = head.find(b"\n")
+    return parse_sequence(head[: newline + 1]) if newline >= 0 else None

@@ -1,0 +1,106 @@
+"""The follower against real files in a temporary directory, rotated by renames exactly as
+RotatingFileSink does them (oldest first, then the active file to `.0`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from log_server.core.format import format_json, format_text
+from log_server.core.records import LogRecord
+from log_server.history import LogFollower
+
+
+def _line(seq: int, fmt: str = "text") -> bytes:
+    record = LogRecord(message=f"message {seq}", logger_name="app", hostname="h")
+    formatter = format_json if fmt == "json" else format_text
+    return formatter(seq, record, "2026-12-07T12:00:00.000000+00:00").encode()
+
+
+def _append(directory: Path, data: bytes) -> None:
+    with open(directory / "_main.log", "ab") as fh:
+        fh.write(data)
+
+
+def _rotate(directory: Path, max_files: int = 10) -> None:
+    """As RotatingFileSink._rotate: the renames go from the oldest file down."""
+    oldest = directory / f"_main.log.{max_files - 1}"
+    if oldest.exists():
+        oldest.unlink()
+    for index in range(max_files - 2, -1, -1):
+        src = directory / f"_main.log.{index}"
+        if src.exists():
+            os.replace(src, directory / f"_main.log.{index + 1}")
+    os.replace(directory / "_main.log", directory / "_main.log.0")
+
+
+def _seqs(follower: LogFollower) -> list[int]:
+    return [line.seq for line in follower.read_available()]
+
+
+def test_reads_the_rotated_set_oldest_first(tmp_path: Path) -> None:
+    seq = 0
+    for _ in range(4):
+        for _ in range(5):
+            seq += 1
+            _append(tmp_path, _line(seq))
+        _rotate(tmp_path)
+    _append(tmp_path, _line(21))
+    with LogFollower(tmp_path) as follower:
+        lines = follower.read_available()
+        assert [line.seq for line in lines] == list(range(1, 22))
+        assert lines[0].raw == _line(1)
+        assert follower.gap is None
+        assert follower.read_available() == []
+
+
+def test_follows_across_rotations_without_missing_or_repeating(tmp_path: Path) -> None:
+    got: list[int] = []
+    with LogFollower(tmp_path) as follower:
+        seq = 0
+        for round_ in range(30):
+            for _ in range(round_ % 4 + 1):
+                seq += 1
+                _append(tmp_path, _line(seq, "json" if seq % 3 else "text"))
+            if round_ % 2:
+                _rotate(tmp_path, max_files=3)
+            if round_ % 3 == 0:
+                got += _seqs(follower)
+        got += _seqs(follower)
+    assert got == list(range(1, seq + 1))
+
+
+def test_a_partial_line_waits_for_its_newline(tmp_path: Path) -> None:
+    whole = _line(1)
+    _append(tmp_path, whole[:10])
+    with LogFollower(tmp_path) as follower:
+        assert follower.read_available() == []
+        _append(tmp_path, whole[10:])
+        assert [line.raw for line in follower.read_available()] == [whole]
+
+
+def test_after_seq_and_max_lines(tmp_path: Path) -> None:
+    for seq in range(1, 11):
+        _append(tmp_path, _line(seq))
+        if seq % 4 == 0:
+            _rotate(tmp_path)
+    with LogFollower(tmp_path, after_seq=3) as follower:
+        assert _seqs_limited(follower, 2) == [4, 5]
+        assert _seqs_limited(follower, 100) == [6, 7, 8, 9, 10]
+
+
+def _seqs_limited(follower: LogFollower, n: int) -> list[int]:
+    return [line.seq for line in follower.read_available(max_lines=n)]
+
+
+def test_lines_rotated_away_are_reported_as_a_gap(tmp_path: Path) -> None:
+    with LogFollower(tmp_path) as follower:
+        _append(tmp_path, _line(1))
+        assert _seqs(follower) == [1]
+        for seq in range(2, 12):
+            _append(tmp_path, _line(seq))
+            _rotate(tmp_path, max_files=2)  # keeps .0 and .1 only
+        _append(tmp_path, _line(12))
+        # 2 went into the file still held open; 3..9 were deleted before they were read.
+        assert _seqs(follower) == [2, 10, 11, 12]
+        assert follower.gap == (3, 9)
