@@ -78,9 +78,20 @@ class KafkaBroker:
         config = self.write_config()
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
-            ["java", "-cp", f"{LIB}/*", "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(config)],
-            check=True, timeout=120, stdout=subprocess.DEVNULL,
+            [
+                "java",
+                "-cp",
+                f"{LIB}/*",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+            ],
+            check=True,
+            timeout=120,
+            stdout=subprocess.DEVNULL,
         )
 
     def start(self, timeout: float = 90.0) -> None:
@@ -88,9 +99,16 @@ class KafkaBroker:
         already = log_path.stat().st_size if log_path.exists() else 0
         log = self.log = open(self.directory / "broker.log", "ab")  # noqa: SIM115 - closed in stop
         self.process = subprocess.Popen(
-            ["java", "-Xmx512m", "-cp", f"{LIB}/*", "kafka.Kafka",
-             str(self.directory / "server.properties")],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                "java",
+                "-Xmx512m",
+                "-cp",
+                f"{LIB}/*",
+                "kafka.Kafka",
+                str(self.directory / "server.properties"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         marker = b"Kafka Server started"
