@@ -154,7 +154,7 @@ class RotatingFileSink:
     def _is_current(self) -> bool:
         """Whether the path still names the file we hold open: looked up when the directory
         watch saw a change (or there is none), and at least once a second."""
-        if self._reopen_requested or self._dir_fd < 0:
+        if self._reopen_requested or self._dir_fd < 0 or self._fd < 0:
             return False
         watch = self._watch
         if watch is not None and not watch.changed():
