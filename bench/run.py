@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import bench_tail
 import loadgen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -827,6 +828,7 @@ def main() -> int:
     rows.append(latency)
     handler = bench_handler(20_000)
     rows.append(handler)
+    rows.append(bench_tail.bench_tail())
 
     goals = [
         (
