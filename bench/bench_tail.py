@@ -31,7 +31,7 @@ def _write_history(directory: Path, total_bytes: int) -> int:
             filename="worker.py",
             function_name="handle",
             line_number=str(100 + i % 50),
-            message=("needle-%d found" % i) if i % 100 == 0 else f"request {i} handled in 3 ms",
+            message=f"needle-{i} found" if i % 100 == 0 else f"request {i} handled in 3 ms",
             service_name="bench",
         )
         for i in range(1000)
