@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import bench_tail
 import latency
 import loadgen
 
@@ -854,6 +855,7 @@ def main() -> int:
 
     handler = bench_handler(20_000)
     rows.append(handler)
+    rows.append(bench_tail.bench_tail())
 
     goals = [
         (

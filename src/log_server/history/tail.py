@@ -65,12 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_filter(args: argparse.Namespace) -> Callable[[LogLine], bool]:
     """Cheap byte checks first (a line that cannot match is never parsed), then the fields."""
-    grep_bytes = re.compile(args.grep.pattern.encode()) if args.grep else None
+    # On bytes only where that cannot reject a matching line: the file escapes controls, quotes
+    # and backslashes; a bytes pattern's classes (\w) are ASCII-only and its `.` one byte; the
+    # anchors would apply to the whole line, not the message.
+    grep_bytes = (
+        re.compile(args.grep.pattern.encode())
+        if args.grep and args.grep.pattern.isascii() and not set("\\.^$") & set(args.grep.pattern)
+        else None
+    )
     levels = set(LEVEL_NAMES[LEVEL_NAMES.index(args.level) :]) if args.level else None
     level_bytes = [name.encode() for name in levels] if levels else None
-    needles = [x.encode() for x in (args.logger, args.service) if x]
     attrs = [a.partition("=")[::2] for a in args.attr]
-    needles += [value.encode() for _, value in attrs if value]
+    needles = [
+        x.encode()
+        for x in (args.logger, args.service, *(value for _, value in attrs))
+        if x and x.isprintable() and '"' not in x and "\\" not in x
+    ]
 
     def keep(line: LogLine) -> bool:
         if args.seq and not args.seq[0] <= line.seq <= args.seq[1]:
