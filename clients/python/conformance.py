@@ -15,17 +15,26 @@ from log_server_client import GrpcLogClient, LogClient
 EXIT_UNDELIVERED = 3
 
 
-def _client(args: argparse.Namespace, ack: bool = False) -> Any:
+def _client(args: argparse.Namespace, ack: bool = False, hello: bool = False) -> Any:
     host, port = args.address.rsplit(":", 1)
     if args.transport == "grpc":
         return GrpcLogClient(f"{host}:{port}", ack=ack, timeout_s=2.0)
-    return LogClient(host, int(port), ack=ack, connect_timeout_s=2.0)
+    return LogClient(host, int(port), ack=ack, connect_timeout_s=2.0, hello=hello)
 
 
 def send_vectors(args: argparse.Namespace) -> int:
+    return _send_cases(args, _client(args, ack=True))
+
+
+def send_to_original(args: argparse.Namespace) -> int:
+    """The vectors to the original project's server: with the hello over TCP, and without
+    the acknowledged mode, which it does not have."""
+    return _send_cases(args, _client(args, hello=True))
+
+
+def _send_cases(args: argparse.Namespace, client: Any) -> int:
     with open(args.vectors) as f:
         cases = json.load(f)["cases"]
-    client = _client(args, ack=True)
     for case in cases:
         fields = dict(case["fields"])
         level, message = fields.pop("level"), fields.pop("message")
@@ -49,7 +58,12 @@ def server_down(args: argparse.Namespace) -> int:
     return 0 if client.close(timeout_s=2) else EXIT_UNDELIVERED
 
 
-SCENARIOS = {"vectors": send_vectors, "restart": survive_restart, "down": server_down}
+SCENARIOS = {
+    "vectors": send_vectors,
+    "restart": survive_restart,
+    "down": server_down,
+    "original": send_to_original,
+}
 
 
 def main() -> int:

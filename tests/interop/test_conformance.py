@@ -1,99 +1,26 @@
 """Every client's conformance program against the real server (schema/vectors/README.md):
 the shared vectors over each transport it supports, in text and JSON, a server restart in the
-middle of a stream, and a server that is down.
-
-Clients register themselves in clients/<lang>/conformance.json. A client whose toolchain is
-not on this machine is reported as skipped with the reason; with LOG_SERVER_INTEROP_REQUIRED=1
-(CI) it fails instead, so nothing passes by being absent."""
+middle of a stream, and a server that is down (programs.py runs them)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from support import ROOT, VECTORS_PATH, RunningServer, free_port, load_vectors, start_server
+from programs import CLIENTS, RUN_TIMEOUT_S, finish, run_program, runs
+from support import VECTORS_PATH, RunningServer, free_port, load_vectors, start_server
 
 pytestmark = pytest.mark.slow
 
-REQUIRED = os.environ.get("LOG_SERVER_INTEROP_REQUIRED") == "1"
 SERVER_NAME = "InteropServer"
-BUILD_TIMEOUT_S = 900
-RUN_TIMEOUT_S = 120
 RECEIVED_AT = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00"
-CLIENTS = {
-    path.parent.name: {**json.loads(path.read_text()), "dir": path.parent}
-    for path in sorted((ROOT / "clients").glob("*/conformance.json"))
-}
 # gRPC-Web is served on the gRPC port, next to native gRPC.
 GRPC_PORT_TRANSPORTS = ("grpc", "grpc-web")
-_built: dict[str, str | None] = {}
-
-
-def _runs(kind: str) -> list[Any]:
-    """(client, transport) pairs for a scenario."""
-    return [
-        pytest.param(name, transport, id=f"{name}-{transport}")
-        for name, spec in CLIENTS.items()
-        if kind in spec["scenarios"]
-        for transport in spec["transports"]
-    ]
-
-
-def _ready(name: str) -> dict[str, Any]:
-    """The client's spec once its toolchain is there and it is built (once per session)."""
-    spec = CLIENTS[name]
-    if name not in _built:
-        missing = [tool for tool in spec.get("requires", []) if shutil.which(tool) is None]
-        _built[name] = f"{', '.join(missing)} not on PATH" if missing else None
-        if not missing and spec.get("build"):
-            result = subprocess.run(
-                spec["build"],
-                cwd=spec["dir"],
-                capture_output=True,
-                text=True,
-                timeout=BUILD_TIMEOUT_S,
-            )
-            if result.returncode != 0:
-                _built[name] = f"build failed:\n{result.stdout}\n{result.stderr}"
-                pytest.fail(f"{name}: {_built[name]}")
-    reason = _built[name]
-    if reason is not None:
-        if REQUIRED or reason.startswith("build failed"):
-            pytest.fail(f"{name} conformance cannot run: {reason}")
-        pytest.skip(f"{name} conformance not run: {reason}")
-    return spec
-
-
-def _run(name: str, *args: str, timeout_s: float = RUN_TIMEOUT_S) -> subprocess.Popen[str]:
-    spec = _ready(name)
-    argv = [part.replace("{python}", sys.executable) for part in spec["run"]]
-    return subprocess.Popen(
-        [*argv, *args],
-        cwd=spec["dir"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _finish(process: subprocess.Popen[str], timeout_s: float) -> tuple[int, str]:
-    try:
-        _, err = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, err = process.communicate()
-        raise AssertionError(f"still running after {timeout_s} s: {err}") from None
-    return process.returncode, err
 
 
 def _address(server: RunningServer, transport: str) -> str:
@@ -118,13 +45,13 @@ def _client_lines(server: RunningServer, json_format: bool) -> list[str]:
 
 
 @pytest.mark.parametrize("line_format", ["text", "json"])
-@pytest.mark.parametrize(("name", "transport"), _runs("vectors"))
+@pytest.mark.parametrize(("name", "transport"), runs("vectors"))
 def test_vectors(
     name: str, transport: str, line_format: str, server_factory: Callable[..., RunningServer]
 ) -> None:
     cases = load_vectors()["cases"]
     server = server_factory("--name", SERVER_NAME, "--format", line_format)
-    process = _run(
+    process = run_program(
         name,
         "--scenario",
         "vectors",
@@ -135,7 +62,7 @@ def test_vectors(
         "--vectors",
         str(VECTORS_PATH),
     )
-    code, err = _finish(process, RUN_TIMEOUT_S)
+    code, err = finish(process, RUN_TIMEOUT_S)
     assert code == 0, err
     json_format = line_format == "json"
     deadline = time.monotonic() + 15
@@ -152,7 +79,7 @@ def test_vectors(
     assert seqs == sorted(seqs)
 
 
-@pytest.mark.parametrize(("name", "transport"), _runs("restart"))
+@pytest.mark.parametrize(("name", "transport"), runs("restart"))
 def test_restart_mid_stream_loses_nothing(name: str, transport: str, tmp_path: Path) -> None:
     count = 300
     log_dir = tmp_path / "logs"
@@ -162,7 +89,7 @@ def test_restart_mid_stream_loses_nothing(name: str, transport: str, tmp_path: P
     server = start_server(log_dir, "--name", SERVER_NAME, *port_args)
     process = None
     try:
-        process = _run(
+        process = run_program(
             name,
             "--scenario",
             "restart",
@@ -176,7 +103,7 @@ def test_restart_mid_stream_loses_nothing(name: str, transport: str, tmp_path: P
         server.wait_for_text("restart ", count=count // 5, timeout_s=60)
         assert server.stop(signal.SIGTERM) == 0
         server = start_server(log_dir, "--name", SERVER_NAME, *port_args)
-        code, err = _finish(process, 90)
+        code, err = finish(process, 90)
         assert code == 0, err
         on_disk = {m.group(1) for ln in server.lines() if (m := re.search(r" restart (\d+)", ln))}
         missing = sorted(set(map(str, range(count))) - on_disk, key=int)
@@ -190,10 +117,10 @@ def test_restart_mid_stream_loses_nothing(name: str, transport: str, tmp_path: P
             server.process.wait()
 
 
-@pytest.mark.parametrize(("name", "transport"), _runs("down"))
+@pytest.mark.parametrize(("name", "transport"), runs("down"))
 def test_server_down_gives_up_in_bounded_time(name: str, transport: str) -> None:
     started = time.monotonic()
-    process = _run(
+    process = run_program(
         name,
         "--scenario",
         "down",
@@ -202,7 +129,7 @@ def test_server_down_gives_up_in_bounded_time(name: str, transport: str) -> None
         "--address",
         f"127.0.0.1:{free_port()}",
     )
-    code, err = _finish(process, 30)
+    code, err = finish(process, 30)
     elapsed = time.monotonic() - started
     assert code == 3, f"exit {code}: {err}"
     assert err.strip(), "one line on stderr saying what was not delivered"
@@ -212,5 +139,5 @@ def test_server_down_gives_up_in_bounded_time(name: str, transport: str) -> None
 def test_every_client_registers_a_conformance_program() -> None:
     assert "python" in CLIENTS
     for name, spec in CLIENTS.items():
-        assert set(spec["scenarios"]) <= {"vectors", "restart", "down"}, name
+        assert set(spec["scenarios"]) <= {"vectors", "restart", "down", "original"}, name
         assert set(spec["transports"]) <= {"tcp", "grpc", "grpc-web"}, name

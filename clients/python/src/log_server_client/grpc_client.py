@@ -1,4 +1,7 @@
-"""GrpcLogClient: the same log() surface over logservice.LogService (needs the [grpc] extra)."""
+"""GrpcLogClient: the same log() surface over logservice.LogService (needs the [grpc] extra).
+
+The original project's server serves the same methods only as `logservice.LogBridge`: a
+client whose first call gets UNIMPLEMENTED sends it again there and stays there."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from log_server_client.encoding import (
 from log_server_client.generated import log_service_pb2 as pb
 from log_server_client.sender import BackgroundSender, OnFull, QueuedClient
 
-_SERVICE = "/logservice.LogService/"
+SERVICES = ("logservice.LogService", "logservice.LogBridge")
 _SETTLED = (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE)
 
 
@@ -34,6 +37,7 @@ class GrpcTransport:
         self.target = target
         self.mode = mode
         self.timeout_s = timeout_s
+        self.service = SERVICES[0]
         self._channel: grpc.Channel | None = None
 
     def connect(self) -> None:
@@ -60,21 +64,37 @@ class GrpcTransport:
                 "connection failed" if states else f"no connection within {self.timeout_s} s"
             )
         self._channel = channel
+        self._bind(self.service)
+
+    def _bind(self, service: str) -> None:
+        assert self._channel is not None
+        self.service = service
+        prefix = f"/{service}/"
         serialize = pb.LogRequest.SerializeToString
         parse = pb.LogResponse.FromString
-        self._unary = channel.unary_unary(
-            _SERVICE + "LogMessage", request_serializer=serialize, response_deserializer=parse
+        self._unary = self._channel.unary_unary(
+            prefix + "LogMessage", request_serializer=serialize, response_deserializer=parse
         )
-        self._stream = channel.stream_unary(
-            _SERVICE + "StreamLogs", request_serializer=serialize, response_deserializer=parse
+        self._stream = self._channel.stream_unary(
+            prefix + "StreamLogs", request_serializer=serialize, response_deserializer=parse
         )
-        self._batch = channel.unary_unary(
-            _SERVICE + "LogBatch",
+        self._batch = self._channel.unary_unary(
+            prefix + "LogBatch",
             request_serializer=pb.LogBatchRequest.SerializeToString,
             response_deserializer=parse,
         )
 
     def send(self, batch: list[Any]) -> None:
+        try:
+            self._send(batch)
+        except grpc.RpcError as error:
+            unimplemented = error.code() is grpc.StatusCode.UNIMPLEMENTED
+            if not unimplemented or self.service != SERVICES[0]:
+                raise
+            self._bind(SERVICES[1])  # an UNIMPLEMENTED call did nothing: send it again
+            self._send(batch)
+
+    def _send(self, batch: list[Any]) -> None:
         if self.mode == "batch":
             replies = [
                 self._batch(
@@ -107,7 +127,9 @@ class GrpcLogClient(QueuedClient):
     `"stream"` sends it on one StreamLogs call; `"unary"` makes one LogMessage call per
     message (what every server of this protocol understands). `ack=True`: each call asks
     (metadata `log-ack: durable`) to be answered only once its messages are on disk; a call
-    that fails is sent again, so a message may arrive twice but is not lost."""
+    that fails is sent again, so a message may arrive twice but is not lost. Against the
+    original project's server, which serves only `logservice.LogBridge`, the first call's
+    UNIMPLEMENTED switches the client to LogBridge for good (nothing is lost)."""
 
     def __init__(
         self,
