@@ -36,6 +36,25 @@ def encode_msg(packed: bool = True, **fields: Any) -> bytes:
         return bytes(msg.to_bytes_packed() if packed else msg.to_bytes())
 
 
+def hello_payload(texts: list[str]) -> bytes:
+    """A HelloMsg as the original project's newer clients send it (standard encoding, one
+    segment, a root struct of 0 data words and n Text pointers), by an encoder written
+    independently of the library that the server's recogniser could share bugs with."""
+    n = len(texts)
+    words = [struct.pack("<Q", n << 48)]  # root: struct, offset 0, 0 data words, n pointers
+    blobs: list[bytes] = []
+    tail = 1 + n  # word index where the next text blob goes
+    for i, text in enumerate(texts):
+        raw = text.encode() + b"\0"
+        padded = raw + b"\0" * (-len(raw) % 8)
+        offset = tail - (1 + i + 1)
+        words.append(struct.pack("<Q", 1 | (offset << 2) | (2 << 32) | (len(raw) << 35)))
+        blobs.append(padded)
+        tail += len(padded) // 8
+    segment = b"".join(words) + b"".join(blobs)
+    return struct.pack("<II", 0, len(segment) // 8) + segment
+
+
 def frame(payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 

@@ -33,7 +33,7 @@ pub(crate) const DETACH_MIN_BYTES: usize = 16 * 1024;
 const PACKED_EXPANSION: usize = 16;
 const MIN_UNPACKED_LIMIT_BYTES: usize = 64 * 1024;
 /// As protocol/connection.py DEFAULT_MAX_LINE_BYTES (--max_line_size).
-const DEFAULT_MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
+const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 thread_local! {
     static SCRATCH_TEXT: RefCell<String> = const { RefCell::new(String::new()) };

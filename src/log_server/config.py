@@ -126,10 +126,14 @@ class Config:
     )
     format: str = _option("text", ("--format",), "line format", choices=("text", "json"))
     max_frame_bytes: int = _option(
-        1 * MIB, ("--max_frame_size",), "largest TCP frame accepted", parse_size, format_size
+        10 * MIB,
+        ("--max_frame_size",),
+        "largest TCP frame accepted (the original project's server accepts 10MB too)",
+        parse_size,
+        format_size,
     )
     max_line_bytes: int = _option(
-        8 * MIB,
+        16 * MIB,
         ("--max_line_size",),
         "longest line one TCP message may become (control characters are written "
         "escaped, 4 bytes each); a message past it closes its connection",

@@ -105,6 +105,13 @@ class ServerEvents:
             f"{limit} connections open (--max_connections)",
         )
 
+    def connection_truncated(self, peer: str, lost: int) -> None:
+        self._emit(
+            "connection_truncated",
+            Level.WARNING,
+            f"connection from {peer} closed in the middle of a frame: {lost} bytes of it lost",
+        )
+
     def connection_stalled(self, peer: str, buffered: int, seconds: float) -> None:
         self._emit(
             "connection_stalled",

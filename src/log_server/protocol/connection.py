@@ -50,10 +50,10 @@ class ConnectionDecoder(Protocol):
     def buffered_bytes(self) -> int: ...
 
 
-# The longest line one message may become (--max_line_size): a frame of control
-# characters is written escaped, four bytes for one, so a 2 MB frame could make an 8 MB
-# line that rotates away a file of history at once.
-DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
+# The longest line one message may become (--max_line_size): above the 10 MiB frame limit,
+# so that a frame of ordinary text fits, but a frame of control characters, written
+# escaped, four bytes for one, cannot make a 40 MiB line.
+DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
 class PythonConnectionDecoder:

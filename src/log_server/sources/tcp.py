@@ -20,6 +20,7 @@ from log_server.events import ServerEvents
 from log_server.protocol.acknowledged import ACK_HELLO, AckCounter, Opening
 from log_server.protocol.connection import DecoderFactory, StopKind
 from log_server.protocol.framing import HEALTH_WORD
+from log_server.protocol.hello import GreetingReader, MalformedHello
 from log_server.sources.source import ListenError
 
 # How long start-up waits for a socket file's owner to answer before calling it alive.
@@ -72,10 +73,14 @@ class TcpConnection(asyncio.Protocol):
         self.peer = "?"
         self.messages = 0
         self.bytes_received = 0
-        self.last_data_at = self.opened_at = time.monotonic()
+        # Bytes for the stall guard; messages (and partial frames) for the drain, to which
+        # the original clients' keep-alives are no activity.
+        self.last_data_at = self.last_message_at = self.opened_at = time.monotonic()
         self._announced = False
-        self._started = False  # has the frame stream (after any ACK_HELLO) begun?
+        self._started = False  # has the frame stream (after any HelloMsg, ACK_HELLO) begun?
+        self._greeting: GreetingReader | None = GreetingReader()
         self._opening: Opening | None = Opening()
+        self._reason_logged = False  # a line already says why it closed (no truncation line)
         self._acks: AckCounter | None = None
         self._close_when_acked = False
         self._quiet = False  # health probes and refused connections write no open/close lines
@@ -149,7 +154,18 @@ class TcpConnection(asyncio.Protocol):
         assert self.transport is not None
         self.transport.pause_reading()
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received and not yet decoded into messages (0 between frames)."""
+        held = sum(map(len, self._held))
+        greeting = self._greeting.buffered_bytes if self._greeting is not None else 0
+        return held + greeting + self.decoder.buffered_bytes
+
     def _consume(self, data: bytes) -> None:
+        if self._greeting is not None:
+            data = self._greet(data)
+            if not data:
+                return
         if self._opening is not None:
             data = self._open(data)
             if not data:
@@ -169,15 +185,40 @@ class TcpConnection(asyncio.Protocol):
             self.messages += count
             if self._acks is not None:
                 self._acks.accept(pipeline.sequencer.last_issued, count)
+        if count or self.decoder.buffered_bytes:
+            self.last_message_at = self.last_data_at
         if stop is None:
             return
         if stop.kind is StopKind.HEALTH:
             self._quiet = True
             self._answer_health()
             return
+        self._reject(stop.reason)
+
+    def _reject(self, reason: str) -> None:
         self._announce()
-        self.source.events.frame_rejected(self.peer, stop.reason)
+        self._reason_logged = True
+        self.source.events.frame_rejected(self.peer, reason)
         self.close()
+
+    def _greet(self, data: bytes) -> bytes:
+        """The bytes after the connection's HelloMsg, once it is known whether it sent one
+        (the original project's newer clients do; docs/protocol.md). The hello is neither
+        written nor counted; its name and host become the connection's name in the server's
+        own lines."""
+        assert self._greeting is not None
+        greeting = self._greeting.feed(data)
+        if greeting is None:
+            return b""
+        self._greeting = None
+        hello = greeting.hello
+        if isinstance(hello, MalformedHello):
+            self._reject(f"malformed HelloMsg: {hello.reason}")
+            return b""
+        if hello is not None:
+            self.peer = hello.identity(self.peer)
+            self._announce()
+        return greeting.rest
 
     def _open(self, data: bytes) -> bytes:
         """The bytes of the frame stream, once the opening is decided."""
@@ -226,18 +267,30 @@ class TcpConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def stalled(self) -> None:
+        """Closed by the stall guard, whose line already says what was held."""
+        self._reason_logged = True
+        self.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._health_slot:
             self.source.health_slots.discard(self)
             return
         if self._acks is not None:
             self.source.pipeline.remove_durable_listener(self._durable)
+        if self._held and not self._quiet:
+            held, self._held = b"".join(self._held), []
+            self._consume(held)  # read while paused: decoded, not lost with the connection
         self.source.connections.discard(self)
         self.source.pipeline.unregister(self)
-        if not self._quiet:
-            self.source.events.connection_closed(
-                self.peer, self.messages, self.bytes_received, time.monotonic() - self.opened_at
-            )
+        if self._quiet:
+            return
+        lost = self.buffered_bytes
+        if lost and not self._reason_logged:
+            self.source.events.connection_truncated(self.peer, lost)
+        self.source.events.connection_closed(
+            self.peer, self.messages, self.bytes_received, time.monotonic() - self.opened_at
+        )
 
     def _yield_to_others(self) -> None:
         """Stop reading until the next loop iteration. The event loop (libuv) reads a busy
@@ -375,11 +428,11 @@ class TcpSource:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for connection in list(self.connections):
-                buffered = connection.decoder.buffered_bytes
+                buffered = connection.buffered_bytes
                 stalled_s = now - connection.last_data_at
                 if buffered and stalled_s >= self.read_timeout_s and not connection.paused:
                     self.events.connection_stalled(connection.peer, buffered, stalled_s)
-                    connection.close()
+                    connection.stalled()
 
     def stop_accepting(self) -> None:
         if self._sweeper is not None:
@@ -391,14 +444,17 @@ class TcpSource:
             self._unix_path = None
 
     async def drain(self) -> None:
-        """Read what the clients have already sent: keep connections open until each has
-        been quiet for `drain_idle_s` (or closed), at most `drain_max_s` in all, then close
-        them."""
+        """Read what the clients have already sent: keep connections open until none has
+        sent a message for `drain_idle_s` or holds part of a frame (or all are closed), at
+        most `drain_max_s` in all, then close them. Keep-alives are not messages: a client
+        that only keeps its connection alive does not hold the drain up."""
         idle_s = self.drain_idle_s
         deadline = time.monotonic() + self.drain_max_s
         while self.connections and time.monotonic() < deadline:
             now = time.monotonic()
-            busy = [c for c in self.connections if now - c.last_data_at < idle_s]
+            busy = [
+                c for c in self.connections if now - c.last_message_at < idle_s or c.buffered_bytes
+            ]
             if not busy and self.pipeline.has_room:
                 break
             await asyncio.sleep(min(idle_s / 4, 0.05))

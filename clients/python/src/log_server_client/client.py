@@ -23,7 +23,7 @@ from log_server_client.sender import BackgroundSender, OnFull, QueuedClient
 ACK_HELLO = b"LSACKv1\n"
 FRAME_HEADER_BYTES = 4
 # The server's default --max_frame_size: a longer frame closes the connection.
-DEFAULT_MAX_FRAME_BYTES = 1024 * 1024
+DEFAULT_MAX_FRAME_BYTES = 10 * 1024 * 1024  # the server's --max_frame_size default
 
 
 class TcpTransport:
