@@ -8,7 +8,9 @@ import struct
 import threading
 import time
 
-from support import RunningServer, frame, msg_frame, seq_of
+import pytest
+from log_server_client import LogClient
+from support import RunningServer, frame, hello_payload, msg_frame, seq_of
 
 from log_server.sources.tcp import RefusalLog
 
@@ -293,3 +295,92 @@ def test_past_the_limit_refusals_are_one_line_and_health_is_still_answered(serve
     finally:
         for sock in held:
             sock.close()
+
+
+HELLO_5 = ["svc-a", "host-a", "10.0.0.9:5555", "127.0.0.1:4020", ""]
+
+
+@pytest.mark.parametrize("decoder", ["native", "python"])
+@pytest.mark.parametrize("texts", [HELLO_5, HELLO_5[:4]], ids=["5-pointer", "4-pointer"])
+def test_a_hello_is_not_written_and_names_the_connection(server_factory, decoder, texts) -> None:  # type: ignore[no-untyped-def]
+    """Issue 18: the original clients' first frame, with keep-alives around it."""
+    server = server_factory("--decoder", decoder, "--tcp_only")
+    with server.connect() as sock:
+        sock.sendall(frame(b"") + frame(hello_payload(texts)) + frame(b""))
+        sock.sendall(
+            msg_frame(message="after hello 1", level="info")
+            + frame(b"")
+            + msg_frame(message="after hello 2", level="info")
+        )
+        port = sock.getsockname()[1]
+    closed = server.wait_for_line(f"127.0.0.1:{port}, fromAddress 10.0.0.9:5555) closed")
+    assert "messages=2" in closed
+    lines = server.lines()
+    opened = next(ln for ln in lines if "connection_opened" in ln and "svc-a@host-a" in ln)
+    assert f"connection from svc-a@host-a (127.0.0.1:{port}, fromAddress 10.0.0.9:5555)" in opened
+    assert not [ln for ln in lines if "NOTSET" in ln or "svc-a" in ln.split(" ", 2)[1]]
+    messages = [ln for ln in lines if "after hello" in ln]
+    assert len(messages) == 2 and messages[0].endswith("after hello 1")
+
+
+def test_only_the_first_frame_can_be_a_hello(server: RunningServer) -> None:
+    """Later, a frame of that shape is what any Cap'n Proto reader takes it for: a LoggerMsg
+    from an older schema (absent data words read as defaults), decoded as usual
+    (docs/protocol.md, "The original clients' dialect")."""
+    with server.connect() as sock:
+        sock.sendall(msg_frame(message="first", level="info") + frame(hello_payload(HELLO_5)))
+        sock.sendall(msg_frame(message="third", level="info"))
+        port = sock.getsockname()[1]
+    closed = server.wait_for_line(f"connection from 127.0.0.1:{port} closed")
+    assert "messages=3" in closed
+    lines = server.lines()
+    assert not any("frame_rejected" in ln for ln in lines)
+    assert any(" svc-a " in ln and "NOTSET" in ln for ln in lines)
+
+
+def test_a_malformed_hello_closes_the_connection_with_the_reason(server: RunningServer) -> None:
+    payload = bytearray(hello_payload(HELLO_5))
+    payload[16:24] = struct.pack("<Q", 1 | (500 << 2) | (2 << 32) | (4 << 35))
+    with server.connect() as sock:
+        sock.sendall(frame(bytes(payload)) + msg_frame(message="never read"))
+        sock.settimeout(5)
+        assert sock.recv(100) == b""
+    line = server.wait_for_line("malformed HelloMsg")
+    assert "text at pointer 1 is out of bounds or unterminated" in line
+    assert not any("never read" in ln for ln in server.lines())
+
+
+def test_a_connection_closed_in_the_middle_of_a_frame_says_how_much_was_lost(
+    server: RunningServer,
+) -> None:
+    cut = msg_frame(message="cut off")
+    with server.connect() as sock:
+        sock.sendall(msg_frame(message="whole") + cut[:-5])
+        port = sock.getsockname()[1]
+    line = server.wait_for_line("in the middle of a frame")
+    assert f"connection from 127.0.0.1:{port} closed in the middle of a frame: " in line
+    assert f"{len(cut) - 5} bytes of it lost" in line
+    assert "WARNING" in line
+    closed = server.wait_for_line(f"127.0.0.1:{port} closed:")
+    assert "messages=1" in closed
+    assert not any("cut off" in ln for ln in server.lines())
+
+
+def test_a_clean_close_between_frames_has_no_truncation_line(server: RunningServer) -> None:
+    with server.connect() as sock:
+        sock.sendall(msg_frame(message="clean") + frame(b""))
+        port = sock.getsockname()[1]
+    server.wait_for_text(f"127.0.0.1:{port} closed:")
+    assert not any("in the middle of a frame" in ln for ln in server.lines())
+
+
+def test_the_python_client_with_hello_and_ack_is_acknowledged(server: RunningServer) -> None:
+    """hello=True and ack=True together: HelloMsg, then the ACK opening, then frames."""
+    client = LogClient("127.0.0.1", server.tcp_port, service_name="both", ack=True, hello=True)
+    for i in range(20):
+        client.log("INFO", f"hello and ack {i}")
+    assert client.close(timeout_s=15), client.last_error
+    lines = server.wait_for_text("hello and ack 19")
+    assert sum("hello and ack" in ln for ln in lines) == 20
+    assert any("connection_opened" in ln and "connection from both@" in ln for ln in lines)
+    assert not any("NOTSET" in ln for ln in lines)
