@@ -21,6 +21,11 @@ class Failure extends Error {
   }
 }
 
+/**
+ * Every vector case's fields, as given. Never in acknowledged mode: scenario `original` sends
+ * them the same way to the original project's server, which ignores `log-ack` and serves
+ * only LogBridge (the client falls back to it on UNIMPLEMENTED).
+ */
 async function vectors(address: string, transport: NodeTransportChoice, path: string): Promise<void> {
   const cases = (JSON.parse(readFileSync(path, "utf8")) as { cases: VectorCase[] }).cases;
   const client = createLogClient({ address, transport, maxBufferedMessages: cases.length, onError: () => {} });
@@ -81,6 +86,7 @@ async function main(): Promise<void> {
   if (address === undefined) throw new Failure(EXIT_USAGE, "--address HOST:PORT is required");
   switch (scenario) {
     case "vectors":
+    case "original":
       if (values.vectors === undefined) throw new Failure(EXIT_USAGE, "--vectors PATH is required");
       return vectors(address, transport, values.vectors);
     case "restart":
@@ -88,7 +94,7 @@ async function main(): Promise<void> {
     case "down":
       return down(address, transport);
     default:
-      throw new Failure(EXIT_USAGE, `--scenario ${scenario}: one of vectors, restart, down`);
+      throw new Failure(EXIT_USAGE, `--scenario ${scenario}: one of vectors, original, restart, down`);
   }
 }
 

@@ -1,6 +1,6 @@
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
-import { LogBatchRequestSchema, type LogRequest, LogService } from "./gen/log_service_pb.js";
+import { LogBatchRequestSchema, LogBridge, type LogRequest, LogService } from "./gen/log_service_pb.js";
 import { type Attributes, type LogEntry, attributePairs, estimatedBytes, toLogRequest } from "./entry.js";
 import { Level, type LevelName, parseLevel } from "./levels.js";
 import { Backoff, isRetryable } from "./retry.js";
@@ -75,6 +75,21 @@ export function isoTimestamp(date: Date): string {
   return date.toISOString().replace(/Z$/, "000+00:00");
 }
 
+/**
+ * Where batches go, in the order tried when a call gets UNIMPLEMENTED (which means the call
+ * did nothing): LogService as log_server serves it; the same methods as `logservice.LogBridge`,
+ * all the original project's server serves; then one LogMessage per message, for a server
+ * older than LogBatch, on either name.
+ */
+const ROUTES = [
+  { bridge: false, batch: true },
+  { bridge: true, batch: true },
+  { bridge: false, batch: false },
+  { bridge: true, batch: false },
+] as const;
+type Route = (typeof ROUTES)[number];
+const routeAt = (index: number): Route => ROUTES[index] ?? ROUTES[0];
+
 /** Timers of a logger must not keep a Node process alive by themselves. */
 function unref(timer: ReturnType<typeof setTimeout>): void {
   (timer as { unref?: () => void }).unref?.();
@@ -101,7 +116,7 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
  * buffer to drain, but never past their deadline.
  */
 export class LogClient {
-  private readonly service: Client<typeof LogService>;
+  private readonly services: { readonly service: Client<typeof LogService>; readonly bridge: Client<typeof LogBridge> };
   private readonly buffer: LogRequest[] = [];
   private readonly options: LogClientOptions;
   private readonly defaults: LogEntry;
@@ -118,14 +133,17 @@ export class LogClient {
   private taken = 0;
   private settled = 0;
   private readonly counts = { delivered: 0, dropped: 0, refused: 0 };
-  private batchUnimplemented = false;
+  /** Index into ROUTES; it only moves forward. */
+  private route = 0;
+  /** Set once either service name answered a call: the client sticks to that name. */
+  private answeredBridge: boolean | undefined;
   private unreportedRefusals = 0;
   /** Set from the first drop until a message fits again: one report per episode, not per message. */
   private dropping = false;
 
   constructor(options: LogClientOptions) {
     this.options = options;
-    this.service = createClient(LogService, options.transport);
+    this.services = { service: createClient(LogService, options.transport), bridge: createClient(LogBridge, options.transport) };
     this.defaults = {
       loggerName: options.loggerName,
       serviceName: options.serviceName,
@@ -288,7 +306,7 @@ export class LogClient {
     const maxBytes = this.options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES;
     let count = 0;
     let bytes = 0;
-    if (this.batchUnimplemented) return 1;
+    if (!routeAt(this.route).batch) return 1;
     while (count < this.buffer.length && count < maxMessages) {
       bytes += estimatedBytes(this.buffer[count] as LogRequest);
       if (count > 0 && bytes > maxBytes) break;
@@ -303,20 +321,36 @@ export class LogClient {
       timeoutMs: this.options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS,
       headers: this.options.durable ? { "log-ack": "durable" } : undefined,
     };
-    let response;
-    if (this.batchUnimplemented) {
-      // A server older than LogBatch: one message per call (nextBatchSize gives one).
-      response = await this.service.logMessage(batch[0] as LogRequest, options);
-    } else {
+    for (;;) {
+      const route = routeAt(this.route);
+      const service = route.bridge ? this.services.bridge : this.services.service;
+      let response;
       try {
-        response = await this.service.logBatch(create(LogBatchRequestSchema, { requests: batch }), options);
+        response = route.batch
+          ? await service.logBatch(create(LogBatchRequestSchema, { requests: batch }), options)
+          : // nextBatchSize gave one message.
+            await service.logMessage(batch[0] as LogRequest, options);
       } catch (error) {
         if (ConnectError.from(error).code !== Code.Unimplemented) throw error;
-        this.batchUnimplemented = true;
+        const next = this.nextRoute();
+        if (next === undefined) throw error;
+        this.route = next;
+        if (routeAt(next).batch) continue; // the same batch again, under the other name
         throw new ConnectError("LogBatch is not implemented: sending one message per call", Code.Aborted);
       }
+      this.answeredBridge ??= route.bridge;
+      if (!response.success) throw new ConnectError("the server answered success=false", Code.Unavailable);
+      return;
     }
-    if (!response.success) throw new ConnectError("the server answered success=false", Code.Unavailable);
+  }
+
+  /** The route after an UNIMPLEMENTED one, keeping to the service name that has answered. */
+  private nextRoute(): number | undefined {
+    for (let next = this.route + 1; next < ROUTES.length; next++) {
+      const bridge = routeAt(next).bridge;
+      if (this.answeredBridge === undefined || this.answeredBridge === bridge) return next;
+    }
+    return undefined;
   }
 
   private settledUpTo(target: number, timeoutMs: number): Promise<void> {

@@ -19,5 +19,6 @@ export {
   LogBatchRequestSchema,
   LogRequestSchema,
   LogResponseSchema,
+  LogBridge,
   LogService,
 } from "./gen/log_service_pb.js";

@@ -1,7 +1,8 @@
 /**
- * Paths the real log server does not take: an older server without LogBatch, a server that
- * refuses every request, and one that accepts connections but never answers. The first two
- * are small Connect servers speaking the same protocol over real HTTP/2 loopback sockets.
+ * Paths the real log server does not take: the original project's server (LogBridge only),
+ * an older server without LogBatch, a server that refuses every request, and one that
+ * accepts connections but never answers. The first three are small Connect servers speaking
+ * the same protocol over real HTTP/2 loopback sockets.
  */
 import assert from "node:assert/strict";
 import { type Http2Server, createServer as createHttp2Server } from "node:http2";
@@ -10,7 +11,14 @@ import { after, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { type LogRequest, LogResponseSchema, LogService, UndeliveredError, createLogClient } from "../src/node.js";
+import {
+  type LogRequest,
+  LogBridge,
+  LogResponseSchema,
+  LogService,
+  UndeliveredError,
+  createLogClient,
+} from "../src/node.js";
 
 async function listen(server: Http2Server | Server): Promise<number> {
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
@@ -19,12 +27,68 @@ async function listen(server: Http2Server | Server): Promise<number> {
   return address.port;
 }
 
-/** An HTTP/2 gRPC server whose LogService methods are the given ones (others: UNIMPLEMENTED). */
-async function grpcServer(routes: (router: ConnectRouter) => void): Promise<{ port: number; close: () => void }> {
-  const server = createHttp2Server(connectNodeAdapter({ routes, grpc: true, connect: false, grpcWeb: false }));
+/**
+ * An HTTP/2 gRPC server whose methods are the given ones (others: UNIMPLEMENTED); `unknown`
+ * sees the path of each call to a service it does not have.
+ */
+async function grpcServer(
+  routes: (router: ConnectRouter) => void,
+  unknown: (path: string) => void = () => {},
+): Promise<{ port: number; close: () => void }> {
+  const server = createHttp2Server(
+    connectNodeAdapter({
+      routes,
+      grpc: true,
+      connect: false,
+      grpcWeb: false,
+      // What grpcio answers for a service it does not serve: a trailers-only UNIMPLEMENTED.
+      fallback(request, response) {
+        unknown(request.url ?? "");
+        response.writeHead(200, { "content-type": "application/grpc", "grpc-status": String(Code.Unimplemented) });
+        response.end();
+      },
+    }),
+  );
   const port = await listen(server);
   return { port, close: () => server.close() };
 }
+
+describe("the original project's server, which serves only LogBridge", () => {
+  let close = (): void => {};
+  after(() => close());
+
+  test("gets every batch on LogBridge, in order, each once; LogService is tried only once", async () => {
+    const batches: string[][] = [];
+    const unknown: string[] = [];
+    const server = await grpcServer(
+      (router) =>
+        router.service(LogBridge, {
+          logBatch(request) {
+            batches.push(request.requests.map((each) => each.message));
+            return create(LogResponseSchema, { success: true });
+          },
+        }),
+      (path) => unknown.push(path),
+    );
+    close = server.close;
+    const errors: Error[] = [];
+    const client = createLogClient({
+      address: `127.0.0.1:${server.port}`,
+      maxBatchMessages: 5,
+      onError: (error) => errors.push(error),
+    });
+    for (let i = 0; i < 20; i++) client.info(`m ${i}`);
+    await client.close(10_000);
+    assert.deepEqual(
+      batches.flat(),
+      Array.from({ length: 20 }, (_, i) => `m ${i}`),
+    );
+    assert.ok(batches.length >= 4, `${batches.length} batches of at most 5`);
+    assert.deepEqual(unknown, ["/logservice.LogService/LogBatch"]);
+    assert.deepEqual(errors, [], "the fallback is not a failure");
+    assert.equal(client.stats.delivered, 20);
+  });
+});
 
 describe("a server older than LogBatch", () => {
   const received: LogRequest[] = [];
