@@ -132,8 +132,9 @@ func WithReconnectBackoff(min, max time.Duration) Option {
 	}
 }
 
-// DefaultMaxFrameSize is the server's default --max_frame_size (1 MiB).
-const DefaultMaxFrameSize = 1 << 20
+// DefaultMaxFrameSize is the server's default --max_frame_size (10 MiB, as the original
+// project's server).
+const DefaultMaxFrameSize = 10 << 20
 
 // WithMaxFrameSize sets the largest frame the client sends (default DefaultMaxFrameSize;
 // set it to the server's --max_frame_size, at most 1 GiB). The server closes a connection
