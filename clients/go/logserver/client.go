@@ -177,13 +177,16 @@ type processFields struct {
 }
 
 // New makes a Client and starts its sender; it connects when there is something to send
-// (use Dial to connect first). It fails only on bad options.
+// (use Dial to connect first). It fails only on bad options (WithHello with WithAck).
 func New(opts ...Option) (*Client, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
+	}
+	if o.hello && o.ack {
+		return nil, errors.New("logserver: WithHello and WithAck exclude each other: the original server, which needs the hello, never acknowledges")
 	}
 	hostname := o.hostname
 	if hostname == "" {
@@ -655,6 +658,12 @@ func (c *Client) connect() error {
 	if err != nil {
 		return err
 	}
+	if c.o.hello {
+		if err := c.sendHelloMsg(conn); err != nil {
+			_ = conn.Close()
+			return err
+		}
+	}
 	if c.o.ack {
 		if err := c.hello(conn); err != nil {
 			_ = conn.Close()
@@ -697,6 +706,31 @@ func (c *Client) hello(conn net.Conn) error {
 			c.o.address, answer, err)
 	}
 	return conn.SetDeadline(time.Time{})
+}
+
+// sendHelloMsg writes the original server's HelloMsg (WithHello) as the connection's first
+// frame, within the dial timeout; Close interrupts it.
+func (c *Client) sendHelloMsg(conn net.Conn) error {
+	name := c.proc.serviceName
+	if name == "" {
+		name = c.proc.loggerName
+	}
+	if name == "" {
+		name = "log_server_client"
+	}
+	frame, err := helloFrame(name, c.proc.hostname, conn.LocalAddr().String(), conn.RemoteAddr().String())
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(c.ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := conn.SetWriteDeadline(time.Now().Add(c.o.dialTimeout)); err != nil {
+		return err
+	}
+	if _, err := conn.Write(frame); err != nil {
+		return fmt.Errorf("HelloMsg: %w", err)
+	}
+	return conn.SetWriteDeadline(time.Time{})
 }
 
 func (c *Client) writeUnwritten() error {

@@ -22,6 +22,7 @@ type options struct {
 	backoffMin       time.Duration
 	backoffMax       time.Duration
 	ack              bool
+	hello            bool
 	maxFrameSize     int
 }
 
@@ -132,8 +133,9 @@ func WithReconnectBackoff(min, max time.Duration) Option {
 	}
 }
 
-// DefaultMaxFrameSize is the server's default --max_frame_size (1 MiB).
-const DefaultMaxFrameSize = 1 << 20
+// DefaultMaxFrameSize is the server's default --max_frame_size (10 MiB, as the original
+// project's server).
+const DefaultMaxFrameSize = 10 << 20
 
 // WithMaxFrameSize sets the largest frame the client sends (default DefaultMaxFrameSize;
 // set it to the server's --max_frame_size, at most 1 GiB). The server closes a connection
@@ -155,4 +157,15 @@ func WithMaxFrameSize(bytes int) Option {
 // Flush and Close then wait for the acknowledgements.
 func WithAck() Option {
 	return func(o *options) error { o.ack = true; return nil }
+}
+
+// WithHello opens every connection, and every reconnection, with a HelloMsg frame, which
+// the original project's server requires before any message (it drops the messages of a
+// connection without one). Use it only against that server: log_server recognises the
+// hello and ignores it, and does not need it. fromName is the service name (else the
+// logger name, else "log_server_client"), fromHost the hostname (WithHostname), and
+// fromAddress and toAddress the connection's local and remote addresses. The original
+// server never writes to the socket, so New refuses WithHello together with WithAck.
+func WithHello() Option {
+	return func(o *options) error { o.hello = true; return nil }
 }

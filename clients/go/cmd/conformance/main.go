@@ -1,7 +1,8 @@
 // Command conformance is the Go client's program for the interop harness (tests/interop,
-// contract in the repository's interop brief): it sends the shared vectors, survives a
-// server restart in acknowledged mode, or reports a server that is down, and says how it
-// went with its exit code (0 done, 1 failed, 2 bad arguments, 3 undelivered when down).
+// contract in schema/vectors/README.md): it sends the shared vectors (to log_server, or
+// with the HelloMsg to the original project's server), survives a server restart in
+// acknowledged mode, or reports a server that is down, and says how it went with its exit
+// code (0 done, 1 failed, 2 bad arguments, 3 undelivered when down).
 package main
 
 import (
@@ -29,12 +30,12 @@ type failure struct {
 }
 
 func main() {
-	scenario := flag.String("scenario", "", "vectors, restart or down")
+	scenario := flag.String("scenario", "", "vectors, original, restart or down")
 	transport := flag.String("transport", "tcp", "tcp (the only transport of this client)")
 	address := flag.String("address", "", "the server's HOST:PORT")
-	vectorsPath := flag.String("vectors", "", "schema/vectors/vectors.json (vectors)")
+	vectorsPath := flag.String("vectors", "", "schema/vectors/vectors.json (vectors, original)")
 	count := flag.Int("count", 100, "messages to send (restart)")
-	hello := flag.Bool("hello", false, "send a HelloMsg first (not implemented by this client yet)")
+	hello := flag.Bool("hello", false, "open every connection with a HelloMsg (implied by original; not with restart)")
 	flag.Parse()
 	f := run(*scenario, *transport, *address, *vectorsPath, *count, *hello)
 	if f != nil {
@@ -47,35 +48,45 @@ func run(scenario, transport, address, vectorsPath string, count int, hello bool
 	switch {
 	case transport != "tcp":
 		return &failure{exitUsage, fmt.Errorf("transport %q: the Go client speaks tcp only", transport)}
-	case hello:
-		return &failure{exitUsage, errors.New("--hello: the Go client does not send a HelloMsg yet")}
 	case address == "":
 		return &failure{exitUsage, errors.New("--address HOST:PORT is required")}
 	}
+	var opts []logserver.Option
+	if hello {
+		opts = append(opts, logserver.WithHello())
+	}
 	switch scenario {
-	case "vectors":
+	case "vectors", "original":
 		if vectorsPath == "" {
 			return &failure{exitUsage, errors.New("--vectors PATH is required")}
 		}
-		return sendVectors(address, vectorsPath)
+		if scenario == "original" && !hello {
+			// The original project's server drops the messages of a connection without it.
+			opts = append(opts, logserver.WithHello())
+		}
+		return sendVectors(address, vectorsPath, opts...)
 	case "restart":
+		if hello {
+			return &failure{exitUsage, errors.New("--hello: restart needs acknowledged mode, which the hello excludes")}
+		}
 		return restart(address, count)
 	case "down":
-		return down(address)
+		return down(address, opts...)
 	default:
-		return &failure{exitUsage, fmt.Errorf("--scenario %q: one of vectors, restart, down", scenario)}
+		return &failure{exitUsage, fmt.Errorf("--scenario %q: one of vectors, original, restart, down", scenario)}
 	}
 }
 
-// sendVectors sends every case's fields as given, in file order, on one client.
-func sendVectors(address, path string) *failure {
+// sendVectors sends every case's fields as given, in file order, on one client (with the
+// extra options: WithHello for the original server).
+func sendVectors(address, path string, opts ...logserver.Option) *failure {
 	f, err := vectors.Load(path)
 	if err != nil {
 		return &failure{exitFailed, err}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := logserver.Dial(ctx, logserver.WithAddress(address), logserver.WithBlockOnFull(0))
+	c, err := logserver.Dial(ctx, append(opts, logserver.WithAddress(address), logserver.WithBlockOnFull(0))...)
 	if err != nil {
 		return &failure{exitFailed, err}
 	}
@@ -121,8 +132,8 @@ func restart(address string, count int) *failure {
 
 // down sends 5 messages where nothing listens and closes with a 2 s deadline: the error
 // says what was not delivered.
-func down(address string) *failure {
-	c, err := logserver.New(logserver.WithAddress(address))
+func down(address string, opts ...logserver.Option) *failure {
+	c, err := logserver.New(append(opts, logserver.WithAddress(address))...)
 	if err != nil {
 		return &failure{exitUsage, err}
 	}

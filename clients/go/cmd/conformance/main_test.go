@@ -86,7 +86,30 @@ func TestBadArguments(t *testing.T) {
 			t.Errorf("%v: got %+v", args, f)
 		}
 	}
-	if f := run("down", "tcp", "127.0.0.1:1", "", 0, true); f == nil || f.code != exitUsage {
-		t.Errorf("--hello: got %+v", f)
+	if f := run("restart", "tcp", "127.0.0.1:1", "", 0, true); f == nil || f.code != exitUsage {
+		t.Errorf("restart --hello: got %+v", f)
+	}
+}
+
+// Scenario original: the same vectors, on connections that each open with a HelloMsg.
+func TestOriginalScenarioSaysHelloThenSendsEveryCase(t *testing.T) {
+	srv := testserver.Start(t, "tcp", "127.0.0.1:0", false)
+	path := filepath.Join("..", "..", "testdata", "vectors_fixture.json")
+	if f := run("original", "tcp", srv.Addr, path, 0, false); f != nil {
+		t.Fatal(f.err)
+	}
+	file, err := vectors.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := srv.WaitMessages(len(file.Cases), 10*time.Second)
+	for i := range file.Cases {
+		want, _ := file.Cases[i].Message()
+		if diff := vectors.Diff(want, got[i]); diff != "" {
+			t.Errorf("case %s: %s", file.Cases[i].Name, diff)
+		}
+	}
+	if h := srv.Hellos(); len(h) != 1 || srv.Accepted() != 1 || h[0].FromName != "log_server_client" {
+		t.Errorf("hellos %+v on %d connections, want one", h, srv.Accepted())
 	}
 }

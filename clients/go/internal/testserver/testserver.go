@@ -13,8 +13,20 @@ import (
 	"testing"
 	"time"
 
+	capnp "capnproto.org/go/capnp/v3"
+
+	"github.com/log-server/log_server/clients/go/internal/logcapnp"
 	"github.com/log-server/log_server/clients/go/logserver"
 )
+
+// Hello is a HelloMsg a connection opened with (the original project's dialect), and the
+// number of that connection (1 for the first accepted).
+type Hello struct {
+	Conn                                                     int
+	FromName, FromHost, FromAddress, ToAddress, FromPublicIP string
+	// Frame is the whole frame as received, length prefix included.
+	Frame []byte
+}
 
 // Server accepts connections until Stop.
 type Server struct {
@@ -33,6 +45,7 @@ type Server struct {
 	ln       net.Listener
 	mu       sync.Mutex
 	messages []*logserver.Message
+	hellos   []Hello
 	conns    map[net.Conn]struct{}
 	accepted int
 	changed  chan struct{}
@@ -76,9 +89,10 @@ func (s *Server) accept(ln net.Listener) {
 		s.mu.Lock()
 		s.conns[conn] = struct{}{}
 		s.accepted++
+		n := s.accepted
 		s.mu.Unlock()
 		s.wg.Add(1)
-		go s.serve(conn)
+		go s.serve(conn, n)
 	}
 }
 
@@ -122,6 +136,47 @@ func (s *Server) Messages() []*logserver.Message {
 	return append([]*logserver.Message(nil), s.messages...)
 }
 
+// Hellos returns the HelloMsgs received so far, in arrival order.
+func (s *Server) Hellos() []Hello {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Hello(nil), s.hellos...)
+}
+
+// isHello tells a HelloMsg from a LoggerMsg as log_server does: standard encoding, one
+// segment, a root struct without data words (a LoggerMsg has its level there).
+func isHello(payload []byte) bool {
+	if len(payload) < 16 || binary.LittleEndian.Uint32(payload) != 0 {
+		return false
+	}
+	ptr := binary.LittleEndian.Uint64(payload[8:])
+	return ptr&3 == 0 && (ptr>>32)&0xffff == 0
+}
+
+func decodeHello(payload []byte) (Hello, error) {
+	msg, err := capnp.Unmarshal(payload)
+	if err != nil {
+		return Hello{}, err
+	}
+	root, err := logcapnp.ReadRootHelloMsg(msg)
+	if err != nil {
+		return Hello{}, err
+	}
+	var h Hello
+	for _, f := range []struct {
+		get func() (string, error)
+		to  *string
+	}{
+		{root.FromName, &h.FromName}, {root.FromHost, &h.FromHost}, {root.FromAddress, &h.FromAddress},
+		{root.ToAddress, &h.ToAddress}, {root.FromPublicIP, &h.FromPublicIP},
+	} {
+		if *f.to, err = f.get(); err != nil {
+			return Hello{}, err
+		}
+	}
+	return h, nil
+}
+
 // WaitMessages waits until at least n messages arrived (failing the test after timeout).
 func (s *Server) WaitMessages(n int, timeout time.Duration) []*logserver.Message {
 	s.t.Helper()
@@ -144,7 +199,7 @@ func (s *Server) WaitMessages(n int, timeout time.Duration) []*logserver.Message
 	}
 }
 
-func (s *Server) serve(conn net.Conn) {
+func (s *Server) serve(conn net.Conn, n int) {
 	defer s.wg.Done()
 	defer func() {
 		s.mu.Lock()
@@ -176,7 +231,7 @@ func (s *Server) serve(conn net.Conn) {
 		}
 	}
 	var count uint64
-	for {
+	for first := true; ; first = false {
 		size := binary.BigEndian.Uint32(head[:])
 		if limit := s.MaxFrameSize.Load(); limit > 0 && size > limit {
 			return
@@ -185,6 +240,21 @@ func (s *Server) serve(conn net.Conn) {
 			payload := make([]byte, size)
 			if _, err := io.ReadFull(conn, payload); err != nil {
 				return
+			}
+			if first && !acked && isHello(payload) {
+				h, err := decodeHello(payload)
+				if err != nil {
+					s.t.Errorf("testserver: HelloMsg: %v", err)
+					return
+				}
+				h.Conn, h.Frame = n, append(append([]byte(nil), head[:]...), payload...)
+				s.mu.Lock()
+				s.hellos = append(s.hellos, h)
+				s.mu.Unlock()
+				if _, err := io.ReadFull(conn, head[:]); err != nil {
+					return
+				}
+				continue
 			}
 			msg, err := logserver.Decode(payload)
 			if err != nil {
