@@ -228,20 +228,17 @@ impl Builder {
                 "queue_capacity and max_batch must be at least 1".into(),
             ));
         }
-        if self.hello.is_some() {
-            if self.ack {
-                return Err(Error::Config(
-                    "hello is for the original server, which never acknowledges: not with ack"
-                        .into(),
-                ));
-            }
-            #[cfg(feature = "grpc")]
-            if matches!(endpoint, Endpoint::Grpc(_)) {
-                return Err(Error::Config(
-                    "hello is for the TCP protocol; over gRPC the client falls back to LogBridge by itself"
-                        .into(),
-                ));
-            }
+        if self.hello.is_some() && self.ack {
+            return Err(Error::Config(
+                "hello is for the original server, which never acknowledges: not with ack".into(),
+            ));
+        }
+        #[cfg(feature = "grpc")]
+        if self.hello.is_some() && matches!(endpoint, Endpoint::Grpc(_)) {
+            return Err(Error::Config(
+                "hello is for the TCP protocol; over gRPC the client falls back to LogBridge by itself"
+                    .into(),
+            ));
         }
         let transport = crate::transport::open(&endpoint, &self)?;
         let shared = Arc::new(Shared {
