@@ -1,6 +1,7 @@
 //! The Rust client's program for the interop harness (tests/interop, schema/vectors/README.md):
-//! sends the shared vectors, survives a server restart in acknowledged mode, or reports a
-//! server that is down; over `--transport tcp` or `grpc`. Exit codes: 0 done, 1 failed,
+//! sends the shared vectors (to log_server, or with `original` to the original project's
+//! server), survives a server restart in acknowledged mode, or reports a server that is
+//! down; over `--transport tcp` or `grpc`. Exit codes: 0 done, 1 failed,
 //! 2 bad arguments, 3 undelivered when down.
 
 use std::process::ExitCode;
@@ -82,11 +83,18 @@ fn run(args: &Args) -> Result<(), Failure> {
     match args.scenario.as_str() {
         "vectors" if args.vectors.is_empty() => Err(fail(EXIT_USAGE, "--vectors PATH is required")),
         "vectors" => send_vectors(builder, &args.vectors),
+        "original" if args.vectors.is_empty() => {
+            Err(fail(EXIT_USAGE, "--vectors PATH is required"))
+        }
+        // The vectors again, in the original server's dialect: over TCP the hello opens every
+        // connection; over gRPC the plain client falls back to LogBridge by itself.
+        "original" if args.transport == "tcp" => send_vectors(builder.hello(true), &args.vectors),
+        "original" => send_vectors(builder, &args.vectors),
         "restart" => restart(builder, args.count),
         "down" => down(builder),
         other => Err(fail(
             EXIT_USAGE,
-            format!("--scenario {other:?}: one of vectors, restart, down"),
+            format!("--scenario {other:?}: one of vectors, original, restart, down"),
         )),
     }
 }

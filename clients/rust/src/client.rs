@@ -74,6 +74,9 @@ pub struct Builder {
     max_batch: usize,
     on_full: OnFull,
     ack: bool,
+    /// `Some`: open every TCP connection with a `HelloMsg`; `Some(None)` names it after the
+    /// service (see [`Builder::hello`]).
+    hello: Option<Option<String>>,
     connect_timeout: Duration,
     io_timeout: Duration,
     reconnect_initial: Duration,
@@ -93,6 +96,7 @@ impl Default for Builder {
             max_batch: DEFAULT_MAX_BATCH,
             on_full: OnFull::Drop,
             ack: false,
+            hello: None,
             connect_timeout: Duration::from_secs(2),
             io_timeout: Duration::from_secs(10),
             reconnect_initial: Duration::from_millis(50),
@@ -165,6 +169,23 @@ impl Builder {
         self
     }
 
+    /// Opens every TCP (re)connection with a `HelloMsg` frame, as the original project's
+    /// server requires (it drops a connection's messages without one). Only for that
+    /// server: log_server recognises the hello and does not need it. Its `fromName` is the
+    /// service name, else the logger name, else `log_server_client`. The original server
+    /// never answers, so this cannot be combined with [`ack`](Builder::ack), nor with gRPC
+    /// (there it is the fallback to `LogBridge` that does the work): `build` refuses both.
+    pub fn hello(mut self, hello: bool) -> Builder {
+        self.hello = hello.then_some(None);
+        self
+    }
+
+    /// [`hello`](Builder::hello) on, with this `fromName`.
+    pub fn hello_name(mut self, name: impl Into<String>) -> Builder {
+        self.hello = Some(Some(name.into()));
+        self
+    }
+
     pub fn connect_timeout(mut self, timeout: Duration) -> Builder {
         self.connect_timeout = timeout;
         self
@@ -205,6 +226,18 @@ impl Builder {
         if self.queue_capacity == 0 || self.max_batch == 0 {
             return Err(Error::Config(
                 "queue_capacity and max_batch must be at least 1".into(),
+            ));
+        }
+        if self.hello.is_some() && self.ack {
+            return Err(Error::Config(
+                "hello is for the original server, which never acknowledges: not with ack".into(),
+            ));
+        }
+        #[cfg(feature = "grpc")]
+        if self.hello.is_some() && matches!(endpoint, Endpoint::Grpc(_)) {
+            return Err(Error::Config(
+                "hello is for the TCP protocol; over gRPC the client falls back to LogBridge by itself"
+                    .into(),
             ));
         }
         let transport = crate::transport::open(&endpoint, &self)?;
@@ -249,6 +282,21 @@ impl Builder {
 
     pub(crate) fn frame_limit(&self) -> usize {
         self.max_frame_bytes
+    }
+
+    /// The `fromName` and `fromHost` of the hello, when it is on.
+    pub(crate) fn hello_names(&self) -> Option<(String, String)> {
+        let name = self.hello.as_ref()?.clone().unwrap_or_else(|| {
+            [&self.service_name, &self.logger_name]
+                .into_iter()
+                .find(|name| !name.is_empty())
+                .map_or_else(|| "log_server_client".to_owned(), String::clone)
+        });
+        let host = self
+            .hostname
+            .clone()
+            .unwrap_or_else(|| process_info().hostname.clone());
+        Some((name, host))
     }
 }
 

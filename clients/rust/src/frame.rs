@@ -1,19 +1,20 @@
 //! The TCP protocol without I/O: messages to frames (u32 big-endian length + packed
-//! `LoggerMsg`), frames back to messages (for tests and tools), and the acknowledged mode's
-//! handshake and counts (docs/protocol.md).
+//! `LoggerMsg`), frames back to messages (for tests and tools), the acknowledged mode's
+//! handshake and counts (docs/protocol.md), and the original project's `HelloMsg`.
 
 use capnp::message::{Builder, HeapAllocator, ReaderOptions};
-use capnp::serialize_packed;
+use capnp::{serialize, serialize_packed};
 
-use crate::logger_capnp::{attribute, logger_msg};
+use crate::logger_capnp::{attribute, hello_msg, logger_msg};
 use crate::message::{Level, Message};
 
 /// What a client sends first to ask for acknowledgements, and what the server answers.
 pub const ACK_HELLO: &[u8; 8] = b"LSACKv1\n";
 
-/// The server's default `--max_frame_size` (1 MiB): a larger frame would close the connection,
-/// so the client refuses to send it and counts it as dropped instead.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
+/// The server's default `--max_frame_size` (10 MiB, as the original project's server): a
+/// larger frame would close the connection, so the client refuses to send it and counts it
+/// as dropped instead.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 10 << 20;
 
 /// Words the first segment starts with: a typical message (a dozen short fields) fits, so
 /// encoding allocates once.
@@ -128,6 +129,69 @@ pub fn encode_frame(
     };
     out[start..start + 4].copy_from_slice(&length.to_be_bytes());
     Ok(())
+}
+
+/// The `HelloMsg` the original project's TCP server requires as the first frame of every
+/// connection (schema/logger.capnp). log_server recognises it and does not need it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hello {
+    /// The client's service name (or logger name, or `log_server_client`).
+    pub from_name: String,
+    pub from_host: String,
+    /// The socket's local `ip:port`.
+    pub from_address: String,
+    /// The peer's `ip:port`.
+    pub to_address: String,
+    /// Always empty from this client.
+    pub from_public_ip: String,
+}
+
+impl Hello {
+    /// Appends the hello frame to `out`: the u32 big-endian length, then the message in the
+    /// *standard* (unpacked) encoding in one segment, unlike the packed `LoggerMsg` frames
+    /// after it; the original server reads it that way.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let texts = [
+            &self.from_name,
+            &self.from_host,
+            &self.from_address,
+            &self.to_address,
+            &self.from_public_ip,
+        ];
+        // Root pointer + 5 pointers + each text with its NUL, in words: one segment holds it all.
+        let words = 6 + texts.iter().map(|t| t.len() / 8 + 1).sum::<usize>();
+        let words = u32::try_from(words).unwrap_or(u32::MAX);
+        let mut builder = Builder::new(HeapAllocator::new().first_segment_words(words));
+        {
+            let mut root = builder.init_root::<hello_msg::Builder>();
+            root.set_from_name(self.from_name.as_str());
+            root.set_from_host(self.from_host.as_str());
+            root.set_from_address(self.from_address.as_str());
+            root.set_to_address(self.to_address.as_str());
+            root.set_from_public_i_p(self.from_public_ip.as_str());
+        }
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        serialize::write_message(&mut *out, &builder).expect("writing to a Vec cannot fail");
+        let length = u32::try_from(out.len() - start - 4).unwrap_or(u32::MAX);
+        out[start..start + 4].copy_from_slice(&length.to_be_bytes());
+    }
+
+    /// Decodes a hello frame's payload (no length prefix); for tests and tools.
+    pub fn decode(payload: &[u8]) -> Result<Hello, capnp::Error> {
+        let reader = serialize::read_message(payload, ReaderOptions::new())?;
+        let root: hello_msg::Reader = reader.get_root()?;
+        let text = |value: capnp::Result<capnp::text::Reader>| -> capnp::Result<String> {
+            Ok(String::from_utf8_lossy(value?.as_bytes()).into_owned())
+        };
+        Ok(Hello {
+            from_name: text(root.get_from_name())?,
+            from_host: text(root.get_from_host())?,
+            from_address: text(root.get_from_address())?,
+            to_address: text(root.get_to_address())?,
+            from_public_ip: text(root.get_from_public_i_p())?,
+        })
+    }
 }
 
 /// Decodes one packed `LoggerMsg` payload (no length prefix). Invalid UTF-8 is replaced, as
@@ -285,6 +349,60 @@ mod tests {
             "{err}"
         );
         assert_eq!(out, [1, 2, 3]);
+    }
+
+    #[test]
+    fn hello_is_one_unpacked_segment_with_five_texts_and_no_data() {
+        let hello = Hello {
+            from_name: "svc".into(),
+            from_host: "host.example".into(),
+            from_address: "127.0.0.1:50000".into(),
+            to_address: "127.0.0.1:4020".into(),
+            from_public_ip: String::new(),
+        };
+        let mut out = b"x".to_vec();
+        hello.encode(&mut out);
+        let frame = &out[1..];
+        let length = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(frame.len(), 4 + length);
+        let payload = &frame[4..];
+        let word = |i: usize| u64::from_le_bytes(payload[i * 8..i * 8 + 8].try_into().unwrap());
+        // Segment table: (segments - 1) = 0, then the segment's size in words.
+        assert_eq!(word(0) & 0xffff_ffff, 0, "one segment");
+        assert_eq!(
+            (word(0) >> 32) as usize,
+            length / 8 - 1,
+            "segment is the rest"
+        );
+        // Root struct pointer: offset 0, 0 data words, 5 pointers.
+        let root = word(1);
+        assert_eq!(root & 3, 0, "a struct pointer");
+        assert_eq!((root >> 32) & 0xffff, 0, "no data words");
+        assert_eq!(root >> 48, 5, "five pointers");
+        assert_eq!(Hello::decode(payload).unwrap(), hello);
+        // What the original server would do: read it unpacked, as a HelloMsg.
+        let reader = serialize::read_message(payload, ReaderOptions::new()).unwrap();
+        let root: hello_msg::Reader = reader.get_root().unwrap();
+        assert_eq!(
+            root.get_to_address().unwrap().to_str().unwrap(),
+            "127.0.0.1:4020"
+        );
+        assert!(
+            root.has_from_public_i_p(),
+            "every text is set, even the empty one"
+        );
+    }
+
+    #[test]
+    fn a_long_hello_stays_in_one_segment() {
+        let hello = Hello {
+            from_name: "n".repeat(10_000),
+            ..Hello::default()
+        };
+        let mut out = Vec::new();
+        hello.encode(&mut out);
+        assert_eq!(out[4..8], [0, 0, 0, 0]);
+        assert_eq!(Hello::decode(&out[4..]).unwrap(), hello);
     }
 
     #[test]

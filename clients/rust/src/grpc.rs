@@ -1,7 +1,9 @@
 //! gRPC transport (feature `grpc`): each batch is one `LogBatch` call on a tonic channel,
 //! driven by a small tokio runtime owned by the sender thread, so the program needs no
-//! runtime of its own. A server that answers `UNIMPLEMENTED` (older than `LogBatch`) gets
-//! the batch on one `StreamLogs` call instead.
+//! runtime of its own. A call answered `UNIMPLEMENTED` did nothing, so the batch is sent again
+//! on the next route: the same methods under the service name `logservice.LogBridge` (the
+//! only one the original project's server serves), then one `StreamLogs` call (a server
+//! older than `LogBatch`). The route that answers is kept for the client's lifetime.
 
 use std::collections::VecDeque;
 
@@ -10,8 +12,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
 use crate::client::{Builder, Error};
+use crate::logservice::log_bridge_client::LogBridgeClient;
 use crate::logservice::log_service_client::LogServiceClient;
-use crate::logservice::{Attribute, LogBatchRequest, LogRequest};
+use crate::logservice::{Attribute, LogBatchRequest, LogRequest, LogResponse};
 use crate::message::Message;
 use crate::transport::{Delivered, Failure, Refill, Transport};
 
@@ -48,12 +51,37 @@ pub fn to_request(message: &Message) -> LogRequest {
     }
 }
 
+/// The gRPC service a call goes to: ours, or the original project's name for the same methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Service {
+    LogService,
+    LogBridge,
+}
+
+/// How a batch is sent: one `LogBatch` call, or one `StreamLogs` call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Batch,
+    Stream,
+}
+
+/// Tried in this order, each after the one before answered `UNIMPLEMENTED`: log_server
+/// answers the first; the original project's server the second; an older log_server (no
+/// `LogBatch`) the third.
+const ROUTES: [(Service, Method); 4] = [
+    (Service::LogService, Method::Batch),
+    (Service::LogBridge, Method::Batch),
+    (Service::LogService, Method::Stream),
+    (Service::LogBridge, Method::Stream),
+];
+
 pub(crate) struct GrpcTransport {
     runtime: tokio::runtime::Runtime,
     endpoint: Endpoint,
-    client: Option<LogServiceClient<Channel>>,
+    channel: Option<Channel>,
     ack: bool,
-    stream_fallback: bool,
+    /// Index into [`ROUTES`] of the route that answered last.
+    route: usize,
     address: String,
 }
 
@@ -74,9 +102,9 @@ impl GrpcTransport {
         Ok(GrpcTransport {
             runtime,
             endpoint,
-            client: None,
+            channel: None,
             ack: settings.is_ack(),
-            stream_fallback: false,
+            route: 0,
             address: address.to_owned(),
         })
     }
@@ -90,6 +118,37 @@ impl GrpcTransport {
         }
         request
     }
+
+    /// Sends the whole batch on one call of `route`.
+    fn call(
+        &self,
+        channel: &Channel,
+        (service, method): (Service, Method),
+        batch: &[Message],
+    ) -> Result<tonic::Response<LogResponse>, tonic::Status> {
+        let requests: Vec<LogRequest> = batch.iter().map(to_request).collect();
+        let channel = channel.clone();
+        self.runtime.block_on(async {
+            match (service, method) {
+                (Service::LogService, Method::Batch) => {
+                    let request = self.request(LogBatchRequest { requests });
+                    LogServiceClient::new(channel).log_batch(request).await
+                }
+                (Service::LogBridge, Method::Batch) => {
+                    let request = self.request(LogBatchRequest { requests });
+                    LogBridgeClient::new(channel).log_batch(request).await
+                }
+                (Service::LogService, Method::Stream) => {
+                    let request = self.request(tokio_stream::iter(requests));
+                    LogServiceClient::new(channel).stream_logs(request).await
+                }
+                (Service::LogBridge, Method::Stream) => {
+                    let request = self.request(tokio_stream::iter(requests));
+                    LogBridgeClient::new(channel).stream_logs(request).await
+                }
+            }
+        })
+    }
 }
 
 impl Transport for GrpcTransport {
@@ -100,49 +159,49 @@ impl Transport for GrpcTransport {
     ) -> Result<Delivered, Failure> {
         // One call confirms or fails the whole batch: nothing to send while waiting.
         let batch = batch.make_contiguous();
-        let requests: Vec<LogRequest> = batch.iter().map(to_request).collect();
-        let failure = |context: &str, err: &dyn std::fmt::Display| Failure {
+        let failure = |address: &str, context: &str, err: &dyn std::fmt::Display| Failure {
             delivered: 0,
-            error: format!("{context} {}: {err}", self.address),
+            error: format!("{context} {address}: {err}"),
         };
-        let mut client = match &self.client {
-            Some(client) => client.clone(),
+        let channel = match &self.channel {
+            Some(channel) => channel.clone(),
             None => {
                 let channel = self
                     .runtime
                     .block_on(self.endpoint.connect())
-                    .map_err(|err| failure("connecting to", &err))?;
-                let client = LogServiceClient::new(channel);
-                self.client = Some(client.clone());
-                client
+                    .map_err(|err| failure(&self.address, "connecting to", &err))?;
+                self.channel = Some(channel.clone());
+                channel
             }
         };
-        let answer = if self.stream_fallback {
-            let request = self.request(tokio_stream::iter(requests));
-            self.runtime.block_on(client.stream_logs(request))
-        } else {
-            let request = self.request(LogBatchRequest { requests });
-            match self.runtime.block_on(client.log_batch(request)) {
-                Err(status) if status.code() == Code::Unimplemented => {
-                    self.stream_fallback = true;
-                    let requests: Vec<LogRequest> = batch.iter().map(to_request).collect();
-                    let request = self.request(tokio_stream::iter(requests));
-                    self.runtime.block_on(client.stream_logs(request))
-                }
-                answer => answer,
-            }
-        };
+        let mut answer = self.call(&channel, ROUTES[self.route], batch);
+        while matches!(&answer, Err(status) if status.code() == Code::Unimplemented)
+            && self.route + 1 < ROUTES.len()
+        {
+            self.route += 1;
+            answer = self.call(&channel, ROUTES[self.route], batch);
+        }
         match answer {
             Ok(response) if response.get_ref().success => Ok(Delivered {
                 refused: 0,
                 note: None,
             }),
-            Ok(_) => Err(failure("call to", &"the server answered success=false")),
-            Err(status) => Err(failure("call to", &status)),
+            Ok(_) => Err(failure(
+                &self.address,
+                "call to",
+                &"the server answered success=false",
+            )),
+            Err(status) => {
+                if status.code() == Code::Unimplemented {
+                    // No route is served there (yet): start over after the backoff.
+                    self.route = 0;
+                }
+                Err(failure(&self.address, "call to", &status))
+            }
         }
     }
 
     fn disconnect(&mut self) {
-        self.client = None;
+        self.channel = None;
     }
 }

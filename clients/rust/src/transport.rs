@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::client::{Builder, Error};
-use crate::frame::{encode_frame, AckDecoder, ACK_HELLO};
+use crate::frame::{encode_frame, AckDecoder, Hello, ACK_HELLO};
 use crate::message::Message;
 
 #[derive(Clone, Debug)]
@@ -108,6 +108,26 @@ impl Connection {
         }
     }
 
+    /// The socket's own address and the peer's, as the hello names them (`ip:port`; a Unix
+    /// socket's paths, empty when unnamed).
+    fn addresses(&self) -> io::Result<(String, String)> {
+        match self {
+            Connection::Tcp(stream) => Ok((
+                stream.local_addr()?.to_string(),
+                stream.peer_addr()?.to_string(),
+            )),
+            #[cfg(unix)]
+            Connection::Unix(stream) => {
+                let path = |addr: std::os::unix::net::SocketAddr| {
+                    addr.as_pathname()
+                        .map(|path| path.display().to_string())
+                        .unwrap_or_default()
+                };
+                Ok((path(stream.local_addr()?), path(stream.peer_addr()?)))
+            }
+        }
+    }
+
     /// Whether the server has closed its side. Outside acknowledged mode the server never
     /// writes, so anything readable means it went away (a restart): bytes written into such
     /// a socket would vanish without an error.
@@ -155,6 +175,8 @@ pub(crate) struct TcpTransport {
     connect_timeout: Duration,
     io_timeout: Duration,
     ack: bool,
+    /// `fromName` and `fromHost` of the `HelloMsg` each connection opens with, if any.
+    hello: Option<(String, String)>,
     max_frame_bytes: usize,
     connection: Option<Connection>,
     acks: AckDecoder,
@@ -173,6 +195,7 @@ impl TcpTransport {
             connect_timeout,
             io_timeout,
             ack: settings.is_ack(),
+            hello: settings.hello_names(),
             max_frame_bytes: settings.frame_limit(),
             connection: None,
             acks: AckDecoder::default(),
@@ -228,6 +251,21 @@ impl TcpTransport {
         Ok(())
     }
 
+    /// The original server's `HelloMsg`, before anything else on the connection.
+    fn say_hello(connection: &mut Connection, from_name: &str, from_host: &str) -> io::Result<()> {
+        let (from_address, to_address) = connection.addresses()?;
+        let hello = Hello {
+            from_name: from_name.to_owned(),
+            from_host: from_host.to_owned(),
+            from_address,
+            to_address,
+            from_public_ip: String::new(),
+        };
+        let mut frame = Vec::new();
+        hello.encode(&mut frame);
+        connection.write_all(&frame)
+    }
+
     fn connection(&mut self) -> io::Result<&mut Connection> {
         if !self.ack
             && self
@@ -239,6 +277,9 @@ impl TcpTransport {
         }
         if self.connection.is_none() {
             let mut connection = self.connect()?;
+            if let Some((name, host)) = &self.hello {
+                Self::say_hello(&mut connection, name, host)?;
+            }
             if self.ack {
                 Self::handshake(&mut connection)?;
             }

@@ -176,6 +176,90 @@ fn a_restarted_server_gets_the_messages_after_the_restart() {
 }
 
 #[test]
+fn with_hello_every_connection_opens_with_a_hello_msg() {
+    let mut server = TestServer::start_original();
+    let client = Client::builder()
+        .address(&server.address)
+        .service_name("svc")
+        .hostname("here")
+        .hello(true)
+        .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(100))
+        .build()
+        .unwrap();
+    client.log(Level::Info, "before").unwrap();
+    client.flush(Duration::from_secs(5)).unwrap();
+    server.wait_messages(1);
+    server.restart();
+    client.log(Level::Info, "after").unwrap();
+    client.flush(Duration::from_secs(5)).unwrap();
+    let texts: Vec<String> = server
+        .wait_messages(2)
+        .into_iter()
+        .map(|m| m.message)
+        .collect();
+    assert_eq!(texts, ["before", "after"]);
+    let hellos = server.hellos();
+    assert_eq!(hellos.len(), 2, "one hello per connection: {hellos:?}");
+    for hello in &hellos {
+        assert_eq!(
+            (hello.from_name.as_str(), hello.from_host.as_str()),
+            ("svc", "here")
+        );
+        assert_eq!(hello.to_address, server.address);
+        assert!(hello.from_address.starts_with("127.0.0.1:"), "{hello:?}");
+        assert_ne!(hello.from_address, hello.to_address);
+        assert_eq!(hello.from_public_ip, "");
+    }
+    client.shutdown(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn the_hello_is_named_after_the_logger_or_the_client_without_a_service_name() {
+    for (logger, name) in [("app", "app"), ("", "log_server_client")] {
+        let server = TestServer::start_original();
+        let client = Client::builder()
+            .address(&server.address)
+            .logger_name(logger)
+            .hello(true)
+            .build()
+            .unwrap();
+        client.log(Level::Info, "m").unwrap();
+        client.shutdown(Duration::from_secs(5)).unwrap();
+        server.wait_messages(1);
+        assert_eq!(server.hellos()[0].from_name, name);
+    }
+    let server = TestServer::start_original();
+    let client = Client::builder()
+        .address(&server.address)
+        .service_name("svc")
+        .hello_name("chosen")
+        .build()
+        .unwrap();
+    client.log(Level::Info, "m").unwrap();
+    client.shutdown(Duration::from_secs(5)).unwrap();
+    server.wait_messages(1);
+    assert_eq!(server.hellos()[0].from_name, "chosen");
+}
+
+#[test]
+fn hello_is_refused_with_the_acknowledged_mode() {
+    let built = Client::builder()
+        .address("127.0.0.1:4020")
+        .hello(true)
+        .ack(true)
+        .build();
+    assert!(
+        matches!(&built, Err(Error::Config(reason)) if reason.contains("ack")),
+        "{built:?}"
+    );
+    #[cfg(feature = "grpc")]
+    assert!(matches!(
+        Client::builder().grpc("127.0.0.1:4021").hello(true).build(),
+        Err(Error::Config(_))
+    ));
+}
+
+#[test]
 fn shutdown_with_the_server_down_returns_within_its_deadline() {
     let client = Client::builder()
         .address(free_address())

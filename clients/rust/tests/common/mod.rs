@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use log_server_client::frame::{decode_packed, FrameDecoder, ACK_HELLO};
+use log_server_client::frame::{decode_packed, FrameDecoder, Hello, ACK_HELLO};
 use log_server_client::{Level, Message};
 
 pub fn vectors_path() -> PathBuf {
@@ -97,10 +97,14 @@ fn lock(received: &Mutex<Received>) -> MutexGuard<'_, Received> {
 struct Received {
     messages: Vec<Message>,
     connections: usize,
+    /// The HelloMsg of each connection, in order (a server started with `start_original`).
+    hellos: Vec<Hello>,
 }
 
 /// A TCP server on 127.0.0.1 that records every decoded message. With `ack`, it answers the
-/// hello and acknowledges each frame, unless `hold_acks` is set.
+/// hello and acknowledges each frame, unless `hold_acks` is set. Started with
+/// `start_original`, it requires a HelloMsg first on every connection, as the original
+/// project's server does.
 pub struct TestServer {
     pub address: String,
     received: Arc<(Mutex<Received>, Condvar)>,
@@ -109,6 +113,7 @@ pub struct TestServer {
     live: Arc<AtomicUsize>,
     listener: Option<std::thread::JoinHandle<()>>,
     ack: bool,
+    hello: bool,
 }
 
 impl TestServer {
@@ -116,13 +121,18 @@ impl TestServer {
         Self::start_at("127.0.0.1:0", ack)
     }
 
+    pub fn start_original() -> TestServer {
+        Self::with_state("127.0.0.1:0", false, true, Arc::default())
+    }
+
     fn start_at(address: &str, ack: bool) -> TestServer {
-        Self::with_state(address, ack, Arc::default())
+        Self::with_state(address, ack, false, Arc::default())
     }
 
     fn with_state(
         address: &str,
         ack: bool,
+        hello: bool,
         received: Arc<(Mutex<Received>, Condvar)>,
     ) -> TestServer {
         let listener = TcpListener::bind(address).expect("bind 127.0.0.1");
@@ -151,7 +161,7 @@ impl TestServer {
                             );
                             live.fetch_add(1, Ordering::SeqCst);
                             std::thread::spawn(move || {
-                                serve(stream, ack, &received, &stop, &hold_acks);
+                                serve(stream, ack, hello, &received, &stop, &hold_acks);
                                 live.fetch_sub(1, Ordering::SeqCst);
                             });
                         }
@@ -168,6 +178,7 @@ impl TestServer {
             live,
             listener: Some(thread),
             ack,
+            hello,
         }
     }
 
@@ -177,6 +188,10 @@ impl TestServer {
 
     pub fn connections(&self) -> usize {
         lock(&self.received.0).connections
+    }
+
+    pub fn hellos(&self) -> Vec<Hello> {
+        lock(&self.received.0).hellos.clone()
     }
 
     /// Waits (10 s at most) until `count` messages have arrived, and returns them.
@@ -205,7 +220,7 @@ impl TestServer {
         let address = self.address.clone();
         let received = self.received.clone();
         let hold = self.hold_acks.load(Ordering::SeqCst);
-        *self = TestServer::with_state(&address, self.ack, received);
+        *self = TestServer::with_state(&address, self.ack, self.hello, received);
         self.hold_acks.store(hold, Ordering::SeqCst);
     }
 
@@ -234,6 +249,7 @@ impl Drop for TestServer {
 fn serve(
     mut stream: TcpStream,
     ack: bool,
+    mut greeted: bool,
     received: &(Mutex<Received>, Condvar),
     stop: &AtomicBool,
     hold_acks: &AtomicBool,
@@ -268,6 +284,18 @@ fn serve(
             hello = false;
         }
         while let Some(payload) = decoder.next_payload() {
+            if greeted {
+                // Unpacked: starts with the segment count - 1 = 0 (a packed frame never does).
+                assert_eq!(
+                    payload[..4],
+                    [0, 0, 0, 0],
+                    "the connection opens with a HelloMsg"
+                );
+                let hello = Hello::decode(&payload).expect("a valid HelloMsg");
+                self::lock(&received.0).hellos.push(hello);
+                greeted = false;
+                continue;
+            }
             let message = decode_packed(&payload).expect("the client sends valid LoggerMsg");
             let (lock, arrived) = received;
             self::lock(lock).messages.push(message);
