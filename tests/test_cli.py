@@ -30,7 +30,11 @@ def test_defaults_match_the_documented_ones() -> None:
         4021,
     )
     assert (config.max_file_bytes, config.max_files, config.format) == (10 * MIB, 10, "text")
-    assert (config.max_frame_bytes, config.stats_interval_s, config.tcp_only) == (MIB, 60.0, False)
+    assert (config.max_frame_bytes, config.stats_interval_s, config.tcp_only) == (
+        10 * MIB,
+        60.0,
+        False,
+    )
     assert config.log_dir == Path("logs")
 
 
@@ -89,7 +93,7 @@ def test_help_lists_every_flag_with_its_default() -> None:
         ("--max_file_size", "10MB"),
         ("--max_files", "10"),
         ("--format", "text"),
-        ("--max_frame_size", "1MB"),
+        ("--max_frame_size", "10MB"),
         ("--stats_interval", "60"),
     ]:
         assert f"{flag} " in text
