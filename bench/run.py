@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -165,17 +166,54 @@ def measure_tcp(
     return row
 
 
-def bench_log_server(n: int, k: int, blobs: list[bytes], decoder: str) -> dict[str, Any]:
+class Scraper:
+    """GET /metrics every `every_s` on a thread of its own, as Prometheus would, until
+    closed or the server has exited (bounded: at most `max_s`)."""
+
+    def __init__(self, port: int, every_s: float, proc: Process, max_s: float = 300.0) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.every_s, self.max_s, self.proc = every_s, max_s, proc
+        self.scrapes = self.failures = 0
+        self.last_body = b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_s
+        while not self._stop.wait(self.every_s) and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    self.last_body = response.read()
+                self.scrapes += 1
+            except OSError:
+                if self.proc.proc.poll() is not None:
+                    return  # stopped after the load: not a failure
+                self.failures += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def bench_log_server(
+    n: int, k: int, blobs: list[bytes], decoder: str, scrape_every_s: float | None = None
+) -> dict[str, Any]:
+    """TCP ingest; with `scrape_every_s`, also --metrics_port and a scraper hitting it."""
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as tmp:
         log_dir = Path(tmp)
         # Enough rotated files to keep the whole run for verification.
         max_files = str(n * 260 // (10 * 1024 * 1024) + 5)
+        metrics_port = free_port()
+        metrics = () if scrape_every_s is None else ("--metrics_port", str(metrics_port))
         proc, port, _, startup_s = start_log_server(
-            log_dir, "--tcp_only", "--decoder", decoder, "--max_files", max_files
+            log_dir, "--tcp_only", "--decoder", decoder, "--max_files", max_files, *metrics
         )
+        scraper = None if scrape_every_s is None else Scraper(metrics_port, scrape_every_s, proc)
         active = str(log_dir / "_main.log")
+        scraped = "" if scraper is None else ", /metrics scraped"
         row = measure_tcp(
-            f"log_server ({decoder})",
+            f"log_server ({decoder}{scraped})",
             proc,
             port,
             blobs,
@@ -186,7 +224,38 @@ def bench_log_server(n: int, k: int, blobs: list[bytes], decoder: str) -> dict[s
             lambda: sum(os.path.getsize(p) for p in loadgen.files_oldest_first(active)),
         )
         row["startup_to_healthy_s"] = round(startup_s, 3)
+        if scraper is not None:
+            scraper.close()
+            row["scrapes"], row["scrape_failures"] = scraper.scrapes, scraper.failures
+            print(
+                f"  {'':<22} {scraper.scrapes} scrapes of /metrics, {scraper.failures} failed",
+                flush=True,
+            )
         return row
+
+
+def bench_metrics_scrape(n: int, k: int, blobs: list[bytes], runs: int) -> dict[str, Any]:
+    """Issue 16: TCP ingest with /metrics scraped every 100 ms, against ingest without
+    --metrics_port, alternating; the medians are compared (goal >= 0.95)."""
+    print(f"{n:,} messages over {k} connections, /metrics scraped every 100 ms vs off ...")
+    plain, scraped = [], []
+    for _ in range(runs):
+        warm_page_cache(2 * n * 260)
+        plain.append(bench_log_server(n, k, blobs, "native"))
+        warm_page_cache(2 * n * 260)
+        scraped.append(bench_log_server(n, k, blobs, "native", scrape_every_s=0.1))
+    off, on = median_row(plain), median_row(scraped)
+    ratio = on["msgs_per_s"] / off["msgs_per_s"]
+    print(f"  scraped / not scraped: {ratio:.3f} (goal >= 0.95)", flush=True)
+    return {
+        "name": "metrics scrape cost",
+        "off_msgs_per_s": off["msgs_per_s"],
+        "scraped_msgs_per_s": on["msgs_per_s"],
+        "ratio": round(ratio, 4),
+        "scrapes": on["scrapes"],
+        "verified": all(r["verified"] for r in plain + scraped),
+        "verification": [r["verification"] for r in plain + scraped],
+    }
 
 
 def start_rsyslog(tmp: str) -> tuple[Process, int, str] | None:
@@ -780,6 +849,11 @@ def main() -> int:
         help="run only the gRPC port's front listener / gRPC-Web part",
     )
     parser.add_argument(
+        "--only-metrics",
+        action="store_true",
+        help="run only the /metrics scrape cost part (TCP ingest scraped vs not)",
+    )
+    parser.add_argument(
         "--only-latency",
         action="store_true",
         help="run only the receipt -> disk latency part (log_server and rsyslog)",
@@ -796,6 +870,13 @@ def main() -> int:
             fh.write(json.dumps({**record, "rows": [row]}) + "\n")
         return 0
     n, k = args.n, args.conns
+    if args.only_metrics:
+        row = bench_metrics_scrape(n, k, loadgen.capnp_blobs(n, k, SCHEMA), args.runs)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS.open("a") as fh:
+            record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node()}
+            fh.write(json.dumps({**record, "rows": [row]}) + "\n")
+        return 0 if row["verified"] else 1
     print(
         f"log_server benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
@@ -853,6 +934,8 @@ def main() -> int:
         peer_lat = lat.get(("rsyslog", rate))
         return peer_lat and lat[("log_server", rate)][key] / peer_lat[key]
 
+    metrics = bench_metrics_scrape(n, k, capnp_blobs, args.runs)
+    rows.append(metrics)
     handler = bench_handler(20_000)
     rows.append(handler)
     rows.append(bench_tail.bench_tail())
@@ -929,6 +1012,12 @@ def main() -> int:
         ("gRPC-Web unary calls/s", "-", front["grpc_web_unary_calls_per_s"], None),
         ("gRPC-Web LogBatch msgs/s", "-", front["grpc_web_batch_msgs_per_s"], None),
         ("logger.info() vs FileHandler", "<= 1.0", handler["ratio"], lambda r: r <= 1.0),
+        (
+            f"{k}-conn TCP msgs/s, /metrics scraped vs off",
+            ">= 0.95",
+            metrics["ratio"],
+            lambda r: r >= 0.95,
+        ),
     ]
     print(f"\n{'goal':<42} target    measured  met")
     for label, target, value, ok in goals:

@@ -71,6 +71,7 @@ class RunningServer:
     grpc_port: int | None
     stderr_path: Path
     args: list[str] = field(default_factory=list)
+    metrics_port: int | None = None  # with --metrics_port
 
     @property
     def active_log(self) -> Path:
@@ -188,7 +189,10 @@ def start_server(
     parts = dict(p.split("=", 1) for p in ready.split()[2:])
     tcp_port = int(parts["tcp"].rsplit(":", 1)[1])
     grpc_port = int(parts["grpc"].rsplit(":", 1)[1]) if "grpc" in parts else None
-    return RunningServer(process, log_dir, tcp_port, grpc_port, stderr_path, list(argv))
+    metrics_port = int(parts["metrics"].rsplit(":", 1)[1]) if "metrics" in parts else None
+    return RunningServer(
+        process, log_dir, tcp_port, grpc_port, stderr_path, list(argv), metrics_port
+    )
 
 
 def full_device_at(path: Path) -> None:

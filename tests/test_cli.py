@@ -36,6 +36,7 @@ def test_defaults_match_the_documented_ones() -> None:
         False,
     )
     assert config.log_dir == Path("logs")
+    assert config.metrics_port is None
 
 
 def test_underscore_and_dashed_spellings_and_aliases() -> None:
@@ -69,6 +70,7 @@ def test_sizes(text: str, size: int) -> None:
         (["--format", "xml"], "--format"),
         (["--max_files", "-1"], "--max_files"),
         (["--stats_interval", "-5"], "--stats_interval"),
+        (["--metrics_port", "70000"], "--metrics_port"),
         (["--no_such_flag"], "--no_such_flag"),
     ],
 )
@@ -95,6 +97,7 @@ def test_help_lists_every_flag_with_its_default() -> None:
         ("--format", "text"),
         ("--max_frame_size", "10MB"),
         ("--stats_interval", "60"),
+        ("--metrics_port", "off"),
     ]:
         assert f"{flag} " in text
         assert f"(default: {default})" in text

@@ -110,6 +110,13 @@ class Config:
         _comma_list,
         ",".join,
     )
+    metrics_port: int | None = _option(
+        None,
+        ("--metrics_port",),
+        "serve Prometheus metrics at http://HOST:PORT/metrics on --host (0 picks a free port)",
+        int,
+        lambda v: "off" if v is None else str(v),
+    )
     tcp_only: bool = _option(False, ("--tcp_only", "--only_tcp"), "do not start gRPC")
     log_dir: Path = _option(
         Path("logs"), ("--log_dir",), "where _main.log and its rotations live", Path
@@ -217,7 +224,10 @@ class Config:
 
     def problems(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
-        for flag, port in (("--port", self.port), ("--grpc_port", self.grpc_port)):
+        ports = [("--port", self.port), ("--grpc_port", self.grpc_port)]
+        if self.metrics_port is not None:
+            ports.append(("--metrics_port", self.metrics_port))
+        for flag, port in ports:
             if not 0 <= port <= 65535:
                 out.append((flag, f"{port} is not a port number (0-65535)"))
         if self.max_file_bytes < 1:

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from log_server import __version__
 from log_server.allocator import keep_freed_memory
@@ -29,6 +29,9 @@ from log_server.sinks.rotating_file import RotatingFileSink
 from log_server.sinks.writer import BatchWriter
 from log_server.sources.source import ListenError, Source
 from log_server.sources.tcp import TcpSource
+
+if TYPE_CHECKING:
+    from log_server.metrics.endpoint import MetricsEndpoint
 
 # On SIGTERM/SIGINT a TCP connection is kept open until it has been quiet this long, so
 # whatever the client had sent before the signal is read; at most DRAIN_MAX_S in all.
@@ -65,6 +68,7 @@ class Server:
         self._writer_task: asyncio.Task[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
         self.sources: list[Source] = []
+        self.metrics: MetricsEndpoint | None = None
 
     async def run(self) -> None:
         await self.startup()
@@ -79,10 +83,16 @@ class Server:
         last_seq = self._open_log()
         self._build_pipeline(last_seq)
         self.sources = self._build_sources()
+        self._build_metrics()
         listeners = []
         for source in self.sources:
             try:
                 listeners.append(await source.start())
+            except ListenError as exc:
+                self._abandon(str(exc))
+        if self.metrics is not None:
+            try:
+                listeners.append(await self.metrics.start())
             except ListenError as exc:
                 self._abandon(str(exc))
         self._start_writer()
@@ -139,6 +149,13 @@ class Server:
             Sequencer(last_seq), FORMATTERS[config.format], config.max_queue_bytes
         )
         self.events = ServerEvents(config.name, self.pipeline)
+        observe_write = None
+        if config.metrics_port is not None:
+            # Imported only when used, as grpc is: the client library costs start-up time.
+            from log_server.metrics.collector import new_registry
+
+            self.registry, write_seconds = new_registry()
+            observe_write = write_seconds.observe
         self.writer = BatchWriter(
             self.pipeline,
             self.sink,
@@ -146,6 +163,7 @@ class Server:
             self.health,
             fsync=config.fsync,
             fsync_interval_s=config.fsync_interval_s,
+            observe_write=observe_write,
         )
 
     def _build_sources(self) -> list[Source]:
@@ -206,6 +224,28 @@ class Server:
             )
         return sources
 
+    def _build_metrics(self) -> None:
+        """--metrics_port: /metrics reads the counters of everything built so far."""
+        config = self.config
+        if config.metrics_port is None:
+            return
+        from log_server.metrics.collector import ServerCollector
+        from log_server.metrics.endpoint import MetricsEndpoint
+
+        self.registry.register(
+            ServerCollector(
+                __version__,
+                self._decoder_in_use(),
+                self.pipeline,
+                self.writer,
+                self.sink,
+                self.sources,
+                self.health,
+                self.events,
+            )
+        )
+        self.metrics = MetricsEndpoint(self.registry, config.host, config.metrics_port)
+
     def _start_writer(self) -> None:
         self._writer_task = asyncio.create_task(self.writer.run())
         self._writer_task.add_done_callback(self._writer_ended)
@@ -228,6 +268,8 @@ class Server:
         """Undo what startup did so far, then fail with one line for the operator."""
         for source in self.sources:
             source.stop_accepting()
+        if self.metrics is not None:
+            self.metrics.stop_accepting()
         self.sink.close()
         self.lock.release()
         raise StartupError(reason)
@@ -278,6 +320,8 @@ class Server:
                 self.sink.fsync()
             except OSError:
                 pass
+            if self.metrics is not None:
+                await self.metrics.close()
             self.sink.close()
             self.lock.release()
             self.events.echo.close(ECHO_CLOSE_S)

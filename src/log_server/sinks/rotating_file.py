@@ -70,6 +70,7 @@ class RotatingFileSink:
         self._partial = b""
         self._partial_identity: tuple[int, int] = (0, 0)
         self._reopen_requested = False
+        self.rotations = 0
 
     def rotated_path(self, index: int) -> Path:
         return self.directory / f"{ACTIVE_NAME}.{index}"
@@ -310,6 +311,7 @@ class RotatingFileSink:
                     self._rename(_rotated_name(index), _rotated_name(index + 1))
             self._rename(ACTIVE_NAME, _rotated_name(0))
         self._open_active()
+        self.rotations += 1
         if self._on_rotate is not None:
             self._on_rotate(self.rotated_path(0))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from log_server.core.pipeline import LogPipeline
@@ -51,7 +52,10 @@ class BatchWriter:
         policy: RetryPolicy | None = None,
         fsync: str = "never",
         fsync_interval_s: float = 1.0,
+        observe_write: Callable[[float], None] | None = None,
     ) -> None:
+        """`observe_write(seconds)`, if given, hears how long each successful write call
+        took (with its fsync under --fsync batch): the /metrics latency histogram."""
         self.pipeline = pipeline
         self.fsync = fsync
         self.fsync_interval_s = fsync_interval_s
@@ -60,6 +64,8 @@ class BatchWriter:
         self.health = health
         self.policy = policy or RetryPolicy()
         self.bytes_written = 0
+        self.failed_writes = 0
+        self.observe_write = observe_write
         self.last_write_at = time.monotonic()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-writer")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,15 +103,21 @@ class BatchWriter:
             return
         chunks, count = pipeline.take(BATCH_BYTES)
         size = sum(map(len, chunks))
+        observe = self.observe_write
+        started = time.perf_counter() if observe is not None else 0.0
         try:
             self.sink.write_chunks(chunks)
         except SinkWriteError as exc:
+            self.failed_writes += 1
             self.bytes_written += exc.written
             pipeline.put_back([b"".join(chunks)[exc.written :]], count, size)
             return
         except OSError:
+            self.failed_writes += 1
             pipeline.put_back(chunks, count, size)
             return
+        if observe is not None:
+            observe(time.perf_counter() - started)
         self._written(count, size)
         if self.fsync == "never":
             assert self._loop is not None
@@ -129,6 +141,7 @@ class BatchWriter:
                     await loop.run_in_executor(self._thread, self._write_once, chunks, failures > 0)
                 break
             except (SinkWriteError, OSError) as exc:
+                self.failed_writes += 1
                 if isinstance(exc, SinkWriteError):
                     chunks = [b"".join(chunks)[exc.written :]]
                     cause = exc.cause
@@ -157,6 +170,8 @@ class BatchWriter:
 
     def _write_once(self, chunks: list[bytes], reopen: bool) -> None:
         """On the writer thread (or the loop thread, for a small batch without fsync)."""
+        observe = self.observe_write
+        started = time.perf_counter() if observe is not None else 0.0
         if reopen:
             self.sink.reopen()
         self.sink.write_chunks(chunks)
@@ -166,6 +181,8 @@ class BatchWriter:
             except OSError as exc:
                 # Written, not synced: the retry must sync again, not write the lines again.
                 raise SinkWriteError(sum(map(len, chunks)), exc) from exc
+        if observe is not None:
+            observe(time.perf_counter() - started)
 
     async def sync_periodically(self) -> None:
         """--fsync interval: fsync on the writer thread every interval, then acknowledge."""

@@ -26,7 +26,7 @@ from log_server.events import ServerEvents
 from log_server.generated import log_service_pb2 as pb
 from log_server.health import Health
 from log_server.protocol.proto_codec import BatchDecoder, batch_pieces
-from log_server.sources.source import ListenError
+from log_server.sources.source import ListenError, Tally
 
 if TYPE_CHECKING:
     from log_server.protocol.grpc_web import Policy
@@ -71,6 +71,8 @@ class LogServiceHandler:
         self.decode_batch = decode_batch
         self.max_batch = max_batch
         self._waiting_bytes = 0  # of the requests waiting for room in the queue
+        self.received = 0  # messages accepted over native gRPC
+        self.refused = 0  # calls refused (INVALID_ARGUMENT, UNAVAILABLE) over native gRPC
         # StreamLogs calls in progress: since when each has been waiting for its next
         # message (None while it handles one), and those ended by end_idle_streams.
         self._streams_waiting: dict[asyncio.Task[Any], float | None] = {}
@@ -146,12 +148,14 @@ class LogServiceHandler:
                     reason += f" (the {accepted} messages before it were accepted)"
                 await self._refuse(context, method, reason)
             self.pipeline.submit_formatted(lines, count)
+            self.received += count
             accepted += count
 
     async def _refuse(self, context: Any, method: str, reason: str) -> NoReturn:
         """INVALID_ARGUMENT with the reason, and a log line: the request can never succeed."""
         if method != "LogBatch":
             reason = reason.replace("LogBatchRequest", "LogRequest")
+        self.refused += 1
         self.events.grpc_request_failed(method, context.peer(), reason)
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
         raise AssertionError("abort returns only by raising")
@@ -198,6 +202,7 @@ class LogServiceHandler:
         return None
 
     async def _unavailable(self, context: Any, reason: str) -> NoReturn:
+        self.refused += 1
         self.events.grpc_request_failed("LogService", context.peer(), reason)
         await context.abort(grpc.StatusCode.UNAVAILABLE, reason)
         raise AssertionError("abort returns only by raising")
@@ -243,6 +248,9 @@ class GrpcSource:
             self.front = GrpcWebFront(self.handler, web, max_connections, read_timeout_s)
         self.health_state = health_state
         self.health_servicer = health.aio.HealthServicer()
+        from log_server.sources.otlp import OtlpLogsHandler
+
+        self.otlp = OtlpLogsHandler(self.handler)
         self._server: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -250,6 +258,25 @@ class GrpcSource:
     def connection_count(self) -> int:
         """Connections through the gRPC-Web front (grpcio does not count its own)."""
         return self.front.connection_count if self.front is not None else 0
+
+    def tallies(self) -> list[Tally]:
+        """grpc, grpc-web and otlp share one port: its connections are the `grpc` tally's,
+        counted by the gRPC-Web front (grpcio counts none of its own)."""
+        otlp = Tally("otlp", self.otlp.received, self.otlp.refused)
+        front = self.front
+        if front is None:
+            return [Tally("grpc", self.handler.received, self.handler.refused), otlp]
+        return [
+            Tally(
+                "grpc",
+                self.handler.received,
+                self.handler.refused,
+                front.connection_count,
+                front.refusals.connections_refused,
+            ),
+            Tally("grpc-web", front.received, front.refusals.calls_refused),
+            otlp,
+        ]
 
     async def start(self) -> str:
         """Bind and serve (port 0 picks a free one); the bound address. With the gRPC-Web
@@ -298,9 +325,8 @@ class GrpcSource:
         for name in SERVICE_NAMES:  # looked up by gRPC's core, not a Python loop per call
             server.add_registered_method_handlers(name, handlers)
         from log_server.sources.otlp import SERVICE_NAME as OTLP_SERVICE
-        from log_server.sources.otlp import OtlpLogsHandler
 
-        otlp_handlers = OtlpLogsHandler(self.handler).method_handlers()
+        otlp_handlers = self.otlp.method_handlers()
         server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(OTLP_SERVICE, otlp_handlers)]
         )

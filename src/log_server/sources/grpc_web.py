@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -58,11 +59,13 @@ class RefusalLog:
         self.interval_s = interval_s
         self.clock = clock
         self.refused = 0
+        self.refused_by_kind: Counter[str] = Counter()
         self._last_logged: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
     def refuse(self, peer: str, kind: str, reason: str) -> None:
         self.refused += 1
+        self.refused_by_kind[kind] += 1
         now = self.clock()
         last = self._last_logged.get(kind)
         if last is not None and now - last < self.interval_s:
@@ -70,6 +73,16 @@ class RefusalLog:
             return
         self._last_logged[kind] = now
         self.events.grpc_web_refused(peer, reason, self._suppressed.pop(kind, 0))
+
+    @property
+    def connections_refused(self) -> int:
+        """Connections past --max_connections on the gRPC port."""
+        return self.refused_by_kind["connections"]
+
+    @property
+    def calls_refused(self) -> int:
+        """gRPC-Web requests refused (relay failures to native gRPC are not theirs)."""
+        return self.refused - self.connections_refused - self.refused_by_kind["relay"]
 
 
 class _Relay(asyncio.Protocol):
@@ -301,6 +314,7 @@ class FrontConnection(asyncio.Protocol):
             for piece in batch_pieces(batch, handler.max_batch):
                 lines, count = handler.decode_batch(piece, pipeline.next_seq, now_iso())
                 pipeline.submit_formatted(lines, count)
+                self.front.received += count
         except ValueError as exc:
             reason = str(exc)
             if call.method != "LogBatch":
@@ -363,6 +377,7 @@ class GrpcWebFront:
         self.max_connections = max_connections
         self.read_timeout_s = read_timeout_s
         self.refusals = RefusalLog(handler.events)
+        self.received = 0  # messages accepted over gRPC-Web
         self.connections: set[FrontConnection] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.native_relay, self._relayed_count = _compiled_relay()

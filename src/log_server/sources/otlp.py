@@ -24,6 +24,8 @@ class OtlpLogsHandler:
 
     def __init__(self, logs: LogServiceHandler) -> None:
         self.logs = logs
+        self.received = 0  # log records accepted
+        self.refused = 0  # Export calls refused
 
     async def export(self, raw: bytes, context: Any) -> bytes:
         try:
@@ -41,9 +43,11 @@ class OtlpLogsHandler:
         if refusal is not None:
             await self._abort(context, grpc.StatusCode.UNAVAILABLE, refusal)
         self.logs.pipeline.submit(records)
+        self.received += len(records)
         return _ACCEPTED
 
     async def _abort(self, context: Any, code: Any, reason: str) -> NoReturn:
+        self.refused += 1
         self.logs.events.grpc_request_failed("LogsService/Export", context.peer(), reason)
         await context.abort(code, reason)
         raise AssertionError("abort returns only by raising")

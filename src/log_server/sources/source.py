@@ -4,6 +4,7 @@ gRPC-Web and OTLP. `Server` starts, drains and stops them all the same way."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -13,6 +14,19 @@ class ListenError(Exception):
     def __init__(self, where: str, cause: OSError) -> None:
         reason = os.strerror(cause.errno) if cause.errno else str(cause)
         super().__init__(f"cannot listen on {where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What one way in has counted since start, read when /metrics is scraped (metrics/):
+    the sources keep these counts anyway, so ingest pays nothing for the metrics."""
+
+    source: str
+    received: int
+    refused: int
+    #: Open now and refused so far, for a source that is its own listener (None otherwise).
+    connections: int | None = None
+    connections_refused: int | None = None
 
 
 class Source(Protocol):
@@ -32,3 +46,7 @@ class Source(Protocol):
 
     @property
     def connection_count(self) -> int: ...
+
+    def tallies(self) -> list[Tally]:
+        """Its counts, one Tally per protocol it serves (`tcp` and `unix`, say)."""
+        ...

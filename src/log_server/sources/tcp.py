@@ -10,6 +10,7 @@ import os
 import socket
 import stat
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import cast
@@ -21,7 +22,7 @@ from log_server.protocol.acknowledged import ACK_HELLO, AckCounter, Opening
 from log_server.protocol.connection import DecoderFactory, StopKind
 from log_server.protocol.framing import HEALTH_WORD
 from log_server.protocol.hello import GreetingReader, MalformedHello
-from log_server.sources.source import ListenError
+from log_server.sources.source import ListenError, Tally
 
 # How long start-up waits for a socket file's owner to answer before calling it alive.
 LIVE_SOCKET_PROBE_S = 1.0
@@ -71,6 +72,7 @@ class TcpConnection(asyncio.Protocol):
         self.decoder = source.new_decoder()
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.listener = "tcp"  # or "unix"
         self.messages = 0
         self.bytes_received = 0
         # Bytes for the stall guard; messages (and partial frames) for the drain, to which
@@ -98,6 +100,7 @@ class TcpConnection(asyncio.Protocol):
             self.peer = f"{peer[0]}:{peer[1]}"
         else:  # a Unix socket: name the socket (its peers have no address)
             self.peer = f"unix:{self.transport.get_extra_info('sockname')}"
+            self.listener = "unix"
         source = self.source
         if len(source.connections) >= source.max_connections:
             self._quiet = True
@@ -115,6 +118,7 @@ class TcpConnection(asyncio.Protocol):
     def _refuse(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.source.refused(self.peer)
+            self.source.connections_refused[self.listener] += 1
             self.transport.abort()
 
     def _probe_in_health_slot(self, data: bytes) -> None:
@@ -198,6 +202,7 @@ class TcpConnection(asyncio.Protocol):
     def _reject(self, reason: str) -> None:
         self._announce()
         self._reason_logged = True
+        self.source.frames_refused[self.listener] += 1
         self.source.events.frame_rejected(self.peer, reason)
         self.close()
 
@@ -283,6 +288,7 @@ class TcpConnection(asyncio.Protocol):
             self._consume(held)  # read while paused: decoded, not lost with the connection
         self.source.connections.discard(self)
         self.source.pipeline.unregister(self)
+        self.source.closed_messages[self.listener] += self.messages
         if self._quiet:
             return
         lost = self.buffered_bytes
@@ -360,6 +366,11 @@ class TcpSource:
         self._sweeper: asyncio.Task[None] | None = None
         self.connections: set[TcpConnection] = set()
         self.health_slots: set[TcpConnection] = set()
+        # By listener ("tcp", "unix"): the messages of closed connections (open ones count
+        # their own), frames refused, connections refused past --max_connections.
+        self.closed_messages: Counter[str] = Counter()
+        self.frames_refused: Counter[str] = Counter()
+        self.connections_refused: Counter[str] = Counter()
         self._refusals = RefusalLog()
         self._servers: list[asyncio.Server] = []
         self._unix_path: Path | None = None
@@ -368,6 +379,24 @@ class TcpSource:
     @property
     def connection_count(self) -> int:
         return len(self.connections)
+
+    def tallies(self) -> list[Tally]:
+        received = Counter(self.closed_messages)
+        open_now: Counter[str] = Counter()
+        for connection in self.connections:
+            received[connection.listener] += connection.messages
+            open_now[connection.listener] += 1
+        listeners = ["tcp", "unix"] if self.unix_socket is not None else ["tcp"]
+        return [
+            Tally(
+                listener,
+                received[listener],
+                self.frames_refused[listener],
+                open_now[listener],
+                self.connections_refused[listener],
+            )
+            for listener in listeners
+        ]
 
     def refused(self, peer: str) -> None:
         """A connection past --max_connections was refused: one line per interval."""
