@@ -21,36 +21,26 @@ impl<'a> Text<'a> {
     /// Invalid UTF-8 is an error.
     pub fn from_utf8(bytes: &'a [u8]) -> Result<Self, std::str::Utf8Error> {
         // Without an early exit, so the compiler can check many bytes at a time.
-        let plain = bytes
-            .iter()
-            .fold(true, |ok, &b| ok & (b.wrapping_sub(0x20) < 0x5f));
+        let plain = bytes.iter().fold(true, |ok, &b| ok & (b.wrapping_sub(0x20) < 0x5f));
         let text = if plain {
             // SAFETY: printable ASCII (0x20..0x7e) is valid UTF-8.
             unsafe { std::str::from_utf8_unchecked(bytes) }
         } else {
             std::str::from_utf8(bytes)?
         };
-        Ok(Text {
-            text: Cow::Borrowed(text),
-            plain,
-        })
+        Ok(Text { text: Cow::Borrowed(text), plain })
     }
 
     /// Invalid UTF-8 becomes U+FFFD, as Python's `bytes.decode(errors="replace")`.
     pub fn from_utf8_lossy(bytes: &'a [u8]) -> Self {
-        Self::from_utf8(bytes).unwrap_or_else(|_| Text {
-            text: String::from_utf8_lossy(bytes),
-            plain: false,
-        })
+        Self::from_utf8(bytes)
+            .unwrap_or_else(|_| Text { text: String::from_utf8_lossy(bytes), plain: false })
     }
 
     /// Text of our own (a refusal's reason).
     pub fn owned(text: String) -> Text<'static> {
         let plain = text.bytes().all(|b| b.wrapping_sub(0x20) < 0x5f);
-        Text {
-            text: Cow::Owned(text),
-            plain,
-        }
+        Text { text: Cow::Owned(text), plain }
     }
 
     fn is_empty(&self) -> bool {
@@ -74,19 +64,13 @@ const ATTRIBUTES_REFUSED_KEY: &str = "attributes_refused";
 /// The pairs, or past a bound one pair giving the reason (records.checked_attributes).
 pub fn checked_attributes<'a>(pairs: Vec<(Text<'a>, Text<'a>)>) -> Vec<(Text<'a>, Text<'a>)> {
     let refusal = if pairs.len() > MAX_ATTRIBUTES {
-        Some(format!(
-            "{} attributes (limit {MAX_ATTRIBUTES})",
-            pairs.len()
-        ))
+        Some(format!("{} attributes (limit {MAX_ATTRIBUTES})", pairs.len()))
     } else {
         let mut total = 0;
         let mut refusal = None;
         for (key, value) in &pairs {
             if key.text.len() > MAX_ATTRIBUTE_KEY_BYTES {
-                refusal = Some(format!(
-                    "a key of {} bytes (limit {MAX_ATTRIBUTE_KEY_BYTES})",
-                    key.text.len()
-                ));
+                refusal = Some(format!("a key of {} bytes (limit {MAX_ATTRIBUTE_KEY_BYTES})", key.text.len()));
                 break;
             }
             total += key.text.len() + value.text.len();
@@ -98,10 +82,7 @@ pub fn checked_attributes<'a>(pairs: Vec<(Text<'a>, Text<'a>)>) -> Vec<(Text<'a>
     };
     match refusal {
         None => pairs,
-        Some(reason) => vec![(
-            Text::owned(ATTRIBUTES_REFUSED_KEY.to_string()),
-            Text::owned(reason),
-        )],
+        Some(reason) => vec![(Text::owned(ATTRIBUTES_REFUSED_KEY.to_string()), Text::owned(reason))],
     }
 }
 
@@ -134,21 +115,9 @@ const EXTRAS: [(&str, usize); 8] = [
 ];
 
 const JSON_NAMES: [&str; 15] = [
-    "timestamp",
-    "hostname",
-    "logger_name",
-    "module",
-    "filename",
-    "function_name",
-    "line_number",
-    "message",
-    "path_name",
-    "process_id",
-    "process_name",
-    "thread_id",
-    "thread_name",
-    "service_name",
-    "stack_trace",
+    "timestamp", "hostname", "logger_name", "module", "filename", "function_name",
+    "line_number", "message", "path_name", "process_id", "process_name", "thread_id",
+    "thread_name", "service_name", "stack_trace",
 ];
 
 fn level_name(level: i64, out: &mut String) {
@@ -411,9 +380,7 @@ fn logfmt_value(value: &Text, scratch: &mut String, out: &mut String) {
 /// format._logfmt_key: printable ASCII without `"`, `=`, `\\`, and not a built-in extra's name.
 fn is_bare_key(key: &str) -> bool {
     !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| (0x21..0x7f).contains(&b) && !matches!(b, b'"' | b'=' | b'\\'))
+        && key.bytes().all(|b| (0x21..0x7f).contains(&b) && !matches!(b, b'"' | b'=' | b'\\'))
         && !EXTRAS.iter().any(|(name, _)| *name == key)
 }
 
@@ -502,11 +469,7 @@ mod tests {
         let mut text_fields: [Text<'a>; 15] = std::array::from_fn(|_| text(""));
         text_fields[MESSAGE] = text(message);
         text_fields[LINE] = text("7");
-        Fields {
-            text: text_fields,
-            level: 3,
-            attributes,
-        }
+        Fields { text: text_fields, level: 3, attributes }
     }
 
     fn tail(line: &str) -> &str {
@@ -523,45 +486,27 @@ mod tests {
         ];
         let mut out = String::new();
         text_line(1, &fields("paid", attrs), "T", &mut String::new(), &mut out);
-        assert_eq!(
-            tail(&out),
-            "paid order_id=7 \"a b\"=\"x y\" \"pid\"=\"\" \"k=v\"=tail\\\n"
-        );
+        assert_eq!(tail(&out), "paid order_id=7 \"a b\"=\"x y\" \"pid\"=\"\" \"k=v\"=tail\\\n");
     }
 
     #[test]
     fn a_message_with_equals_is_quoted_with_backslashes_escaped() {
         let mut out = String::new();
-        text_line(
-            1,
-            &fields("a=b \\ \"c\"", Vec::new()),
-            "T",
-            &mut String::new(),
-            &mut out,
-        );
+        text_line(1, &fields("a=b \\ \"c\"", Vec::new()), "T", &mut String::new(), &mut out);
         assert_eq!(tail(&out), "\"a=b \\\\ \\\"c\\\"\"\n");
     }
 
     #[test]
     fn json_keeps_the_last_value_of_a_repeated_key_at_its_first_place() {
-        let attrs = vec![
-            (text("b"), text("1")),
-            (text("a"), text("2")),
-            (text("b"), text("3")),
-        ];
+        let attrs = vec![(text("b"), text("1")), (text("a"), text("2")), (text("b"), text("3"))];
         let mut out = String::new();
         json_line(1, &fields("m", attrs), "T", &mut String::new(), &mut out);
-        assert!(
-            out.ends_with(",\"attributes\":{\"b\":\"3\",\"a\":\"2\"}}\n"),
-            "{out}"
-        );
+        assert!(out.ends_with(",\"attributes\":{\"b\":\"3\",\"a\":\"2\"}}\n"), "{out}");
     }
 
     #[test]
     fn attributes_past_a_bound_become_one_refusal() {
-        let many: Vec<_> = (0..=MAX_ATTRIBUTES)
-            .map(|_| (text("k"), text("v")))
-            .collect();
+        let many: Vec<_> = (0..=MAX_ATTRIBUTES).map(|_| (text("k"), text("v"))).collect();
         let checked = checked_attributes(many);
         assert_eq!(checked.len(), 1);
         assert_eq!(checked[0].0.text, ATTRIBUTES_REFUSED_KEY);
@@ -569,9 +514,7 @@ mod tests {
         let long_key = "k".repeat(MAX_ATTRIBUTE_KEY_BYTES + 1);
         let checked = checked_attributes(vec![(text(&long_key), text("v"))]);
         assert_eq!(checked[0].1.text, "a key of 257 bytes (limit 256)");
-        let at_limit: Vec<_> = (0..MAX_ATTRIBUTES)
-            .map(|_| (text("k"), text("v")))
-            .collect();
+        let at_limit: Vec<_> = (0..MAX_ATTRIBUTES).map(|_| (text("k"), text("v"))).collect();
         assert_eq!(checked_attributes(at_limit).len(), MAX_ATTRIBUTES);
     }
 

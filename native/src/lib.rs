@@ -15,11 +15,11 @@ use pyo3::types::PyBytes;
 mod blocks;
 mod encode;
 mod format;
-#[allow(clippy::all, dead_code, unused_parens)]
-mod logger_capnp;
 mod packed;
 mod proto;
 mod relay;
+#[allow(clippy::all, dead_code, unused_parens)]
+mod logger_capnp;
 
 const HEADER_BYTES: usize = 4;
 const HEALTH_WORD: &[u8] = b"health";
@@ -117,21 +117,12 @@ fn fields_of<'a>(msg: logger_capnp::logger_msg::Reader<'a>) -> capnp::Result<for
 
 impl ConnectionDecoder {
     /// Decode one frame payload and append its line to `out`.
-    fn decode_into(
-        &self,
-        payload: &[u8],
-        seq: u64,
-        received_at: &str,
-        out: &mut String,
-    ) -> Result<(), String> {
+    fn decode_into(&self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> Result<(), String> {
         let mark = out.len();
         let result = if payload.starts_with(&[0, 0, 0, 0]) {
             if !payload.len().is_multiple_of(8) {
                 // As the Python path: a standard-encoded message is whole 8-byte words.
-                return Err(
-                    "invalid Cap'n Proto LoggerMsg: input length must be a multiple of eight bytes"
-                        .to_string(),
-                );
+                return Err("invalid Cap'n Proto LoggerMsg: input length must be a multiple of eight bytes".to_string());
             }
             let mut slice = payload;
             serialize::read_message_from_flat_slice_no_alloc(&mut slice, self.options)
@@ -161,13 +152,7 @@ impl ConnectionDecoder {
         Ok(())
     }
 
-    fn decode_packed(
-        &self,
-        payload: &[u8],
-        seq: u64,
-        received_at: &str,
-        out: &mut String,
-    ) -> Result<(), PackedError> {
+    fn decode_packed(&self, payload: &[u8], seq: u64, received_at: &str, out: &mut String) -> Result<(), PackedError> {
         let expansion_bytes = (PACKED_EXPANSION * payload.len()).max(MIN_UNPACKED_LIMIT_BYTES);
         let traversal_words = self.traversal_limit_words + 512;
         let limit = traversal_words.min(expansion_bytes / 8);
@@ -178,24 +163,11 @@ impl ConnectionDecoder {
                 let words = scratch.len().min(limit);
                 {
                     let buffer = Word::words_to_bytes_mut(&mut scratch[..words]);
-                    match serialize::read_message_no_alloc(
-                        packed::PackedSlice::new(payload),
-                        buffer,
-                        self.options,
-                    ) {
-                        Ok(message) => {
-                            return Ok(self.format_message(&message, seq, received_at, out)?)
-                        }
-                        Err(e)
-                            if e.kind == capnp::ErrorKind::BufferNotLargeEnough
-                                && words < limit => {}
-                        Err(e)
-                            if e.kind == capnp::ErrorKind::BufferNotLargeEnough
-                                && limit < traversal_words =>
-                        {
-                            return Err(PackedError::Expansion(
-                                expansion_bytes.min(traversal_words * 8),
-                            ));
+                    match serialize::read_message_no_alloc(packed::PackedSlice::new(payload), buffer, self.options) {
+                        Ok(message) => return Ok(self.format_message(&message, seq, received_at, out)?),
+                        Err(e) if e.kind == capnp::ErrorKind::BufferNotLargeEnough && words < limit => {}
+                        Err(e) if e.kind == capnp::ErrorKind::BufferNotLargeEnough && limit < traversal_words => {
+                            return Err(PackedError::Expansion(expansion_bytes.min(traversal_words * 8)));
                         }
                         Err(e) => return Err(PackedError::Capnp(e)),
                     }
@@ -225,13 +197,7 @@ impl ConnectionDecoder {
         Ok(())
     }
 
-    fn split(
-        &mut self,
-        buf: &[u8],
-        first_seq: u64,
-        received_at: &str,
-        out: &mut String,
-    ) -> (usize, Option<Stop>) {
+    fn split(&mut self, buf: &[u8], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
         let mut frames: Vec<(usize, usize)> = Vec::new();
         let mut framing_stop = None;
         let mut pos = 0;
@@ -273,51 +239,23 @@ impl ConnectionDecoder {
     }
 
     /// Decode frames in order; a large read is shared with a helper thread (blocks.rs).
-    fn decode_frames(
-        &self,
-        buf: &[u8],
-        frames: &[(usize, usize)],
-        first_seq: u64,
-        received_at: &str,
-        out: &mut String,
-    ) -> (usize, Option<Stop>) {
+    fn decode_frames(&self, buf: &[u8], frames: &[(usize, usize)], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
         let line_bytes = buf.len() / frames.len().max(1) + LINE_OVERHEAD_BYTES;
         blocks::decode_in_order(frames.len(), line_bytes, out, |range, out| {
-            self.decode_sequentially(
-                buf,
-                &frames[range.clone()],
-                first_seq + range.start as u64,
-                received_at,
-                out,
-            )
+            self.decode_sequentially(buf, &frames[range.clone()], first_seq + range.start as u64, received_at, out)
         })
     }
 
-    fn decode_sequentially(
-        &self,
-        buf: &[u8],
-        frames: &[(usize, usize)],
-        first_seq: u64,
-        received_at: &str,
-        out: &mut String,
-    ) -> (usize, Option<Stop>) {
+    fn decode_sequentially(&self, buf: &[u8], frames: &[(usize, usize)], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
         for (index, &(start, end)) in frames.iter().enumerate() {
-            if let Err(reason) =
-                self.decode_into(&buf[start..end], first_seq + index as u64, received_at, out)
-            {
+            if let Err(reason) = self.decode_into(&buf[start..end], first_seq + index as u64, received_at, out) {
                 return (index, Some(Stop::Payload(reason)));
             }
         }
         (frames.len(), None)
     }
 
-    fn feed_inner(
-        &mut self,
-        data: &[u8],
-        first_seq: u64,
-        received_at: &str,
-        out: &mut String,
-    ) -> (usize, Option<Stop>) {
+    fn feed_inner(&mut self, data: &[u8], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
         if self.stopped || data.is_empty() {
             return (0, None);
         }
@@ -357,13 +295,7 @@ impl ConnectionDecoder {
         (count + more, stop)
     }
 
-    fn feed_at_start(
-        &mut self,
-        data: &[u8],
-        first_seq: u64,
-        received_at: &str,
-        out: &mut String,
-    ) -> (usize, Option<Stop>) {
+    fn feed_at_start(&mut self, data: &[u8], first_seq: u64, received_at: &str, out: &mut String) -> (usize, Option<Stop>) {
         let owned;
         let buf: &[u8] = if self.pending.is_empty() {
             data
@@ -394,18 +326,12 @@ impl ConnectionDecoder {
         let json = match line_format {
             "text" => false,
             "json" => true,
-            other => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "unknown format {other:?}"
-                )))
-            }
+            other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown format {other:?}"))),
         };
         // The same limits as protocol/capnp_codec.py: twice the frame size, nesting 16.
         let traversal_limit_words = max_frame_bytes / 4 + 1024;
         let mut options = ReaderOptions::new();
-        options
-            .traversal_limit_in_words(Some(traversal_limit_words))
-            .nesting_limit(16);
+        options.traversal_limit_in_words(Some(traversal_limit_words)).nesting_limit(16);
         Ok(Self {
             max_frame_bytes,
             json,
