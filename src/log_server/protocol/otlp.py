@@ -11,7 +11,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from log_server.core.records import Level, LogRecord, checked_attributes
+from log_server.core.records import (
+    ATTRIBUTES_REFUSED_KEY,
+    Level,
+    LogRecord,
+    attributes_refusal,
+)
 
 # OTLP SeverityNumber ranges (1-4 TRACE ... 21-24 FATAL) -> our levels.
 _SEVERITY_LEVELS = (
@@ -88,8 +93,9 @@ def timestamp(nanos: int) -> str:
     return f"{when}.{rest // 1000:06d}+00:00"
 
 
-def records_from_request(request: Any) -> list[LogRecord]:
-    """Every log record of the request, in request order."""
+def records_from_request(request: Any, refusals: list[str] | None = None) -> list[LogRecord]:
+    """Every log record of the request, in request order. `refusals` gets the reason of each
+    record whose attributes broke a bound (it is still written, with `attributes_refused`)."""
     out: list[LogRecord] = []
     for resource_logs in request.resource_logs:
         service = host = ""
@@ -107,7 +113,9 @@ def records_from_request(request: Any) -> list[LogRecord]:
             if scope.version:
                 scope_pairs.insert(0, ("scope.version", scope.version))
             for log in scope_logs.log_records:
-                out.append(_record(log, scope.name, service, host, resource_pairs, scope_pairs))
+                out.append(
+                    _record(log, scope.name, service, host, resource_pairs, scope_pairs, refusals)
+                )
     return out
 
 
@@ -118,6 +126,7 @@ def _record(
     host: str,
     resource_pairs: list[tuple[str, str]],
     scope_pairs: list[tuple[str, str]],
+    refusals: list[str] | None,
 ) -> LogRecord:
     record = LogRecord(
         hostname=host,
@@ -149,7 +158,13 @@ def _record(
         trace.append(("span_id", log.span_id.hex()))
     all_pairs = trace + pairs + resource_pairs + scope_pairs
     if all_pairs:
-        record.attributes = checked_attributes(all_pairs)
+        reason = attributes_refusal(all_pairs)
+        if reason is None:
+            record.attributes = tuple(all_pairs)
+        else:
+            record.attributes = ((ATTRIBUTES_REFUSED_KEY, reason),)
+            if refusals is not None:
+                refusals.append(reason)
     return record
 
 

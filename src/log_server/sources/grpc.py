@@ -47,6 +47,13 @@ STREAM_ENDED_AT_SHUTDOWN = (
     "the log server is shutting down; the messages of this stream so far were accepted"
 )
 
+# The two reasons wait_for_room gives (OTLP tells them apart: sources/otlp.py).
+QUEUE_CROWDED = (
+    "the log server's queue is full and enough calls are waiting for room "
+    "already (--max_queue_bytes); retry later"
+)
+NOT_KEEPING_UP = "the log server is not keeping up (writes failing or slow); retry later"
+
 # Every successful call gets the same answer: serialized once (handlers return bytes).
 _ACCEPTED: bytes = pb.LogResponse(success=True).SerializeToString()
 
@@ -179,10 +186,7 @@ class LogServiceHandler:
         if pipeline.has_room:
             return None
         if self._waiting_bytes + size > pipeline.max_queue_bytes:
-            return (
-                "the log server's queue is full and enough calls are waiting for room "
-                "already (--max_queue_bytes); retry later"
-            )
+            return QUEUE_CROWDED
         loop = asyncio.get_running_loop()
         wait_s = ADMISSION_WAIT_S if timeout_s is None else min(ADMISSION_WAIT_S, timeout_s)
         deadline = loop.time() + wait_s
@@ -192,7 +196,7 @@ class LogServiceHandler:
                 try:
                     await asyncio.wait_for(pipeline.wait_for_room(), deadline - loop.time())
                 except TimeoutError:
-                    return "the log server is not keeping up (writes failing or slow); retry later"
+                    return NOT_KEEPING_UP
         finally:
             self._waiting_bytes -= size
         return None
