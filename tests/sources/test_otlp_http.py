@@ -136,7 +136,7 @@ def test_bad_bodies_are_400_and_the_connection_goes_on(
     response, body = post(web, b"\x0a\xff\xff\xff")
     assert response.status == 400
     error = error_of(response, body)
-    assert error.code == 3 and "not a protobuf ExportLogsServiceRequest" in error.message
+    assert error.code == 3 and "not an OTLP ExportLogsServiceRequest" in error.message
     response, body = post(web, b"{not json", JSON)
     assert response.status == 400 and response.getheader("Content-Type") == JSON
     assert json.loads(body)["message"].startswith("body is not JSON")
@@ -145,7 +145,7 @@ def test_bad_bodies_are_400_and_the_connection_goes_on(
     response, _ = post(web, export_request("after the refusals").SerializeToString())
     assert response.status == 200
     server.wait_for_text("after the refusals")
-    assert server.wait_for_text("OTLP/HTTP /v1/logs: body is not a protobuf")
+    assert server.wait_for_text("OTLP/HTTP /v1/logs: not an OTLP ExportLogsServiceRequest")
 
 
 def test_what_is_not_served_is_told(web: http.client.HTTPConnection) -> None:

@@ -7,9 +7,14 @@ field of their own keep their OTLP key under a prefix saying where they came fro
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as otlp_pb
 
 from log_server.core.records import (
     ATTRIBUTES_REFUSED_KEY,
@@ -49,6 +54,28 @@ _FIELD_KEYS = {
     "thread.name": "thread_name",
 }
 _EXCEPTION_KEYS = ("exception.type", "exception.message", "exception.stacktrace")
+
+
+OtlpDecoder = Callable[[bytes, int, str], tuple[bytes, int, list[str]] | None]
+"""(request bytes, first seq, receive time) -> (lines, count, attribute refusals), or None
+when the request is the Python path's to map (the compiled decoder maps the common case)."""
+
+
+def native_decoder(use_native: bool, line_format: str) -> OtlpDecoder | None:
+    """The compiled decoder (native/src/otlp.rs) when the server uses native decoders."""
+    if not use_native:
+        return None
+    from log_server_native import decode_otlp_logs
+
+    return functools.partial(decode_otlp_logs, line_format=line_format)
+
+
+def parse_request(raw: bytes) -> Any:
+    """An ExportLogsServiceRequest's bytes parsed; ValueError when they are not one."""
+    try:
+        return otlp_pb.ExportLogsServiceRequest.FromString(raw)
+    except DecodeError as exc:
+        raise ValueError(f"not an OTLP ExportLogsServiceRequest: {exc}") from None
 
 
 def level_for(severity_number: int, severity_text: str) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as otlp_pb
 
@@ -46,23 +46,6 @@ class OtlpHttpError(ValueError):
 
 def is_json(content_type: str) -> bool:
     return content_type == JSON
-
-
-def decode_request(
-    body: bytes, content_type: str, encoding: str, max_bytes: int
-) -> otlp_pb.ExportLogsServiceRequest:
-    """The request of a `/v1/logs` body; OtlpHttpError (400, 413, 415) when it is not one."""
-    data = decompressed(body, encoding, max_bytes)
-    if is_json(content_type):
-        return request_from_json(data)
-    request = otlp_pb.ExportLogsServiceRequest()
-    try:
-        request.ParseFromString(data)
-    except DecodeError as exc:
-        raise OtlpHttpError(
-            400, f"body is not a protobuf ExportLogsServiceRequest: {exc}"
-        ) from None
-    return request
 
 
 def decompressed(body: bytes, encoding: str, max_bytes: int) -> bytes:

@@ -30,6 +30,7 @@ from log_server.sources.source import ListenError
 
 if TYPE_CHECKING:
     from log_server.protocol.grpc_web import Policy
+    from log_server.protocol.otlp import OtlpDecoder
     from log_server.sources.grpc_web import GrpcWebFront
 
 SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
@@ -234,17 +235,22 @@ class GrpcSource:
         max_batch: int = 10_000,
         max_request_bytes: int = 4 * 1024 * 1024,
         max_calls: int = 1024,
+        decode_otlp: OtlpDecoder | None = None,
     ) -> None:
-        """`web`: serve gRPC-Web too, through a front listener with this CORS/Host policy."""
+        """`web`: serve gRPC-Web (and OTLP/HTTP) too, through a front listener with this
+        CORS/Host policy. `decode_otlp`: the compiled OTLP decoder, if used."""
+        from log_server.sources.otlp import OtlpLogsHandler
+
         self.host, self.port, self.grace_s = host, port, grace_s
         self.max_request_bytes = max_request_bytes
         self.max_calls, self.max_connections = max_calls, max_connections
         self.handler = LogServiceHandler(pipeline, events, decode_batch, max_batch)
+        self.otlp = OtlpLogsHandler(self.handler, decode_otlp)
         self.front: GrpcWebFront | None = None
         if web is not None:
             from log_server.sources.grpc_web import GrpcWebFront
 
-            self.front = GrpcWebFront(self.handler, web, max_connections, read_timeout_s)
+            self.front = GrpcWebFront(self.handler, web, max_connections, read_timeout_s, self.otlp)
         self.health_state = health_state
         self.health_servicer = health.aio.HealthServicer()
         self._server: Any = None
@@ -302,9 +308,8 @@ class GrpcSource:
         for name in SERVICE_NAMES:  # looked up by gRPC's core, not a Python loop per call
             server.add_registered_method_handlers(name, handlers)
         from log_server.sources.otlp import SERVICE_NAME as OTLP_SERVICE
-        from log_server.sources.otlp import OtlpLogsHandler
 
-        otlp_handlers = OtlpLogsHandler(self.handler).method_handlers()
+        otlp_handlers = self.otlp.method_handlers()
         server.add_generic_rpc_handlers(
             [grpc.method_handlers_generic_handler(OTLP_SERVICE, otlp_handlers)]
         )

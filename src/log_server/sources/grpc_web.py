@@ -33,13 +33,15 @@ from log_server.protocol.grpc_web import (
 )
 from log_server.protocol.otlp_http import (
     OtlpHttpError,
-    decode_request,
+    decompressed,
     error_response,
     export_response,
+    is_json,
+    request_from_json,
 )
 from log_server.protocol.proto_codec import batch_pieces
 from log_server.sources.grpc import _ACCEPTED, LogServiceHandler, as_batch
-from log_server.sources.otlp import Mapped, OtlpLogsHandler
+from log_server.sources.otlp import OtlpLogsHandler
 
 # A refusal of each kind writes one line at most this often; the next line says how many
 # were refused in between (a browser page in a loop must not flood the log with its errors).
@@ -267,9 +269,9 @@ class FrontConnection(asyncio.Protocol):
         if isinstance(call, OtlpCall):
             if not handler.pipeline.has_room:
                 return False
-            mapped = self._otlp_mapped(call)
-            if mapped is not None:
-                self._otlp_submit(call, mapped)
+            body = self._otlp_body(call)
+            if body is not None:
+                self._otlp_take(call, body)
             return True
         if call.ack_durable or not handler.pipeline.has_room:
             return False
@@ -309,35 +311,39 @@ class FrontConnection(asyncio.Protocol):
         else:
             self._answer(GrpcStatus.OK, payload=_ACCEPTED)
 
-    def _otlp_mapped(self, call: OtlpCall) -> Mapped | None:
-        """The records of a `/v1/logs` body, or None once its refusal (400/413/415) is sent."""
+    def _otlp_body(self, call: OtlpCall) -> tuple[bytes, Any] | None:
+        """A `/v1/logs` body inflated, and parsed when JSON (protobuf is parsed when taken);
+        None once its refusal (400/413/415) is sent."""
         try:
-            request = decode_request(
-                call.body,
-                call.content_type,
-                call.content_encoding,
-                self.front.policy.max_message_bytes,
+            data = decompressed(
+                call.body, call.content_encoding, self.front.policy.max_message_bytes
             )
-            return self.front.otlp.records(request)
+            return data, request_from_json(data) if is_json(call.content_type) else None
         except OtlpHttpError as exc:
-            status, reason = exc.status, str(exc)
-        except ValueError as exc:  # past --grpc_max_batch
-            status, reason = 400, str(exc)
-        self.front.refusals.refuse(self.peer, "otlp", f"OTLP/HTTP /v1/logs: {reason}")
-        assert self._web is not None
-        self._web.answer_otlp(error_response(call.content_type, status, reason))
-        return None
+            self._otlp_refuse(call, exc.status, str(exc))
+            return None
 
-    def _otlp_submit(self, call: OtlpCall, mapped: Mapped) -> None:
-        response = self.front.otlp.submit(mapped)
+    def _otlp_take(self, call: OtlpCall, body: tuple[bytes, Any]) -> None:
+        """Queue the records and answer (400 for a request refused whole)."""
+        try:
+            response = self.front.otlp.take(*body)
+        except ValueError as exc:
+            self._otlp_refuse(call, 400, str(exc))
+            return
         assert self._web is not None
         self._web.answer_otlp(export_response(call.content_type, response))
 
+    def _otlp_refuse(self, call: OtlpCall, status: int, reason: str) -> None:
+        self.front.refusals.refuse(self.peer, "otlp", f"OTLP/HTTP /v1/logs: {reason}")
+        assert self._web is not None
+        self._web.answer_otlp(error_response(call.content_type, status, reason))
+
     async def _serve_otlp_waiting(self, call: OtlpCall) -> None:
-        """Decoded first (a bad body is refused at once), then the queue's waiting rule:
-        429 when many calls wait already, 503 when the wait ran out; both with Retry-After."""
-        mapped = self._otlp_mapped(call)
-        if mapped is None:
+        """Inflated and parsed first (a bad body is refused at once), then the queue's waiting
+        rule: 429 when many calls wait already, 503 when the wait ran out; both with
+        Retry-After."""
+        body = self._otlp_body(call)
+        if body is None:
             return
         pressure = await self.front.otlp.wait_for_room(len(call.body), None)
         if pressure is not None:
@@ -348,7 +354,7 @@ class FrontConnection(asyncio.Protocol):
                 error_response(call.content_type, status, pressure.reason, pressure.retry_after_s)
             )
             return
-        self._otlp_submit(call, mapped)
+        self._otlp_take(call, body)
 
     def _accept(self, call: Call, answer: bool = True) -> bool:
         """Decode, number and queue; answers at once unless told to wait (durable acks)."""
@@ -417,12 +423,13 @@ class GrpcWebFront:
         policy: Policy,
         max_connections: int,
         read_timeout_s: float,
+        otlp: OtlpLogsHandler | None = None,
     ) -> None:
         self.handler = handler
         self.policy = policy
         self.max_connections = max_connections
         self.read_timeout_s = read_timeout_s
-        self.otlp = OtlpLogsHandler(handler)
+        self.otlp = otlp or OtlpLogsHandler(handler)
         self.refusals = RefusalLog(handler.events)
         self.connections: set[FrontConnection] = set()
         self.tasks: set[asyncio.Task[Any]] = set()
