@@ -1,5 +1,6 @@
 """OTLP LogsService/Export over native gRPC against the real server (a plain grpcio client
-with opentelemetry-proto's classes; the real-SDK tests are still to come)."""
+with opentelemetry-proto's classes; the real SDKs' tests are test_otlp_*_sdk.py and
+test_otlp_telemetrygen.py, backpressure and limits are in test_otlp_http.py)."""
 
 from __future__ import annotations
 
