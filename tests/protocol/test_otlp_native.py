@@ -171,3 +171,24 @@ def test_what_python_refuses_is_left_to_it(raw: bytes) -> None:
     with pytest.raises(DecodeError):
         otlp_pb.ExportLogsServiceRequest.FromString(raw)
     assert native_lines(raw, "text") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=requests(), data=st.data())
+def test_damaged_bytes_never_break_either_path(raw: bytes, data: st.DataObject) -> None:
+    """Bytes cut short or flipped: the compiled decoder gives None or the Python lines, and
+    never raises; where it gives None, Python maps them or raises DecodeError."""
+    damaged = bytearray(raw)
+    if damaged:
+        for _ in range(data.draw(st.integers(1, 3))):
+            at = data.draw(st.integers(0, len(damaged) - 1))
+            damaged[at] = data.draw(st.integers(0, 255))
+        damaged = damaged[: data.draw(st.integers(0, len(damaged)))]
+    blob = bytes(damaged)
+    mapped = native_lines(blob, "text")
+    try:
+        expected = python_lines(blob, "text")
+    except DecodeError:
+        assert mapped is None
+        return
+    assert mapped is None or mapped == expected

@@ -8,6 +8,7 @@ import gzip
 import http.client
 import json
 import os
+import random
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -234,3 +235,46 @@ def test_backpressure_is_429_then_503_with_retry_after(
     assert response.status == 200
     server.wait_for_text("room again")
     web.close()
+
+
+def test_damaged_bodies_get_answers_and_the_server_goes_on(
+    server: RunningServer, web: http.client.HTTPConnection
+) -> None:
+    """200 bodies random, flipped or cut, as protobuf and JSON, plain and gzipped, on one
+    keep-alive connection: each gets 200 or 400 with a Status, and a good one lands after."""
+    rng = random.Random(16)
+    good_proto = export_request("seed a", "seed b", attributes=3).SerializeToString()
+    good_json = json.dumps(json_request("seed c")).encode()
+    statuses = set()
+    for n in range(200):
+        content_type = PROTOBUF if n % 2 else JSON
+        damaged = bytearray(good_proto if n % 2 else good_json)
+        kind = n // 2 % 4
+        if kind == 0:
+            damaged = bytearray(rng.randbytes(rng.randint(0, 300)))
+        elif kind == 3:
+            damaged = damaged[: rng.randrange(len(damaged))]
+        else:
+            for _ in range(kind):
+                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        body = bytes(damaged)
+        headers = {}
+        if n % 3 == 0:
+            body = gzip.compress(body)
+            headers["Content_Encoding"] = "gzip"
+        response, answer = post(web, body, content_type, **headers)
+        statuses.add(response.status)
+        assert response.status in (200, 400), (n, response.status, answer[:200])
+        if response.status == 400:
+            assert response.getheader("Content-Type") == content_type
+            message = (
+                json.loads(answer)["message"]
+                if content_type == JSON
+                else status_pb2.Status.FromString(answer).message
+            )
+            assert message
+    assert statuses == {200, 400}, "both kinds were sent"
+    response, _ = post(web, export_request("good after the damage").SerializeToString())
+    assert response.status == 200
+    server.wait_for_text("good after the damage")
+    assert server.health().startswith("OK ")
