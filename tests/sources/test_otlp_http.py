@@ -88,9 +88,13 @@ def error_of(response: http.client.HTTPResponse, body: bytes) -> status_pb2.Stat
     return status_pb2.Status.FromString(body)
 
 
+@pytest.mark.parametrize("decoder", ["native", "python"])
 def test_protobuf_gzip_lands_in_order(
-    server: RunningServer, web: http.client.HTTPConnection
+    server_factory: Callable[..., RunningServer], decoder: str
 ) -> None:
+    """With either decoder (the compiled one maps this request; --decoder python maps all)."""
+    server = server_factory("--decoder", decoder)
+    web = http.client.HTTPConnection("127.0.0.1", server.grpc_port, timeout=30)
     raw = export_request(*(f"http record {n}" for n in range(3))).SerializeToString()
     response, body = post(web, gzip.compress(raw), Content_Encoding="gzip")
     assert response.status == 200 and response.getheader("Content-Type") == PROTOBUF
@@ -102,6 +106,7 @@ def test_protobuf_gzip_lands_in_order(
         fields = line.split()
         assert fields[2:4] == ["http.scope", "WARNING"], "no hostname: the column is blank"
         assert f"service=http-svc trace_id={TRACE_ID}" in line
+    web.close()
 
 
 def test_otlp_json_lands_with_hex_ids(
