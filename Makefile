@@ -11,7 +11,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Keep cargo's build products between installs, so a rebuild after a change is incremental.
 export CARGO_TARGET_DIR := $(CURDIR)/native/target
 
-.PHONY: run test test-native test-go test-rust test-typescript lint typecheck check gen gen-tools bench fuzz clean
+.PHONY: run test test-native test-go test-rust test-typescript lint typecheck check gen gen-tools bench fuzz clean telemetrygen otlp-js
 FUZZ_SECONDS ?= 60
 
 $(BIN)/python:
@@ -104,6 +104,21 @@ RUST_CLIENT_TARGET := $(CURDIR)/clients/rust/target
 test-rust:
 	cd clients/rust && CARGO_TARGET_DIR=$(RUST_CLIENT_TARGET) cargo test --quiet --all-features \
 		&& CARGO_TARGET_DIR=$(RUST_CLIENT_TARGET) cargo clippy --quiet --all-targets --all-features -- -D warnings
+
+# Real OpenTelemetry clients for tests/sources/test_otlp_*.py (.ci/run installs both; the
+# tests skip without them). telemetrygen: the Collector's load generator, from the Go proxy.
+TELEMETRYGEN_VERSION := v0.161.0
+telemetrygen: .tools/bin/telemetrygen
+.tools/bin/telemetrygen: Makefile
+	@command -v go >/dev/null || { echo "make telemetrygen: go not found (https://go.dev/dl/)"; exit 1; }
+	GOBIN=$(CURDIR)/.tools/bin go install github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$(TELEMETRYGEN_VERSION)
+	touch $@
+# The JavaScript SDK's log exporters (tests/otlp_js): npm ci when the lock file changes.
+OTLP_JS_STAMP := tests/otlp_js/node_modules/.npm-ci-done
+otlp-js: $(OTLP_JS_STAMP)
+$(OTLP_JS_STAMP): tests/otlp_js/package.json tests/otlp_js/package-lock.json
+	cd tests/otlp_js && npm ci --no-audit --no-fund
+	touch $@
 
 bench: $(NATIVE_STAMP)
 	bash bench/setup.sh

@@ -30,6 +30,7 @@ from typing import Any
 import bench_tail
 import latency
 import loadgen
+import otlp
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "src" / "log_server" / "schema" / "logger.capnp"
@@ -854,6 +855,14 @@ def main() -> int:
         help="run only the /metrics scrape cost part (TCP ingest scraped vs not)",
     )
     parser.add_argument(
+        "--otlp-n", type=int, default=200_000, help="messages for each OTLP / LogBatch round"
+    )
+    parser.add_argument(
+        "--only-otlp",
+        action="store_true",
+        help="run only OTLP Export (gRPC and HTTP) next to LogBatch",
+    )
+    parser.add_argument(
         "--only-latency",
         action="store_true",
         help="run only the receipt -> disk latency part (log_server and rsyslog)",
@@ -862,6 +871,13 @@ def main() -> int:
     if args.only_latency:
         bench_latency((100, 1000), args.latency_s, args.runs)
         return 0
+    if args.only_otlp:
+        row = otlp.bench_otlp(start_log_server, args.otlp_n, args.runs)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        with RESULTS.open("a") as fh:
+            record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node()}
+            fh.write(json.dumps({**record, "rows": [row]}) + "\n")
+        return 0 if row["verified"] else 1
     if args.only_grpc_front:
         row = bench_grpc_front()
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -926,6 +942,8 @@ def main() -> int:
     rows.append(unary)
     front = bench_grpc_front()
     rows.append(front)
+    otlp_row = otlp.bench_otlp(start_log_server, args.otlp_n, args.runs)
+    rows.append(otlp_row)
     latency_rows = bench_latency((100, 1000), args.latency_s, args.runs)
     rows += latency_rows
     lat = {(r["server"], r["rate"]): r for r in latency_rows}
@@ -1010,6 +1028,13 @@ def main() -> int:
             lambda r: r >= 0.9,
         ),
         ("gRPC-Web unary calls/s", "-", front["grpc_web_unary_calls_per_s"], None),
+        (
+            "OTLP Export (gRPC) msgs/s vs LogBatch",
+            ">= 0.5",
+            otlp_row["otlp_grpc_ratio"],
+            lambda r: r >= 0.5,
+        ),
+        ("OTLP/HTTP /v1/logs msgs/s vs LogBatch", "-", otlp_row["otlp_http_ratio"], None),
         ("gRPC-Web LogBatch msgs/s", "-", front["grpc_web_batch_msgs_per_s"], None),
         ("logger.info() vs FileHandler", "<= 1.0", handler["ratio"], lambda r: r <= 1.0),
         (

@@ -63,12 +63,25 @@ const ATTRIBUTES_REFUSED_KEY: &str = "attributes_refused";
 
 /// The pairs, or past a bound one pair giving the reason (records.checked_attributes).
 pub fn checked_attributes<'a>(pairs: Vec<(Text<'a>, Text<'a>)>) -> Vec<(Text<'a>, Text<'a>)> {
-    let refusal = if pairs.len() > MAX_ATTRIBUTES {
+    match attributes_refusal(&pairs) {
+        None => pairs,
+        Some(reason) => refused_attributes(reason),
+    }
+}
+
+/// The one pair that stands for refused attributes.
+pub fn refused_attributes(reason: String) -> Vec<(Text<'static>, Text<'static>)> {
+    vec![(Text::owned(ATTRIBUTES_REFUSED_KEY.to_string()), Text::owned(reason))]
+}
+
+/// Why the pairs break a bound, if they do (records.attributes_refusal).
+pub fn attributes_refusal(pairs: &[(Text, Text)]) -> Option<String> {
+    if pairs.len() > MAX_ATTRIBUTES {
         Some(format!("{} attributes (limit {MAX_ATTRIBUTES})", pairs.len()))
     } else {
         let mut total = 0;
         let mut refusal = None;
-        for (key, value) in &pairs {
+        for (key, value) in pairs.iter() {
             if key.text.len() > MAX_ATTRIBUTE_KEY_BYTES {
                 refusal = Some(format!("a key of {} bytes (limit {MAX_ATTRIBUTE_KEY_BYTES})", key.text.len()));
                 break;
@@ -79,10 +92,6 @@ pub fn checked_attributes<'a>(pairs: Vec<(Text<'a>, Text<'a>)>) -> Vec<(Text<'a>
             (total > MAX_ATTRIBUTES_BYTES)
                 .then(|| format!("{total} bytes of attributes (limit {MAX_ATTRIBUTES_BYTES})"))
         })
-    };
-    match refusal {
-        None => pairs,
-        Some(reason) => vec![(Text::owned(ATTRIBUTES_REFUSED_KEY.to_string()), Text::owned(reason))],
     }
 }
 

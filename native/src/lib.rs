@@ -15,6 +15,7 @@ use pyo3::types::PyBytes;
 mod blocks;
 mod encode;
 mod format;
+mod otlp;
 mod packed;
 mod proto;
 mod relay;
@@ -391,6 +392,7 @@ fn log_server_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ConnectionDecoder>()?;
     m.add_function(wrap_pyfunction!(encode::encode_frame, m)?)?;
     m.add_function(wrap_pyfunction!(proto::decode_log_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(otlp::decode_otlp_logs, m)?)?;
     m.add_function(wrap_pyfunction!(proto::log_batch_piece_ends, m)?)?;
     m.add_function(wrap_pyfunction!(relay::relay_to_unix, m)?)?;
     m.add_function(wrap_pyfunction!(relay::relayed_connections, m)?)?;

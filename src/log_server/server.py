@@ -196,10 +196,12 @@ class Server:
         if not config.tcp_only:
             # Imported only when used: grpc and protobuf cost memory and start-up time.
             from log_server.protocol.grpc_web import Policy
+            from log_server.protocol.otlp import native_decoder as otlp_decoder
             from log_server.protocol.proto_codec import batch_decoder
             from log_server.sources.grpc import GrpcSource
 
-            decode_batch = batch_decoder(use_native_decoder(config.decoder), config.format)
+            use_native = use_native_decoder(config.decoder)
+            decode_batch = batch_decoder(use_native, config.format)
             web = (
                 Policy(config.cors_origins, config.allowed_hosts, config.grpc_max_request_bytes)
                 if config.grpc_web
@@ -220,6 +222,7 @@ class Server:
                     max_batch=config.grpc_max_batch,
                     max_request_bytes=config.grpc_max_request_bytes,
                     max_calls=config.grpc_max_calls,
+                    decode_otlp=otlp_decoder(use_native, config.format),
                 )
             )
         return sources

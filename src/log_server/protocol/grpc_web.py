@@ -6,6 +6,10 @@ trailer frame (flag 0x80), base64 for `application/grpc-web-text`, CORS (preflig
 Origin echoed only when it is on the allow-list) and a Host check against DNS rebinding.
 Everything refused is answered here with the right HTTP/gRPC status; the adapter only
 handles `Call` events (decode, submit, answer) and logs `Refused` ones.
+
+The same HTTP/1.1 side serves OTLP/HTTP logs (`POST /v1/logs`): such a request gets the same
+Host/Origin checks and size limit, and comes out as an `OtlpCall` (its body is read by
+protocol/otlp_http.py); its refusals are answered as OTLP/HTTP says (a google.rpc.Status).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import h11
+
+from log_server.protocol import otlp_http
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 """The first bytes of every HTTP/2 connection (RFC 9113 3.4): native gRPC sends them."""
@@ -200,6 +206,16 @@ class Call:
 
 
 @dataclass(frozen=True)
+class OtlpCall:
+    """A `POST /v1/logs` to hand to the pipeline: the body as sent (maybe gzipped)."""
+
+    body: bytes
+    content_type: str
+    content_encoding: str
+    origin: str | None
+
+
+@dataclass(frozen=True)
 class Refused:
     """A request answered with an error status here; `kind` keys the rate-limited log."""
 
@@ -213,7 +229,7 @@ class Closed:
     """The peer closed (or the connection must close): nothing more will come."""
 
 
-Event = Call | Refused | Closed
+Event = Call | OtlpCall | Refused | Closed
 
 
 @dataclass
@@ -222,6 +238,12 @@ class _Request:
     target: str
     headers: dict[str, str]
     body: bytearray = field(default_factory=bytearray)
+    otlp: bool = False
+    """An OTLP/HTTP request (its path is one of OTLP's): refusals are OTLP error bodies."""
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 class GrpcWebConnection:
@@ -234,7 +256,7 @@ class GrpcWebConnection:
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         self._out = bytearray()
         self._request: _Request | None = None
-        self._call: Call | None = None
+        self._call: Call | OtlpCall | None = None
         self._refusing: Refused | None = None
         self.must_close = False
         # The largest body a request may carry: one frame; base64 grows it by 4/3.
@@ -279,7 +301,7 @@ class GrpcWebConnection:
             elif isinstance(event, h11.Data):
                 assert self._request is not None
                 self._request.body += event.data
-                if len(self._request.body) > self._max_body:
+                if len(self._request.body) > self._body_limit(self._request):
                     return self._too_large(len(self._request.body))
             elif isinstance(event, h11.EndOfMessage):
                 result = self._finish()
@@ -294,6 +316,8 @@ class GrpcWebConnection:
             text = value.decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
         request = _Request(event.method.decode("ascii"), event.target.decode("latin-1"), headers)
+        path = request.target.partition("?")[0]
+        request.otlp = path == otlp_http.LOGS_PATH or path in otlp_http.OTHER_SIGNAL_PATHS
         self._request = request
         host = headers.get("host", "")
         if not self.policy.host_allowed(host):
@@ -320,10 +344,13 @@ class GrpcWebConnection:
             return self._refuse_http(
                 405,
                 "method",
-                f"HTTP method {request.method} (gRPC-Web calls are POST)",
+                f"HTTP method {request.method} ({'OTLP/HTTP' if request.otlp else 'gRPC-Web'} "
+                "calls are POST)",
                 extra=[("allow", "POST, OPTIONS")],
             )
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.otlp:
+            return self._start_otlp(request)
+        content_type = request.content_type
         if content_type not in CONTENT_TYPES:
             return self._refuse_http(
                 415,
@@ -338,6 +365,34 @@ class GrpcWebConnection:
             self._send(h11.InformationalResponse(status_code=100, headers=[]))
         return None
 
+    def _start_otlp(self, request: _Request) -> Event | None:
+        if request.target.partition("?")[0] != otlp_http.LOGS_PATH:
+            return self._refuse_http(
+                404, "otlp", f"{request.target}: this server takes OTLP logs only (/v1/logs)"
+            )
+        if request.content_type not in otlp_http.CONTENT_TYPES:
+            return self._refuse_http(
+                415,
+                "content-type",
+                f"content type {request.content_type or '(none)'!r} is not OTLP/HTTP "
+                f"({', '.join(otlp_http.CONTENT_TYPES)})",
+            )
+        declared = request.headers.get("content-length")
+        if (
+            declared is not None
+            and declared.isdigit()
+            and int(declared) > self._body_limit(request)
+        ):
+            return self._too_large(int(declared))
+        if self._h11.client_is_waiting_for_100_continue:
+            self._send(h11.InformationalResponse(status_code=100, headers=[]))
+        return None
+
+    def _body_limit(self, request: _Request) -> int:
+        """OTLP bodies are the message itself (maybe gzipped); gRPC-Web's are framed, maybe
+        base64."""
+        return self.policy.max_message_bytes if request.otlp else self._max_body
+
     def _finish(self) -> Event | None:
         request, self._request = self._request, None
         if self._refusing is not None:
@@ -349,7 +404,15 @@ class GrpcWebConnection:
             self._preflight(request)
             return None
         headers = request.headers
-        content_type = headers["content-type"].split(";")[0].strip().lower()
+        if request.otlp:
+            self._call = OtlpCall(
+                bytes(request.body),
+                request.content_type,
+                headers.get("content-encoding", ""),
+                headers.get("origin"),
+            )
+            return self._call
+        content_type = request.content_type
         text = content_type.startswith("application/grpc-web-text")
         service, _, method = request.target.lstrip("/").partition("/")
         if service not in SERVICES or method not in UNARY_METHODS:
@@ -388,7 +451,7 @@ class GrpcWebConnection:
     def answer(self, status: GrpcStatus, message: str = "", payload: bytes = b"") -> None:
         """Answer the pending `Call`: `payload` (the response message) when status is OK."""
         call, self._call = self._call, None
-        assert call is not None
+        assert isinstance(call, Call)
         if status is GrpcStatus.OK:
             body = frame_message(payload) + trailer_frame(status)
             if call.text:
@@ -397,6 +460,16 @@ class GrpcWebConnection:
             self._respond(200, headers + self._cors(call.origin), body)
         else:
             self._respond(200, self._trailers_only(status, message, call.origin, call.content_type))
+        self._next_cycle()
+
+    def answer_otlp(self, response: otlp_http.Response) -> None:
+        """Answer the pending `OtlpCall`."""
+        call, self._call = self._call, None
+        assert isinstance(call, OtlpCall)
+        headers = [("content-type", response.content_type)]
+        if response.retry_after_s is not None:
+            headers.append(("retry-after", str(response.retry_after_s)))
+        self._respond(response.status, headers + self._cors(call.origin), response.body)
         self._next_cycle()
 
     def _refuse_grpc(
@@ -425,13 +498,21 @@ class GrpcWebConnection:
         origin = None
         if self._request is not None and kind != "origin":
             origin = self._request.headers.get("origin")
-        headers = [
-            ("content-type", "text/plain; charset=utf-8"),
-            ("grpc-status", str(int(grpc_status))),
-            ("grpc-message", _percent_encode(told)),
-            *(extra or []),
-            *self._cors(origin),
-        ]
+        otlp = self._request is not None and self._request.otlp
+        if otlp:
+            assert self._request is not None
+            error = otlp_http.error_response(self._request.content_type, http_status, told)
+            headers = [("content-type", error.content_type), *(extra or []), *self._cors(origin)]
+            body = error.body
+        else:
+            headers = [
+                ("content-type", "text/plain; charset=utf-8"),
+                ("grpc-status", str(int(grpc_status))),
+                ("grpc-message", _percent_encode(told)),
+                *(extra or []),
+                *self._cors(origin),
+            ]
+            body = (told + "\n").encode("utf-8")
         if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             self.must_close = True
             return Refused(kind, reason, True)
@@ -440,7 +521,7 @@ class GrpcWebConnection:
         refused = Refused(kind, reason, close)
         if close:
             headers.append(("connection", "close"))
-        self._respond(http_status, headers, (told + "\n").encode("utf-8"))
+        self._respond(http_status, headers, body)
         if close or self._h11.their_state is h11.ERROR:
             self.must_close = True
             return refused
@@ -448,7 +529,8 @@ class GrpcWebConnection:
         return None
 
     def _too_large(self, size: int) -> Refused | None:
-        reason = f"request body of {size} bytes is larger than the limit of {self._max_body}"
+        limit = self._max_body if self._request is None else self._body_limit(self._request)
+        reason = f"request body of {size} bytes is larger than the limit of {limit}"
         if self._refusing is not None or self._h11.our_state is not h11.SEND_RESPONSE:
             self.must_close = True
             return self._refusing or Refused("size", reason, True)

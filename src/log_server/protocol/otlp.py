@@ -7,11 +7,21 @@ field of their own keep their OTLP key under a prefix saying where they came fro
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from log_server.core.records import Level, LogRecord, checked_attributes
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as otlp_pb
+
+from log_server.core.records import (
+    ATTRIBUTES_REFUSED_KEY,
+    Level,
+    LogRecord,
+    attributes_refusal,
+)
 
 # OTLP SeverityNumber ranges (1-4 TRACE ... 21-24 FATAL) -> our levels.
 _SEVERITY_LEVELS = (
@@ -44,6 +54,28 @@ _FIELD_KEYS = {
     "thread.name": "thread_name",
 }
 _EXCEPTION_KEYS = ("exception.type", "exception.message", "exception.stacktrace")
+
+
+OtlpDecoder = Callable[[bytes, int, str], tuple[bytes, int, list[str]] | None]
+"""(request bytes, first seq, receive time) -> (lines, count, attribute refusals), or None
+when the request is the Python path's to map (the compiled decoder maps the common case)."""
+
+
+def native_decoder(use_native: bool, line_format: str) -> OtlpDecoder | None:
+    """The compiled decoder (native/src/otlp.rs) when the server uses native decoders."""
+    if not use_native:
+        return None
+    from log_server_native import decode_otlp_logs
+
+    return functools.partial(decode_otlp_logs, line_format=line_format)
+
+
+def parse_request(raw: bytes) -> Any:
+    """An ExportLogsServiceRequest's bytes parsed; ValueError when they are not one."""
+    try:
+        return otlp_pb.ExportLogsServiceRequest.FromString(raw)
+    except DecodeError as exc:
+        raise ValueError(f"not an OTLP ExportLogsServiceRequest: {exc}") from None
 
 
 def level_for(severity_number: int, severity_text: str) -> int:
@@ -88,8 +120,9 @@ def timestamp(nanos: int) -> str:
     return f"{when}.{rest // 1000:06d}+00:00"
 
 
-def records_from_request(request: Any) -> list[LogRecord]:
-    """Every log record of the request, in request order."""
+def records_from_request(request: Any, refusals: list[str] | None = None) -> list[LogRecord]:
+    """Every log record of the request, in request order. `refusals` gets the reason of each
+    record whose attributes broke a bound (it is still written, with `attributes_refused`)."""
     out: list[LogRecord] = []
     for resource_logs in request.resource_logs:
         service = host = ""
@@ -107,7 +140,9 @@ def records_from_request(request: Any) -> list[LogRecord]:
             if scope.version:
                 scope_pairs.insert(0, ("scope.version", scope.version))
             for log in scope_logs.log_records:
-                out.append(_record(log, scope.name, service, host, resource_pairs, scope_pairs))
+                out.append(
+                    _record(log, scope.name, service, host, resource_pairs, scope_pairs, refusals)
+                )
     return out
 
 
@@ -118,6 +153,7 @@ def _record(
     host: str,
     resource_pairs: list[tuple[str, str]],
     scope_pairs: list[tuple[str, str]],
+    refusals: list[str] | None,
 ) -> LogRecord:
     record = LogRecord(
         hostname=host,
@@ -149,7 +185,13 @@ def _record(
         trace.append(("span_id", log.span_id.hex()))
     all_pairs = trace + pairs + resource_pairs + scope_pairs
     if all_pairs:
-        record.attributes = checked_attributes(all_pairs)
+        reason = attributes_refusal(all_pairs)
+        if reason is None:
+            record.attributes = tuple(all_pairs)
+        else:
+            record.attributes = ((ATTRIBUTES_REFUSED_KEY, reason),)
+            if refusals is not None:
+                refusals.append(reason)
     return record
 
 

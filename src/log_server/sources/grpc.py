@@ -30,6 +30,7 @@ from log_server.sources.source import ListenError, Tally
 
 if TYPE_CHECKING:
     from log_server.protocol.grpc_web import Policy
+    from log_server.protocol.otlp import OtlpDecoder
     from log_server.sources.grpc_web import GrpcWebFront
 
 SERVICE_NAMES = ("logservice.LogService", "logservice.LogBridge")
@@ -46,6 +47,13 @@ IDLE_STREAM_S = 0.2
 STREAM_ENDED_AT_SHUTDOWN = (
     "the log server is shutting down; the messages of this stream so far were accepted"
 )
+
+# The two reasons wait_for_room gives (OTLP tells them apart: sources/otlp.py).
+QUEUE_CROWDED = (
+    "the log server's queue is full and enough calls are waiting for room "
+    "already (--max_queue_bytes); retry later"
+)
+NOT_KEEPING_UP = "the log server is not keeping up (writes failing or slow); retry later"
 
 # Every successful call gets the same answer: serialized once (handlers return bytes).
 _ACCEPTED: bytes = pb.LogResponse(success=True).SerializeToString()
@@ -183,10 +191,7 @@ class LogServiceHandler:
         if pipeline.has_room:
             return None
         if self._waiting_bytes + size > pipeline.max_queue_bytes:
-            return (
-                "the log server's queue is full and enough calls are waiting for room "
-                "already (--max_queue_bytes); retry later"
-            )
+            return QUEUE_CROWDED
         loop = asyncio.get_running_loop()
         wait_s = ADMISSION_WAIT_S if timeout_s is None else min(ADMISSION_WAIT_S, timeout_s)
         deadline = loop.time() + wait_s
@@ -196,7 +201,7 @@ class LogServiceHandler:
                 try:
                     await asyncio.wait_for(pipeline.wait_for_room(), deadline - loop.time())
                 except TimeoutError:
-                    return "the log server is not keeping up (writes failing or slow); retry later"
+                    return NOT_KEEPING_UP
         finally:
             self._waiting_bytes -= size
         return None
@@ -235,22 +240,24 @@ class GrpcSource:
         max_batch: int = 10_000,
         max_request_bytes: int = 4 * 1024 * 1024,
         max_calls: int = 1024,
+        decode_otlp: OtlpDecoder | None = None,
     ) -> None:
-        """`web`: serve gRPC-Web too, through a front listener with this CORS/Host policy."""
+        """`web`: serve gRPC-Web (and OTLP/HTTP) too, through a front listener with this
+        CORS/Host policy. `decode_otlp`: the compiled OTLP decoder, if used."""
+        from log_server.sources.otlp import OtlpLogsHandler
+
         self.host, self.port, self.grace_s = host, port, grace_s
         self.max_request_bytes = max_request_bytes
         self.max_calls, self.max_connections = max_calls, max_connections
         self.handler = LogServiceHandler(pipeline, events, decode_batch, max_batch)
+        self.otlp = OtlpLogsHandler(self.handler, decode_otlp)
         self.front: GrpcWebFront | None = None
         if web is not None:
             from log_server.sources.grpc_web import GrpcWebFront
 
-            self.front = GrpcWebFront(self.handler, web, max_connections, read_timeout_s)
+            self.front = GrpcWebFront(self.handler, web, max_connections, read_timeout_s, self.otlp)
         self.health_state = health_state
         self.health_servicer = health.aio.HealthServicer()
-        from log_server.sources.otlp import OtlpLogsHandler
-
-        self.otlp = OtlpLogsHandler(self.handler)
         self._server: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
 

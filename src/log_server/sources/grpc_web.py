@@ -4,7 +4,8 @@ Browsers speak gRPC-Web over HTTP/1.1, which grpcio does not serve. Every connec
 gRPC port is accepted here; one that opens with the HTTP/2 preface is native gRPC and is
 relayed, byte for byte, to grpcio listening on a Unix socket in a private directory; any
 other is HTTP/1.1 and served as gRPC-Web (protocol/grpc_web.py) through the same decoder,
-limits and pipeline as native gRPC (sources/grpc.py).
+limits and pipeline as native gRPC (sources/grpc.py). OTLP/HTTP logs (`POST /v1/logs`) are
+served on the same HTTP/1.1 side, by the rules of native OTLP Export (sources/otlp.py).
 """
 
 from __future__ import annotations
@@ -27,11 +28,21 @@ from log_server.protocol.grpc_web import (
     Closed,
     GrpcStatus,
     GrpcWebConnection,
+    OtlpCall,
     Policy,
     Refused,
 )
+from log_server.protocol.otlp_http import (
+    OtlpHttpError,
+    decompressed,
+    error_response,
+    export_response,
+    is_json,
+    request_from_json,
+)
 from log_server.protocol.proto_codec import batch_pieces
 from log_server.sources.grpc import _ACCEPTED, LogServiceHandler, as_batch
+from log_server.sources.otlp import OtlpLogsHandler
 
 # A refusal of each kind writes one line at most this often; the next line says how many
 # were refused in between (a browser page in a loop must not flood the log with its errors).
@@ -235,7 +246,7 @@ class FrontConnection(asyncio.Protocol):
             event = web.next_event()
             if event is None:
                 break
-            if isinstance(event, Call):
+            if isinstance(event, Call | OtlpCall):
                 if not self._answer_at_once(event):
                     transport.pause_reading()
                     self._serving = asyncio.get_running_loop().create_task(self._serve(event))
@@ -265,19 +276,29 @@ class FrontConnection(asyncio.Protocol):
         self.transport.resume_reading()
         asyncio.get_running_loop().call_later(LINGER_S, self.transport.close)
 
-    def _answer_at_once(self, call: Call) -> bool:
+    def _answer_at_once(self, call: Call | OtlpCall) -> bool:
         """The common case, without a task: room in the queue and no durable ack asked."""
         handler = self.front.handler
+        if isinstance(call, OtlpCall):
+            if not handler.pipeline.has_room:
+                return False
+            body = self._otlp_body(call)
+            if body is not None:
+                self._otlp_take(call, body)
+            return True
         if call.ack_durable or not handler.pipeline.has_room:
             return False
         self._accept(call)
         return True
 
-    async def _serve(self, call: Call) -> None:
+    async def _serve(self, call: Call | OtlpCall) -> None:
         """A call that waits: for room in the queue, or for the disk (`log-ack: durable`).
         Reading stays paused meanwhile, so one connection holds one call at a time."""
         try:
-            await self._serve_waiting(call)
+            if isinstance(call, OtlpCall):
+                await self._serve_otlp_waiting(call)
+            else:
+                await self._serve_waiting(call)
         finally:
             self._serving = None
         if self.transport is not None and not self._closed:
@@ -302,6 +323,51 @@ class FrontConnection(asyncio.Protocol):
             self._answer(GrpcStatus.DEADLINE_EXCEEDED, "not durable before the deadline")
         else:
             self._answer(GrpcStatus.OK, payload=_ACCEPTED)
+
+    def _otlp_body(self, call: OtlpCall) -> tuple[bytes, Any] | None:
+        """A `/v1/logs` body inflated, and parsed when JSON (protobuf is parsed when taken);
+        None once its refusal (400/413/415) is sent."""
+        try:
+            data = decompressed(
+                call.body, call.content_encoding, self.front.policy.max_message_bytes
+            )
+            return data, request_from_json(data) if is_json(call.content_type) else None
+        except OtlpHttpError as exc:
+            self._otlp_refuse(call, exc.status, str(exc))
+            return None
+
+    def _otlp_take(self, call: OtlpCall, body: tuple[bytes, Any]) -> None:
+        """Queue the records and answer (400 for a request refused whole)."""
+        try:
+            response = self.front.otlp.take(*body)
+        except ValueError as exc:
+            self._otlp_refuse(call, 400, str(exc))
+            return
+        assert self._web is not None
+        self._web.answer_otlp(export_response(call.content_type, response))
+
+    def _otlp_refuse(self, call: OtlpCall, status: int, reason: str) -> None:
+        self.front.refusals.refuse(self.peer, "otlp", f"OTLP/HTTP /v1/logs: {reason}")
+        assert self._web is not None
+        self._web.answer_otlp(error_response(call.content_type, status, reason))
+
+    async def _serve_otlp_waiting(self, call: OtlpCall) -> None:
+        """Inflated and parsed first (a bad body is refused at once), then the queue's waiting
+        rule: 429 when many calls wait already, 503 when the wait ran out; both with
+        Retry-After."""
+        body = self._otlp_body(call)
+        if body is None:
+            return
+        pressure = await self.front.otlp.wait_for_room(len(call.body), None)
+        if pressure is not None:
+            self.front.refusals.refuse(self.peer, "unavailable", f"OTLP/HTTP: {pressure.reason}")
+            status = 429 if pressure.crowded else 503
+            assert self._web is not None
+            self._web.answer_otlp(
+                error_response(call.content_type, status, pressure.reason, pressure.retry_after_s)
+            )
+            return
+        self._otlp_take(call, body)
 
     def _accept(self, call: Call, answer: bool = True) -> bool:
         """Decode, number and queue; answers at once unless told to wait (durable acks)."""
@@ -371,11 +437,13 @@ class GrpcWebFront:
         policy: Policy,
         max_connections: int,
         read_timeout_s: float,
+        otlp: OtlpLogsHandler | None = None,
     ) -> None:
         self.handler = handler
         self.policy = policy
         self.max_connections = max_connections
         self.read_timeout_s = read_timeout_s
+        self.otlp = otlp or OtlpLogsHandler(handler)
         self.refusals = RefusalLog(handler.events)
         self.received = 0  # messages accepted over gRPC-Web
         self.connections: set[FrontConnection] = set()
