@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import sys
 from collections.abc import Sequence
@@ -11,7 +10,6 @@ from typing import Any, NoReturn
 
 from log_server import __version__
 from log_server.config import Config, ConfigError
-from log_server.server import Server, StartupError, UnwrittenLinesError
 
 EXIT_USAGE = 2
 EXIT_STARTUP = 1
@@ -100,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return tail_main(args[1:])
     config = config_from_args(args)
+    # Imported here so that `tail` and `send` start without the server's modules.
+    from log_server.server import Server, StartupError, UnwrittenLinesError
+
     try:
         _run(Server(config).run())
     except StartupError as exc:
@@ -128,6 +129,8 @@ def _run(coro: Any) -> None:
     try:
         import uvloop
     except ImportError:  # uvloop has no Windows build; asyncio's loop works, only slower
+        import asyncio
+
         asyncio.run(coro)
     else:
         uvloop.run(coro)

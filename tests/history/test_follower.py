@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from log_server.core.format import format_json, format_text
+from log_server.core.format import format_json, format_text, parse_sequence
 from log_server.core.records import LogRecord
 from log_server.history import LogFollower
 
@@ -104,3 +104,57 @@ def test_lines_rotated_away_are_reported_as_a_gap(tmp_path: Path) -> None:
         # 2 went into the file still held open; 3..9 were deleted before they were read.
         assert _seqs(follower) == [2, 10, 11, 12]
         assert follower.gap == (3, 9)
+
+
+def _block_seqs(follower: LogFollower) -> list[int]:
+    text = b"".join(follower.read_blocks())
+    return [seq for line in text.splitlines(keepends=True) if (seq := parse_sequence(line))]
+
+
+# What the writer does, step by step: whole lines (text or JSON), a rotation, a line in two
+# writes, and a jump in the numbers (as after lines were lost with a killed server).
+HISTORY: list[tuple[str, range]] = [
+    ("write", range(1, 2)),
+    ("write", range(2, 32)),
+    ("rotate", range(0)),
+    ("write", range(32, 37)),
+    ("write", range(137, 177)),
+    ("half", range(177, 178)),
+    ("rest", range(177, 178)),
+    ("rotate", range(0)),
+    ("json", range(178, 185)),
+]
+
+
+def _apply(directory: Path, step: str, seqs: range) -> None:
+    if step == "rotate":
+        _rotate(directory)
+    elif step in ("half", "rest"):
+        whole = _line(seqs[0])
+        _append(directory, whole[:10] if step == "half" else whole[10:])
+    else:
+        fmt = "json" if step == "json" else "text"
+        _append(directory, b"".join(_line(seq, fmt) for seq in seqs))
+
+
+def test_blocks_hold_the_same_lines_as_read_available(tmp_path: Path) -> None:
+    """The fast whole-block path and the line-by-line one agree, step by step."""
+    by_lines, by_blocks = tmp_path / "lines", tmp_path / "blocks"
+    by_lines.mkdir()
+    by_blocks.mkdir()
+    with LogFollower(by_lines, 2) as lines, LogFollower(by_blocks, 2) as blocks:
+        for step, seqs in HISTORY:
+            _apply(by_lines, step, seqs)
+            _apply(by_blocks, step, seqs)
+            assert _block_seqs(blocks) == _seqs(lines), step
+            assert blocks.gap == lines.gap
+    assert lines.last_seq == blocks.last_seq == 184
+    assert blocks.gap == (37, 136)
+
+
+def test_a_block_with_lines_already_read_is_sorted_out_line_by_line(tmp_path: Path) -> None:
+    _append(tmp_path, b"".join(_line(seq) for seq in (1, 2, 3)))
+    with LogFollower(tmp_path, after_seq=2) as follower:
+        assert _block_seqs(follower) == [3]
+        _append(tmp_path, b"".join(_line(seq) for seq in (2, 3, 4, 5)))
+        assert _block_seqs(follower) == [4, 5]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,22 +73,60 @@ class LogFollower:
     def read_available(self, max_lines: int = 10_000) -> list[LogLine]:
         """Whole lines written since the last call (at most `max_lines`); never blocks."""
         out: list[LogLine] = []
-        while len(out) < max_lines:
+        self._read(lambda f: self._read_into(f, out, max_lines), lambda: len(out) >= max_lines)
+        return out
+
+    def read_blocks(self, max_bytes: int = 16 * _CHUNK_BYTES) -> list[bytes]:
+        """The same lines as `read_available`, as blocks of whole lines (about `max_bytes` in
+        all, so memory does not grow with the history): a scan looks for what it wants in a
+        block with one search instead of a Python step per line."""
+        out: list[bytes] = []
+        self._read(lambda f: self._read_block(f, out), lambda: sum(map(len, out)) >= max_bytes)
+        return out
+
+    def _read(self, read_more: Callable[[_OpenFile], bool], full: Callable[[], bool]) -> None:
+        """Read on through the rotations until `full()` or the active file's end."""
+        while not full():
             if self._file is None and not self._open_next():
                 break
             assert self._file is not None
-            if self._read_into(self._file, out, max_lines):
-                continue  # stopped at max_lines or read something: go on
+            if read_more(self._file):
+                continue  # stopped because full, or read something: go on
             # At the end of the file: if it is still the active one, wait for more.
             if self._is_active(self._file):
                 break
             # Rotated away, hence final: read what was written before the rename, then move on.
-            if self._read_into(self._file, out, max_lines):
+            if read_more(self._file):
                 continue
             self._finished = self._file.identity
             self._file.close()
             self._file = None
-        return out
+
+    def _read_block(self, f: _OpenFile, out: list[bytes]) -> bool:
+        """Append the file's next whole lines after `last_seq` as one block; False at its end
+        with nothing new. The writer writes a file in sequence order, so a block that starts
+        after `last_seq` and ends after its start is taken whole, unread (counting its lines
+        would cost as much as the scan it feeds); any other is sorted out line by line."""
+        chunk = os.read(f.fd, _CHUNK_BYTES)
+        if not chunk:
+            return False
+        data = f.pending + chunk if f.pending else chunk
+        end = data.rfind(b"\n") + 1
+        f.pending = data[end:]
+        if not end:
+            return True
+        first = parse_sequence(data[: data.index(b"\n") + 1])
+        last = parse_sequence(data[data.rfind(b"\n", 0, end - 1) + 1 : end])
+        if first is not None and last is not None and self.last_seq < first <= last:
+            if first > self.last_seq + 1:
+                self._gap = (self.last_seq + 1, first - 1)
+            self.last_seq = last
+            out.append(data[:end])
+            return True
+        kept = [line.raw for line, _ in self._after_last(data, end)]
+        if kept:
+            out.append(b"".join(kept))
+        return True
 
     def _read_into(self, f: _OpenFile, out: list[LogLine], max_lines: int) -> bool:
         """Append the file's next whole lines; False at its end with nothing new."""
@@ -97,6 +136,18 @@ class LogFollower:
         data = f.pending + chunk if f.pending else chunk
         end = data.rfind(b"\n") + 1
         f.pending = data[end:]
+        for line, stop in self._after_last(data, end):
+            out.append(line)
+            if len(out) >= max_lines:
+                # Give the unread rest back: the next call reads it again from the file.
+                os.lseek(f.fd, stop - len(data), os.SEEK_CUR)
+                f.pending = b""
+                break
+        return True
+
+    def _after_last(self, data: bytes, end: int) -> Iterator[tuple[LogLine, int]]:
+        """The lines of `data[:end]` after `last_seq`, each with the offset where it ends,
+        advancing `last_seq` (and noting a gap) as each is taken."""
         start = 0
         while start < end:
             stop = data.index(b"\n", start) + 1
@@ -108,13 +159,7 @@ class LogFollower:
             if seq > self.last_seq + 1:
                 self._gap = (self.last_seq + 1, seq - 1)
             self.last_seq = seq
-            out.append(LogLine(seq, raw))
-            if len(out) >= max_lines:
-                # Give the unread rest back: the next call reads it again from the file.
-                os.lseek(f.fd, start - len(data), os.SEEK_CUR)
-                f.pending = b""
-                break
-        return True
+            yield LogLine(seq, raw), stop
 
     def _is_active(self, f: _OpenFile) -> bool:
         try:
