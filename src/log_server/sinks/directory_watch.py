@@ -5,7 +5,7 @@ The sink must notice when its active file is removed or replaced behind its back
 outside rotation, an operator's `rm`) before it writes the next line, so it used to stat the
 directory and the file before every batch: at low load, where every line is a batch, those
 two stats were a tenth of a line's way to the disk. With inotify(7) the kernel queues an
-event in the same system call as the rename or unlink, so reading the (normally empty)
+event in the same system call as the rename or unlink, so looking at the (normally empty)
 queue before a write sees every change that finished before it, just as the stats did; the
 sink only stats when the queue was not empty. Linux only, through libc's three inotify
 calls (ctypes: the standard library has no binding, and a dependency for three calls is not
@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import select
 import sys
 
 _IN_CREATE = 0x00000100
@@ -45,21 +46,23 @@ class DirectoryWatch:
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        # Asked with a zero timeout rather than read until EAGAIN: the exception, with its
+        # strerror text, was most of what a look at an empty queue cost.
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
 
     def changed(self) -> bool:
         """Whether any event came since the last call (an overflowed queue counts too)."""
         seen = False
-        while True:
-            try:
-                data = os.read(self._fd, _READ_BYTES)
-            except BlockingIOError:
-                return seen
-            if not data:
-                return seen
+        while self._poll.poll(0):
+            if not os.read(self._fd, _READ_BYTES):
+                break
             seen = True
+        return seen
 
     def close(self) -> None:
         if self._fd >= 0:
+            self._poll.unregister(self._fd)
             os.close(self._fd)
             self._fd = -1
 
