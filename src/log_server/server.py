@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import time
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from log_server import __version__
 from log_server.allocator import keep_freed_memory
@@ -30,6 +30,9 @@ from log_server.sinks.writer import BatchWriter
 from log_server.sources.source import ListenError, Source
 from log_server.sources.tcp import TcpSource
 
+if TYPE_CHECKING:
+    from log_server.forward.kafka_forwarder import KafkaForwarder
+
 # On SIGTERM/SIGINT a TCP connection is kept open until it has been quiet this long, so
 # whatever the client had sent before the signal is read; at most DRAIN_MAX_S in all.
 DRAIN_IDLE_S = 0.2
@@ -42,6 +45,8 @@ GRPC_GRACE_S = 5.0
 DRAIN_STUCK_S = 2.0
 # What is left of the stderr echo gets this long at exit (stderr may be a pipe nobody reads).
 ECHO_CLOSE_S = 0.5
+# At shutdown the forwarders get this long to have Kafka acknowledge the last lines.
+FORWARD_GRACE_S = 3.0
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
@@ -65,6 +70,7 @@ class Server:
         self._writer_task: asyncio.Task[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
         self.sources: list[Source] = []
+        self.forwarders: list[KafkaForwarder] = []
 
     async def run(self) -> None:
         await self.startup()
@@ -78,6 +84,7 @@ class Server:
         self._tune_runtime()
         last_seq = self._open_log()
         self._build_pipeline(last_seq)
+        self.forwarders = self._build_forwarders()
         self.sources = self._build_sources()
         listeners = []
         for source in self.sources:
@@ -86,6 +93,8 @@ class Server:
             except ListenError as exc:
                 self._abandon(str(exc))
         self._start_writer()
+        for forwarder in self.forwarders:
+            forwarder.start()
         self._handle_signals()
         self._announce_ready(" ".join(listeners))
 
@@ -147,6 +156,34 @@ class Server:
             fsync=config.fsync,
             fsync_interval_s=config.fsync_interval_s,
         )
+
+    def _build_forwarders(self) -> list[KafkaForwarder]:
+        if not self.config.forward:
+            return []
+        # Imported only when used: librdkafka is a large library.
+        from log_server.forward.checkpoint import CheckpointError
+        from log_server.forward.kafka_forwarder import KafkaForwarder
+
+        pipeline = self.pipeline
+        try:
+            return [
+                KafkaForwarder(
+                    target,
+                    self.config.log_dir,
+                    self.config.name,
+                    lambda: pipeline.written_seq,
+                    self.events,
+                    self._loop.call_soon_threadsafe,
+                )
+                for target in self.config.forward
+            ]
+        except CheckpointError as exc:
+            self._abandon(str(exc))
+
+    def forward_lag(self) -> tuple[int, float] | None:
+        """The largest lag of the forwarders, or None without any."""
+        lags = [forwarder.lag() for forwarder in self.forwarders]
+        return (max(lag[0] for lag in lags), max(lag[1] for lag in lags)) if lags else None
 
     def _build_sources(self) -> list[Source]:
         config = self.config
@@ -248,6 +285,7 @@ class Server:
                     (nbytes - last_bytes) / elapsed / 1e6,
                     self.pipeline.queued_lines,
                     self.connection_count,
+                    self.forward_lag(),
                 )
                 last_time, last_written, last_bytes = now, written, nbytes
 
@@ -278,6 +316,9 @@ class Server:
                 self.sink.fsync()
             except OSError:
                 pass
+            await asyncio.gather(
+                *(asyncio.to_thread(f.stop, FORWARD_GRACE_S) for f in self.forwarders)
+            )
             self.sink.close()
             self.lock.release()
             self.events.echo.close(ECHO_CLOSE_S)
@@ -291,6 +332,7 @@ class Server:
             self.pipeline.written,
             self.pipeline.queued_lines,
             self.connection_count,
+            self.forward_lag(),
         )
 
     @property
@@ -340,7 +382,7 @@ class Server:
             f"max_connections={self.descriptors.max_connections} "
             f"open_files={self.descriptors.soft_limit} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
-            f"decoder={self._decoder_in_use()}"
+            f"decoder={self._decoder_in_use()}" + "".join(f" forward={t.url}" for t in c.forward)
         )
 
     def _decoder_in_use(self) -> str:
