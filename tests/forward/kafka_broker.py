@@ -76,7 +76,9 @@ class KafkaBroker:
     def format(self) -> None:
         """`kafka-storage format`: a KRaft log dir needs a cluster id before the first start."""
         config = self.write_config()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # as Kafka's Uuid: a leading '-' reads as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
             [
                 "java",
