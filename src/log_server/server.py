@@ -31,7 +31,7 @@ from log_server.sources.source import ListenError, Source
 from log_server.sources.tcp import TcpSource
 
 if TYPE_CHECKING:
-    from log_server.forward.kafka_forwarder import KafkaForwarder
+    from log_server.forward.supervisor import ForwardSupervisor
 
 # On SIGTERM/SIGINT a TCP connection is kept open until it has been quiet this long, so
 # whatever the client had sent before the signal is read; at most DRAIN_MAX_S in all.
@@ -70,7 +70,7 @@ class Server:
         self._writer_task: asyncio.Task[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
         self.sources: list[Source] = []
-        self.forwarders: list[KafkaForwarder] = []
+        self.forwarders: list[ForwardSupervisor] = []
 
     async def run(self) -> None:
         await self.startup()
@@ -157,23 +157,22 @@ class Server:
             fsync_interval_s=config.fsync_interval_s,
         )
 
-    def _build_forwarders(self) -> list[KafkaForwarder]:
+    def _build_forwarders(self) -> list[ForwardSupervisor]:
         if not self.config.forward:
             return []
-        # Imported only when used: librdkafka is a large library.
+        # Imported only when used; each forwarder runs in its own process (forward/child.py).
         from log_server.forward.checkpoint import CheckpointError
-        from log_server.forward.kafka_forwarder import KafkaForwarder
+        from log_server.forward.supervisor import ForwardSupervisor
 
         pipeline = self.pipeline
         try:
             return [
-                KafkaForwarder(
+                ForwardSupervisor(
                     target,
                     self.config.log_dir,
                     self.config.name,
                     lambda: pipeline.written_seq,
                     self.events,
-                    self._loop.call_soon_threadsafe,
                 )
                 for target in self.config.forward
             ]
@@ -316,9 +315,7 @@ class Server:
                 self.sink.fsync()
             except OSError:
                 pass
-            await asyncio.gather(
-                *(asyncio.to_thread(f.stop, FORWARD_GRACE_S) for f in self.forwarders)
-            )
+            await asyncio.gather(*(f.stop(FORWARD_GRACE_S) for f in self.forwarders))
             self.sink.close()
             self.lock.release()
             self.events.echo.close(ECHO_CLOSE_S)

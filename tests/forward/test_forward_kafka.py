@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,19 @@ def _file_lines(server: RunningServer) -> dict[int, str]:
 def _read_through(broker: KafkaBroker, topic: str, last: int) -> list[Received]:
     """The topic's records until one has sequence number `last` or more."""
     return read_topic(broker.bootstrap, topic, lambda rs: any(_seq(r) >= last for r in rs[-50:]))
+
+
+def _forwarder_pids(server: RunningServer) -> list[int]:
+    """The server's child processes: its forwarders (forward/child.py)."""
+    tasks = Path(f"/proc/{server.process.pid}/task")
+    return [int(p) for t in tasks.iterdir() for p in (t / "children").read_text().split()]
+
+
+def _wait_gone(pids: list[int], timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        assert time.monotonic() < deadline, f"forwarder processes {pids} still running"
+        time.sleep(0.05)
 
 
 def _checkpoint(server: RunningServer, url: str) -> int | None:
@@ -137,7 +151,10 @@ def test_server_killed_resumes_from_checkpoint(
     _read_through(kafka_broker, topic, seq_of(first.wait_for_line("first   n=0000999")))
     first.send(numbered_frames("second", 30_000))
     first.wait_for_line("second  n=0029999", timeout_s=30)
+    children = _forwarder_pids(first)
+    assert len(children) == 1
     first.stop(signal.SIGKILL)
+    _wait_gone(children)  # its stdin closed with the server: it saves and ends at once
     at_kill = _checkpoint(first, url)
     assert at_kill is not None and at_kill >= 1000
     second = server_factory("--forward", url, log_dir=first.log_dir)
@@ -167,7 +184,10 @@ def test_kafka_unreachable_at_start(server_factory: Factory) -> None:
     health = server.health()
     assert health.startswith("OK ")
     assert int(health.split("forward_lag_lines=")[1].split()[0]) >= 200
+    children = _forwarder_pids(server)
+    assert len(children) == 1
     assert server.stop(timeout_s=20) == 0
+    _wait_gone(children, timeout_s=1)
     assert _checkpoint(server, url) is None
     assert "forward_unreachable" in server.stderr()
 

@@ -1,16 +1,19 @@
-"""One `--forward kafka://...` target: a thread that follows the written files from the
-checkpoint and produces one Kafka record per line, in sequence order.
+"""The forwarding loop for one `--forward kafka://...` target: follow the written files from
+the checkpoint and produce one Kafka record per line, in sequence order.
 
-It runs beside the writer and never touches the pipeline: intake never waits for Kafka.
-librdkafka (confluent-kafka) batches, retries and reconnects on its own threads; with the
-idempotent producer (acks=all) retries neither reorder nor duplicate records within one
-partition, and records never time out (`message.timeout.ms=0`): while Kafka is away they
-wait in the producer's bounded queue, and past that bound the lines wait in the files.
+It runs in its own process (child.py), so it never competes with intake for the server's
+interpreter lock. librdkafka (confluent-kafka) batches, retries and reconnects on its own
+threads; with the idempotent producer (acks=all) retries neither reorder nor duplicate
+records within a partition, and records never time out (`message.timeout.ms=0`): while
+Kafka is away they wait in the producer's bounded queue, and past that the lines wait in the
+files.
 
-The checkpoint is saved only up to the last line such that it and every line before it were
-acknowledged (partitions acknowledge independently). A failure that librdkafka does not
-retry by itself ends the producer: a new one starts again from the checkpoint after a
-backoff, so the records after the checkpoint may reach Kafka twice (at-least-once).
+Acknowledgements are counted, not reported one by one (librdkafka reports only failures):
+when the producer's queue is empty, every line produced so far is acknowledged. Under steady
+load the loop stops reading once a second until it is, so the checkpoint keeps moving. A
+failure librdkafka does not retry by itself ends the producer: a new one starts again from
+the last acknowledged line after a backoff, so the lines after it may reach Kafka twice
+(at-least-once).
 """
 
 from __future__ import annotations
@@ -18,41 +21,33 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from log_server.events import ServerEvents
 from log_server.forward.checkpoint import Checkpoint
-from log_server.forward.lag import LagClock
 from log_server.forward.record import record_of
 from log_server.forward.target import KafkaTarget
 from log_server.history.follower import LogFollower, LogLine
 
 BATCH_LINES = 5_000
 IDLE_POLL_S = 0.05
-SAVE_INTERVAL_S = 1.0
+# How often the loop waits for every produced line to be acknowledged, and saves.
+ACK_INTERVAL_S = 1.0
 MAX_BACKOFF_S = 30.0
-# librdkafka's queue of records not yet acknowledged; past it, reading the files pauses.
+# librdkafka's queue of records not yet acknowledged; past half of it, reading pauses.
 QUEUE_MESSAGES = 100_000
 QUEUE_KBYTES = 64 * 1024
+
+#: (event name, arguments): gap(first, last), skipped(seq, bytes, reason), unreachable(reason),
+#: reachable(seconds), failed(reason, from_seq, delay_s), acked(seq).
+Report = Callable[..., None]
 
 
 class _SessionFailed(Exception):
     pass
-
-
-class _Batch:
-    """Lines read together: acknowledged when every one of them is."""
-
-    __slots__ = ("last_seq", "outstanding")
-
-    def __init__(self, last_seq: int, outstanding: int) -> None:
-        self.last_seq = last_seq
-        self.outstanding = outstanding
 
 
 class KafkaForwarder:
@@ -61,81 +56,49 @@ class KafkaForwarder:
         target: KafkaTarget,
         log_dir: Path,
         server_name: str,
-        written_seq: Callable[[], int],
-        events: ServerEvents,
-        call_soon: Callable[..., object],
+        after_seq: int,
+        fresh: bool,
+        report: Report,
     ) -> None:
-        """Reads the checkpoint at once (CheckpointError when it is unreadable)."""
+        """`fresh`: no checkpoint yet, so lines rotated away before the first one read are
+        not reported as lost (they were never this forwarder's)."""
         self.target = target
         self.log_dir = log_dir
         self.server_name = server_name
-        self._written_seq = written_seq
-        self._events = events
-        self._call_soon = call_soon
         self.checkpoint = Checkpoint(log_dir / target.checkpoint_name, target.url)
-        saved = self.checkpoint.load()
-        written = written_seq()
-        self._resumed_from = saved
-        self._replaced = saved is not None and saved > written
-        # Without a checkpoint (or past the files' last line: they were replaced) forwarding
-        # starts at the oldest line kept; lines rotated away before then were never its own.
-        self.acked_seq = 0 if saved is None or self._replaced else saved
-        self._saved_seq = self.acked_seq
-        self._fresh = self.acked_seq == 0
-        self._clock = LagClock()
-        self._behind_since: float | None = None
+        self.acked_seq = after_seq
+        self._saved_seq = after_seq
+        self._saved_at = 0.0
+        self._fresh = fresh
+        self._report = report
+        self.stop_requested = threading.Event()
         self._stop_at: float | None = None
-        self._stop_requested = threading.Event()
+        self._final_seq = 0
         self._failure: str | None = None
         self._unreachable_since: float | None = None
         self._closing = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"forward {target.topic}", daemon=True
-        )
 
-    def start(self) -> None:
-        if self._replaced:
-            reason = (
-                f"checkpoint {self._resumed_from} is past the files' last line "
-                f"{self._written_seq()} (the files were replaced)"
-            )
-        elif self._resumed_from is None:
-            reason = "no checkpoint yet"
-        else:
-            reason = f"checkpoint {self.checkpoint.path.name}"
-        self._events.forward_started(self.target.url, self.acked_seq + 1, reason)
-        self._thread.start()
-
-    def lag(self) -> tuple[int, float]:
-        """(lines written but not acknowledged by Kafka, seconds the oldest of them waits)."""
-        lines = max(0, self._written_seq() - self.acked_seq)
-        since = self._behind_since
-        if not lines or since is None:
-            return lines, 0.0
-        return lines, max(0.0, time.monotonic() - since)
-
-    def stop(self, grace_s: float) -> None:
-        """Forward what is written for up to `grace_s` more, save the checkpoint, end.
-        Blocks: call it off the event loop."""
+    def stop(self, grace_s: float, final_seq: int) -> None:
+        """Go on until `final_seq` is acknowledged, for at most `grace_s`; then end.
+        Called from another thread."""
+        self._final_seq = final_seq
         self._stop_at = time.monotonic() + grace_s
-        self._stop_requested.set()
-        self._thread.join(grace_s + 10.0)
+        self.stop_requested.set()
 
-    def _report(self, event: Callable[..., None], *args: object) -> None:
-        self._call_soon(event, self.target.url, *args)
-
-    def _run(self) -> None:
+    def run(self) -> None:
         failures = 0
         while True:
             try:
                 self._forward()
                 return
             except Exception as exc:  # a failed session: start again from the checkpoint
+                if self.stop_requested.is_set():
+                    return
                 failures += 1
                 reason = str(exc) if isinstance(exc, _SessionFailed) else repr(exc)
                 delay = min(MAX_BACKOFF_S, 2.0 ** (failures - 1))
-                self._report(self._events.forward_failed, reason, self.acked_seq + 1, delay)
-                if self._stop_requested.wait(delay):
+                self._report("failed", reason, self.acked_seq + 1, delay)
+                if self.stop_requested.wait(delay):
                     return
 
     def _producer(self) -> Producer:
@@ -158,6 +121,8 @@ class KafkaForwarder:
             "reconnect.backoff.max.ms": 2_000,
             # The Java client's partitioner: a key lands where other Kafka clients put it.
             "partitioner": "murmur2_random",
+            "delivery.report.only.error": True,
+            "on_delivery": self._on_delivery_failed,
             "error_cb": self._on_error,
             "log_level": 0,  # errors come through error_cb, as server events
         }
@@ -166,37 +131,40 @@ class KafkaForwarder:
     def _forward(self) -> None:
         producer = self._producer()
         follower = LogFollower(self.log_dir, self.acked_seq)
-        inflight: deque[_Batch] = deque()
-        next_seq = self.acked_seq + 1
+        produced = self.acked_seq  # the last line handed to the producer
+        next_seq = produced + 1
         self._failure = None
         self._closing = False
-        last_save = time.monotonic()
+        last_ack = time.monotonic()
         try:
             while True:
                 now = time.monotonic()
-                written = self._written_seq()
-                self._clock.written(written, now)
                 if self._stop_at is not None and (
-                    now >= self._stop_at or (not inflight and self.acked_seq >= written)
+                    now >= self._stop_at or self.acked_seq >= self._final_seq
                 ):
                     return
+                waiting = len(producer)
                 lines: list[LogLine] = []
-                if len(producer) < QUEUE_MESSAGES // 2:
+                # Read on unless the queue is full, or it is time to let it empty.
+                if waiting < QUEUE_MESSAGES // 2 and not (
+                    waiting and now - last_ack >= ACK_INTERVAL_S
+                ):
                     lines = follower.read_available(BATCH_LINES)
                 if lines:
                     next_seq = self._check_gap(lines, next_seq)
-                    inflight.append(self._produce(producer, lines))
+                    produced = self._produce(producer, lines, produced)
                 producer.poll(0 if lines else IDLE_POLL_S)
-                while inflight and inflight[0].outstanding <= 0:
-                    self.acked_seq = inflight.popleft().last_seq
-                self._behind_since = self._clock.behind_since(self.acked_seq)
                 if self._failure is not None:
                     raise _SessionFailed(self._failure)
+                if produced > self.acked_seq and len(producer) == 0:
+                    self._acked(produced)
+                    last_ack = now
+                    if self._unreachable_since is not None:
+                        self._back()
                 if self.acked_seq > self._saved_seq and (
-                    not lines or now - last_save >= SAVE_INTERVAL_S
+                    not lines or now - self._saved_at >= ACK_INTERVAL_S
                 ):
                     self._save()
-                    last_save = now
         finally:
             self._closing = True
             follower.close()
@@ -204,76 +172,78 @@ class KafkaForwarder:
             producer.purge()
             producer.flush(0)
 
+    def _acked(self, seq: int) -> None:
+        self.acked_seq = seq
+        self._report("acked", seq)
+
     def _save(self) -> None:
         if self.acked_seq > self._saved_seq:
             self.checkpoint.save(self.acked_seq)
             self._saved_seq = self.acked_seq
+            self._saved_at = time.monotonic()
 
     def _check_gap(self, lines: list[LogLine], next_seq: int) -> int:
         """Report lines that were rotated away before they could be read."""
         first = lines[0].seq
         if first > next_seq and not (self._fresh and next_seq == 1):
-            self._report(self._events.forward_gap, next_seq, first - 1)
+            self._report("gap", next_seq, first - 1)
         self._fresh = False
         previous = first
         for line in lines:
             if line.seq > previous + 1:
-                self._report(self._events.forward_gap, previous + 1, line.seq - 1)
+                self._report("gap", previous + 1, line.seq - 1)
             previous = line.seq
         return previous + 1
 
-    def _produce(self, producer: Producer, lines: list[LogLine]) -> _Batch:
-        batch = _Batch(lines[-1].seq, len(lines))
+    def _produce(self, producer: Producer, lines: list[LogLine], produced: int) -> int:
+        """Hand the lines to the producer; the last sequence number handed over."""
         topic = self.target.topic
         by_server = self.target.key == "server"
-
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            if err is None:
-                batch.outstanding -= 1
-                if self._unreachable_since is not None:
-                    self._back(err)
-            elif err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-                self._skipped(msg.value(), err.str())
-                batch.outstanding -= 1
-            elif not self._closing:
-                self._failure = f"Kafka refused a record: {err.str()}"
-
+        produce = producer.produce
         for line in lines:
             hostname, value = record_of(line.raw)
             key = self.server_name if by_server else hostname
             while True:
                 try:
-                    producer.produce(topic, value, key, on_delivery=delivered)
+                    produce(topic, value, key)
                     break
                 except BufferError:  # the producer's queue is full: Kafka is slow or away
                     producer.poll(0.1)
                     if self._stop_at is not None and time.monotonic() >= self._stop_at:
-                        return batch  # not all sent: the batch is never acknowledged
+                        raise _SessionFailed("stopped while Kafka took no records") from None
                 except KafkaException as exc:
                     error = exc.args[0]
                     if error.code() != KafkaError.MSG_SIZE_TOO_LARGE:
                         raise _SessionFailed(f"cannot send a record: {error.str()}") from None
                     self._skipped(value, error.str())
-                    batch.outstanding -= 1
                     break
-        return batch
+            produced = line.seq
+        return produced
+
+    def _on_delivery_failed(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None or self._closing:
+            return
+        if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            self._skipped(msg.value(), err.str())
+        else:
+            self._failure = f"Kafka refused a record: {err.str()}"
 
     def _skipped(self, value: bytes | None, reason: str) -> None:
         try:
             seq = int(json.loads(value or b"{}").get("seq", 0))
         except ValueError:
             seq = 0
-        self._report(self._events.forward_skipped, seq, len(value or b""), reason)
+        self._report("skipped", seq, len(value or b""), reason)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             self._failure = f"the Kafka producer failed: {err.str()}"
         elif err.code() == KafkaError._ALL_BROKERS_DOWN and self._unreachable_since is None:
             self._unreachable_since = time.monotonic()
-            self._report(self._events.forward_unreachable, err.str())
+            self._report("unreachable", err.str())
 
-    def _back(self, _err: object) -> None:
+    def _back(self) -> None:
         since = self._unreachable_since
         self._unreachable_since = None
         if since is not None:
-            self._report(self._events.forward_reachable, time.monotonic() - since)
+            self._report("reachable", time.monotonic() - since)
