@@ -5,6 +5,7 @@ forwarder >= 0.5x TCP ingest, ingest with forwarding >= 0.8x without."""
 
 from __future__ import annotations
 
+import os
 import socket
 import statistics
 import sys
@@ -22,6 +23,23 @@ sys.path.insert(0, str(ROOT / "tests" / "forward"))
 
 Ingest = Callable[[str, tuple[str, ...], Path], dict[str, Any]]
 Start = Callable[..., tuple[Any, int, int | None, float]]
+
+
+BROKER_NICENESS = 10
+
+
+def _renice(pid: int, niceness: int) -> None:
+    """Every thread of the process (Linux nice is per thread; new ones inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, int(tid), niceness)
+        except (OSError, ValueError):
+            pass
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
 
 
 def _health(port: int) -> str:
@@ -56,13 +74,13 @@ def _forward_backlog(
     )
     try:
         started = time.perf_counter()
-        cpu_before = loadgen.cpu_seconds(proc.pid)
         backlog = _lag_lines(port)
         deadline = started + timeout_s
         while (lag := _lag_lines(port)) > 0 and time.perf_counter() < deadline:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
-        cpu = loadgen.cpu_seconds(proc.pid) - cpu_before
+        # The forwarding process's CPU (forward/child.py), start-up included.
+        cpu = sum(loadgen.cpu_seconds(pid) for pid in _children(proc.pid))
     finally:
         proc.stop()
     in_kafka = _topic_size(bootstrap, topic)
@@ -73,19 +91,23 @@ def _forward_backlog(
         "in_kafka": in_kafka,
         "seconds": round(elapsed, 3),
         "lines_per_s": round(backlog / elapsed),
-        "server_cpu_us_per_line": round(cpu / max(backlog, 1) * 1e6, 2),
+        "forwarder_cpu_us_per_line": round(cpu / max(backlog, 1) * 1e6, 2),
     }
 
 
 def bench_forward(
     ingest: Ingest, start: Start, n: int, runs: int, backlog_formats: tuple[str, ...]
 ) -> dict[str, Any]:
-    row: dict[str, Any] = {"name": "forward to Kafka (local broker)", "n": n}
+    row: dict[str, Any] = {"name": "forward to Kafka (local broker, nice 10)", "n": n}
     try:
         from kafka_broker import start_broker
 
         broker_dir = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
         broker = start_broker(broker_dir)
+        # The broker stands in for one on another machine: on these 2 shared cores it takes
+        # what the server under test leaves, as the forwarder does.
+        assert broker.process is not None
+        _renice(broker.process.pid, BROKER_NICENESS)
     except Exception as exc:  # no java, no mvn, no jars: say so, skip the case
         print(f"  forward to Kafka: skipped, the broker cannot start: {exc}", flush=True)
         return {**row, "skipped": str(exc)}
@@ -115,7 +137,7 @@ def bench_forward(
                 backlog = _forward_backlog(start, log_dir, broker.bootstrap, line_format)
             print(
                 f"  forwarder ({line_format:<4})       {backlog['lines_per_s']:>10,} lines/s  "
-                f"{backlog['server_cpu_us_per_line']:>6} µs CPU/line  "
+                f"{backlog['forwarder_cpu_us_per_line']:>6} µs CPU/line  "
                 f"{backlog['in_kafka']:,} of {backlog['lines']:,} lines in Kafka",
                 flush=True,
             )

@@ -1,6 +1,7 @@
-"""`python -m log_server.forward.child`: one forwarder in its own process, at a lower CPU
-priority than the server, so that forwarding takes what intake leaves and never the
-server's interpreter lock.
+"""`python -m log_server.forward.child`: one forwarder in its own process at the lowest CPU
+priority (nice 19), so that forwarding takes the CPU intake leaves and never the server's
+interpreter lock; a forwarder that falls behind under a load that fills every core catches
+up from the files when the load eases (its lag is in health and the stats line).
 
 Talks to the server (supervisor.py) in JSON lines: it writes `{"event": NAME, "args": [...]}`
 to stdout (`acked` when Kafka has acknowledged every line up to a sequence number, at most
@@ -17,11 +18,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from log_server.forward.kafka_forwarder import KafkaForwarder
-from log_server.forward.target import parse_forward_url
+if TYPE_CHECKING:
+    from log_server.forward.kafka_forwarder import KafkaForwarder
 
-NICENESS = 10
+NICENESS = 19
 REPORT_INTERVAL_S = 0.1
 
 
@@ -74,6 +76,13 @@ def _flush_periodically(reporter: _Reporter) -> None:
 
 
 def main() -> int:
+    try:
+        os.nice(NICENESS)  # first: importing librdkafka is already work
+    except OSError:
+        pass
+    from log_server.forward.kafka_forwarder import KafkaForwarder
+    from log_server.forward.target import parse_forward_url
+
     parser = argparse.ArgumentParser(prog="python -m log_server.forward.child")
     parser.add_argument("url", type=parse_forward_url)
     parser.add_argument("--log_dir", type=Path, required=True)
@@ -81,10 +90,6 @@ def main() -> int:
     parser.add_argument("--after_seq", type=int, required=True)
     parser.add_argument("--fresh", action="store_true")
     args = parser.parse_args()
-    try:
-        os.nice(NICENESS)
-    except OSError:
-        pass
     reporter = _Reporter()
     forwarder = KafkaForwarder(
         args.url, args.log_dir, args.name, args.after_seq, args.fresh, reporter
