@@ -79,7 +79,7 @@ class KafkaBroker:
         cluster_id = "-"
         while cluster_id.startswith("-"):  # as Kafka's Uuid: a leading '-' reads as an option
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        subprocess.run(
+        result = subprocess.run(
             [
                 "java",
                 "-cp",
@@ -91,10 +91,12 @@ class KafkaBroker:
                 "-c",
                 str(config),
             ],
-            check=True,
             timeout=120,
-            stdout=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
         )
+        if result.returncode != 0:  # its config dump goes to stderr: shown only on failure
+            raise RuntimeError(f"kafka-storage format failed: {result.stderr[-2000:]}")
 
     def start(self, timeout: float = 90.0) -> None:
         log_path = self.directory / "broker.log"
