@@ -5,6 +5,7 @@ SIGKILL, Kafka unreachable at start, a topic that does not exist yet, lines rota
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -235,3 +236,21 @@ def test_unreadable_checkpoint_stops_the_start(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot read the forwarding checkpoint" in result.stderr
     assert "remove it to forward again from the oldest line kept" in result.stderr
+
+
+def test_a_killed_forwarding_process_is_started_again(
+    kafka_broker: KafkaBroker, server_factory: Factory
+) -> None:
+    topic = _new_topic()
+    server = server_factory("--forward", _url(kafka_broker, topic))
+    server.send(msg_frame(message="before the kill"))
+    _read_through(kafka_broker, topic, seq_of(server.wait_for_line("before the kill")))
+    (child,) = _forwarder_pids(server)
+    os.kill(child, signal.SIGKILL)
+    failed = server.wait_for_line("forward_failed")
+    assert "the forwarding process exited with -9" in failed and "ERROR" in failed
+    server.send(msg_frame(message="after the kill"))
+    last = seq_of(server.wait_for_line("after the kill"))
+    seqs = [_seq(r) for r in _read_through(kafka_broker, topic, last)]
+    assert set(range(1, last + 1)) <= set(seqs)
+    assert _forwarder_pids(server) != [child]

@@ -20,7 +20,11 @@ from log_server.forward.lag import LagClock
 from log_server.forward.target import KafkaTarget
 
 SAMPLE_INTERVAL_S = 0.1
+# A process that ended is started again after this, doubled each time it ends again within
+# STABLE_S of its start, up to MAX_RESTART_DELAY_S.
 RESTART_DELAY_S = 2.0
+MAX_RESTART_DELAY_S = 60.0
+STABLE_S = 60.0
 STOP_MARGIN_S = 5.0
 # What the process may report besides `acked`: each is ServerEvents.forward_<name>.
 EVENTS = frozenset({"gap", "skipped", "unreachable", "reachable", "failed"})
@@ -98,7 +102,9 @@ class ForwardSupervisor:
                 pass
 
     async def _supervise(self) -> None:
+        delay = RESTART_DELAY_S
         while not self._stopping:
+            started = time.monotonic()
             sampler = asyncio.create_task(self._sample())
             try:
                 code = await self._run_once()
@@ -106,13 +112,16 @@ class ForwardSupervisor:
                 sampler.cancel()
             if self._stopping:
                 return
+            if time.monotonic() - started >= STABLE_S:
+                delay = RESTART_DELAY_S
             self._events.forward_failed(
                 self.target.url,
                 f"the forwarding process exited with {code}",
                 self.acked_seq + 1,
-                RESTART_DELAY_S,
+                delay,
             )
-            await asyncio.sleep(RESTART_DELAY_S)
+            await asyncio.sleep(delay)
+            delay = min(MAX_RESTART_DELAY_S, delay * 2)
 
     async def _sample(self) -> None:
         while True:
@@ -152,5 +161,5 @@ class ForwardSupervisor:
             self.acked_seq = max(self.acked_seq, int(args[0]))
             self._fresh = False
             return
-        if event in EVENTS:
+        if event in EVENTS and not self._stopping:  # after the writer's end, no more lines
             getattr(self._events, f"forward_{event}")(self.target.url, *args)
