@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import ipaddress
 import os
 import signal
@@ -164,6 +165,8 @@ class Server:
         from log_server.forward.checkpoint import CheckpointError
         from log_server.forward.supervisor import ForwardSupervisor
 
+        if importlib.util.find_spec("confluent_kafka") is None:
+            self._abandon("--forward needs the Kafka client confluent-kafka (pip install it)")
         pipeline = self.pipeline
         try:
             return [
