@@ -174,6 +174,7 @@ def bench_log_server(
     extra: tuple[str, ...] = (),
     name: str | None = None,
     log_dir: Path | None = None,
+    ready: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as tmp:
         log_dir = log_dir or Path(tmp)
@@ -182,6 +183,8 @@ def bench_log_server(
         proc, port, _, startup_s = start_log_server(
             log_dir, "--tcp_only", "--decoder", decoder, "--max_files", max_files, *extra
         )
+        if ready is not None:
+            ready(port)
         active = str(log_dir / "_main.log")
         row = measure_tcp(
             name or f"log_server ({decoder})",
@@ -794,7 +797,7 @@ def main() -> int:
         help="run only the receipt -> disk latency part (log_server and rsyslog)",
     )
     parser.add_argument(
-        "--forward-n", type=int, default=300_000, help="lines per --forward kafka:// run"
+        "--forward-n", type=int, default=1_000_000, help="lines per --forward kafka:// run"
     )
     parser.add_argument(
         "--only-forward", action="store_true", help="run only the --forward kafka:// part"
@@ -987,9 +990,11 @@ def run_forward(n: int, k: int, runs: int) -> dict[str, Any]:
     print(f"--forward kafka:// with {n:,} messages over {k} connections ...", flush=True)
     blobs = loadgen.capnp_blobs(n, k, SCHEMA)
 
-    def ingest(name: str, extra: tuple[str, ...], log_dir: Path) -> dict[str, Any]:
+    def ingest(
+        name: str, extra: tuple[str, ...], log_dir: Path, ready: Callable[[int], None] | None
+    ) -> dict[str, Any]:
         warm_page_cache(2 * n * 260)
-        return bench_log_server(n, k, blobs, "native", extra, name, log_dir)
+        return bench_log_server(n, k, blobs, "native", extra, name, log_dir, ready)
 
     return bench_forward.bench_forward(ingest, start_log_server, n, runs, ("text", "json"))
 
