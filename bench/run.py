@@ -27,6 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import bench_forward
 import bench_tail
 import latency
 import loadgen
@@ -198,23 +199,34 @@ class Scraper:
 
 
 def bench_log_server(
-    n: int, k: int, blobs: list[bytes], decoder: str, scrape_every_s: float | None = None
+    n: int,
+    k: int,
+    blobs: list[bytes],
+    decoder: str,
+    extra: tuple[str, ...] = (),
+    name: str | None = None,
+    log_dir: Path | None = None,
+    ready: Callable[[int], None] | None = None,
+    scrape_every_s: float | None = None,
 ) -> dict[str, Any]:
-    """TCP ingest; with `scrape_every_s`, also --metrics_port and a scraper hitting it."""
+    """TCP ingest; `extra` flags for the server, `ready(port)` once it listens; with
+    `scrape_every_s`, also --metrics_port and a scraper hitting it."""
     with tempfile.TemporaryDirectory(prefix="bench-logs-") as tmp:
-        log_dir = Path(tmp)
-        # Enough rotated files to keep the whole run for verification.
-        max_files = str(n * 260 // (10 * 1024 * 1024) + 5)
+        log_dir = log_dir or Path(tmp)
+        # Enough rotated files to keep the whole run for verification (JSON lines are longer).
+        max_files = str(n * 600 // (10 * 1024 * 1024) + 5)
         metrics_port = free_port()
         metrics = () if scrape_every_s is None else ("--metrics_port", str(metrics_port))
         proc, port, _, startup_s = start_log_server(
-            log_dir, "--tcp_only", "--decoder", decoder, "--max_files", max_files, *metrics
+            log_dir, "--tcp_only", "--decoder", decoder, "--max_files", max_files, *extra, *metrics
         )
         scraper = None if scrape_every_s is None else Scraper(metrics_port, scrape_every_s, proc)
+        if ready is not None:
+            ready(port)
         active = str(log_dir / "_main.log")
         scraped = "" if scraper is None else ", /metrics scraped"
         row = measure_tcp(
-            f"log_server ({decoder}{scraped})",
+            name or f"log_server ({decoder}{scraped})",
             proc,
             port,
             blobs,
@@ -867,7 +879,18 @@ def main() -> int:
         action="store_true",
         help="run only the receipt -> disk latency part (log_server and rsyslog)",
     )
+    parser.add_argument(
+        "--forward-n", type=int, default=1_000_000, help="lines per --forward kafka:// run"
+    )
+    parser.add_argument(
+        "--only-forward", action="store_true", help="run only the --forward kafka:// part"
+    )
     args = parser.parse_args()
+    if args.only_forward:
+        row = run_forward(args.forward_n, args.conns, args.runs)
+        print_goals(forward_goals(row))
+        append_results([row], args.forward_n, args.conns)
+        return 0
     if args.only_latency:
         bench_latency((100, 1000), args.latency_s, args.runs)
         return 0
@@ -957,6 +980,8 @@ def main() -> int:
     handler = bench_handler(20_000)
     rows.append(handler)
     rows.append(bench_tail.bench_tail())
+    forward = run_forward(args.forward_n, k, args.runs)
+    rows.append(forward)
 
     goals = [
         (
@@ -1043,7 +1068,20 @@ def main() -> int:
             metrics["ratio"],
             lambda r: r >= 0.95,
         ),
+        *forward_goals(forward),
     ]
+    print_goals(goals)
+    for row in rows:
+        if not row.get("verified", True):
+            print(f"VERIFICATION FAILED for {row['name']}: {row.get('verification')}")
+    append_results(rows, n, k)
+    return 0 if all(r.get("verified", True) for r in rows) else 1
+
+
+Goal = tuple[str, str, Any, Callable[[float], bool] | None]
+
+
+def print_goals(goals: list[Goal]) -> None:
     print(f"\n{'goal':<42} target    measured  met")
     for label, target, value, ok in goals:
         shown = "n/a" if value is None or value is False else f"{value:.3g}"
@@ -1052,25 +1090,47 @@ def main() -> int:
         else:
             met = "n/a" if shown == "n/a" else ("yes" if ok(value) else "NO")
         print(f"{label:<42} {target:<9} {shown:>8}  {met}")
-    for row in rows:
-        if not row.get("verified", True):
-            print(f"VERIFICATION FAILED for {row['name']}: {row['verification']}")
+
+
+def append_results(rows: list[dict[str, Any]], n: int, k: int) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as fh:
-        fh.write(
-            json.dumps(
-                {
-                    "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "n": n,
-                    "conns": k,
-                    "machine": platform.node(),
-                    "rows": rows,
-                }
-            )
-            + "\n"
-        )
+        record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "n": n, "conns": k}
+        fh.write(json.dumps({**record, "machine": platform.node(), "rows": rows}) + "\n")
     print(f"raw results appended to {RESULTS.relative_to(ROOT)}")
-    return 0 if all(r.get("verified", True) for r in rows) else 1
+
+
+def run_forward(n: int, k: int, runs: int) -> dict[str, Any]:
+    print(f"--forward kafka:// with {n:,} messages over {k} connections ...", flush=True)
+    blobs = loadgen.capnp_blobs(n, k, SCHEMA)
+
+    def ingest(
+        name: str, extra: tuple[str, ...], log_dir: Path, ready: Callable[[int], None] | None
+    ) -> dict[str, Any]:
+        warm_page_cache(2 * n * 260)
+        return bench_log_server(n, k, blobs, "native", extra, name, log_dir, ready)
+
+    return bench_forward.bench_forward(ingest, start_log_server, n, runs, ("text", "json"))
+
+
+def forward_goals(row: dict[str, Any]) -> list[Goal]:
+    skipped = "skipped" in row
+    ratios = {} if skipped else row["forward_vs_ingest"]
+    return [
+        (
+            "forwarder (text lines) vs TCP ingest",
+            ">= 0.5",
+            ratios.get("text"),
+            lambda r: r >= 0.5,
+        ),
+        ("forwarder (JSON lines) vs TCP ingest", "-", ratios.get("json"), None),
+        (
+            "TCP ingest, forwarding on vs off",
+            ">= 0.8",
+            None if skipped else row["ingest_on_vs_off"],
+            lambda r: r >= 0.8,
+        ),
+    ]
 
 
 if __name__ == "__main__":

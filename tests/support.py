@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.request
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 import capnp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schema" / "logger.capnp"
@@ -271,3 +273,22 @@ def fill_disk(disk: Path) -> Path:
     finally:
         os.close(fd)
     return filler
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(server: RunningServer, accept: str | None = None) -> Samples:
+    """Every sample of one GET /metrics: (sample name, labels) -> value."""
+    assert server.metrics_port is not None
+    request = urllib.request.Request(f"http://127.0.0.1:{server.metrics_port}/metrics")
+    if accept is not None:
+        request.add_header("Accept", accept)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

@@ -9,7 +9,6 @@ import socket
 import struct
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,30 +17,11 @@ import pytest
 from log_server_client import GrpcLogClient, LogClient
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as otlp_pb
 from opentelemetry.proto.logs.v1 import logs_pb2
-from prometheus_client.parser import text_string_to_metric_families
-from support import RunningServer, frame, msg_frame, numbered_frames, start_server
+from support import RunningServer, Samples, frame, msg_frame, numbered_frames, scrape, start_server
 
 from log_server import __version__
 from log_server.generated import log_service_pb2 as pb
 from log_server.generated import log_service_pb2_grpc as pb_grpc
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def scrape(server: RunningServer, accept: str | None = None) -> Samples:
-    """Every sample of one GET /metrics: (sample name, labels) -> value."""
-    assert server.metrics_port is not None
-    request = urllib.request.Request(f"http://127.0.0.1:{server.metrics_port}/metrics")
-    if accept is not None:
-        request.add_header("Accept", accept)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-        text = response.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:

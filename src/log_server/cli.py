@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
             if meta["parse"] is not None:
                 kwargs["type"] = _typed(meta["parse"])
+            if meta["repeat"]:
+                kwargs["action"] = "append"
         parser.add_argument(*_spellings(meta["flags"]), **kwargs)
     parser.add_argument("--version", action="version", version=f"log_server {__version__}")
     return parser
@@ -82,7 +84,11 @@ def _typed(parse: Any) -> Any:
 def config_from_args(argv: Sequence[str] | None = None) -> Config:
     parser = build_parser()
     namespace = parser.parse_args(argv)
-    given = {k: v for k, v in vars(namespace).items() if v is not None}
+    given: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in vars(namespace).items()
+        if v is not None
+    }
     try:
         return Config(**given)
     except ConfigError as exc:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from log_server.forward.target import KafkaTarget, parse_forward_url
+
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
@@ -68,10 +70,18 @@ def _option(
     parse: Callable[[str], Any] | None = None,
     show: Callable[[Any], str] = str,
     choices: tuple[str, ...] | None = None,
+    repeat: bool = False,
 ) -> Any:
     return field(
         default=default,
-        metadata={"flags": flags, "help": help, "parse": parse, "show": show, "choices": choices},
+        metadata={
+            "flags": flags,
+            "help": help,
+            "parse": parse,
+            "show": show,
+            "choices": choices,
+            "repeat": repeat,
+        },
     )
 
 
@@ -208,6 +218,16 @@ class Config:
         float,
         lambda v: f"{v:g}",
     )
+    forward: tuple[KafkaTarget, ...] = _option(
+        (),
+        ("--forward",),
+        "also ship every written line to kafka://HOST:PORT/TOPIC[?acks=all|1&compression="
+        "none|gzip|snappy|lz4|zstd&key=host|server], from a checkpoint in --log_dir "
+        "(repeatable)",
+        parse_forward_url,
+        lambda v: " ".join(t.url for t in v) or "off",
+        repeat=True,
+    )
     stats_interval_s: float = _option(
         60.0,
         ("--stats_interval",),
@@ -254,6 +274,8 @@ class Config:
             out.append(("--fsync_interval", "must be more than 0 seconds"))
         if self.stats_interval_s < 0:
             out.append(("--stats_interval", "must be 0 (off) or more seconds"))
+        if len({t.checkpoint_name for t in self.forward}) < len(self.forward):
+            out.append(("--forward", "the same brokers and topic are given twice"))
         if not self.name.strip() or any(c.isspace() for c in self.name):
             out.append(("--name", "must be one word without spaces"))
         return out

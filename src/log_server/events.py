@@ -11,6 +11,7 @@ from collections import Counter
 
 from log_server.core.pipeline import LogPipeline
 from log_server.core.records import Level, LogRecord
+from log_server.health import forward_lag_fields
 from log_server.stderr_echo import StderrEcho
 
 
@@ -168,10 +169,62 @@ class ServerEvents:
     def file_rotated(self, rotated_to: str) -> None:
         self._emit("file_rotated", Level.INFO, f"rotated the active file to {rotated_to}")
 
-    def stats(self, msgs_per_s: float, mb_per_s: float, queued: int, connections: int) -> None:
+    def stats(
+        self,
+        msgs_per_s: float,
+        mb_per_s: float,
+        queued: int,
+        connections: int,
+        forward_lag: tuple[int, float] | None = None,
+    ) -> None:
         self._emit(
             "stats",
             Level.INFO,
             f"throughput msgs/s={msgs_per_s:.1f} MB/s={mb_per_s:.3f} queued={queued} "
-            f"connections={connections}",
+            f"connections={connections}"
+            + (forward_lag_fields(forward_lag) if forward_lag is not None else ""),
+        )
+
+    def forward_started(self, target: str, from_seq: int, reason: str) -> None:
+        self._emit(
+            "forward_started", Level.INFO, f"forwarding to {target} from seq {from_seq} ({reason})"
+        )
+
+    def forward_unreachable(self, target: str, reason: str) -> None:
+        self._emit(
+            "forward_unreachable",
+            Level.WARNING,
+            f"cannot reach Kafka for {target}: {reason}; the lines wait in the log files and "
+            "are sent when it is back",
+        )
+
+    def forward_reachable(self, target: str, seconds: float) -> None:
+        self._emit(
+            "forward_reachable",
+            Level.WARNING,
+            f"Kafka reachable again for {target} after {seconds:.1f}s",
+        )
+
+    def forward_failed(self, target: str, reason: str, from_seq: int, delay_s: float) -> None:
+        self._emit(
+            "forward_failed",
+            Level.ERROR,
+            f"forwarding to {target} stopped: {reason}; starting again from seq {from_seq} "
+            f"in {delay_s:g}s (lines after the checkpoint may reach Kafka twice)",
+        )
+
+    def forward_gap(self, target: str, first: int, last: int) -> None:
+        self._emit(
+            "forward_gap",
+            Level.ERROR,
+            f"lines {first}..{last} ({last - first + 1} lines) were rotated away before they "
+            f"could be forwarded to {target}: they are not in Kafka (--max_files, "
+            "--max_file_size keep more)",
+        )
+
+    def forward_skipped(self, target: str, seq: int, nbytes: int, reason: str) -> None:
+        self._emit(
+            "forward_skipped",
+            Level.ERROR,
+            f"line {seq} ({nbytes} bytes as a record) not forwarded to {target}: {reason}",
         )

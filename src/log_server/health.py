@@ -46,6 +46,7 @@ def status_line(
     written: int,
     queued: int,
     connections: int,
+    forward_lag: tuple[int, float] | None = None,
 ) -> str:
     """The one line `echo health | nc host 4020` answers."""
     state = "OK" if health.ok else "DEGRADED"
@@ -53,6 +54,14 @@ def status_line(
         f"{state} {name} uptime={uptime_s:.0f}s received={received} written={written} "
         f"queued={queued} connections={connections}"
     )
+    if forward_lag is not None:
+        line += forward_lag_fields(forward_lag)
     if health.degraded_reason:
         line += f' reason="{escape(health.degraded_reason)}"'
     return line + "\n"
+
+
+def forward_lag_fields(lag: tuple[int, float]) -> str:
+    """The forwarders' lag (the largest of them): lines not yet acknowledged, and how long
+    the oldest of them has waited."""
+    return f" forward_lag_lines={lag[0]} forward_lag_s={lag[1]:.1f}"

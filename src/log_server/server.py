@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import ipaddress
 import os
 import signal
@@ -31,6 +32,7 @@ from log_server.sources.source import ListenError, Source
 from log_server.sources.tcp import TcpSource
 
 if TYPE_CHECKING:
+    from log_server.forward.supervisor import ForwardSupervisor
     from log_server.metrics.endpoint import MetricsEndpoint
 
 # On SIGTERM/SIGINT a TCP connection is kept open until it has been quiet this long, so
@@ -45,6 +47,8 @@ GRPC_GRACE_S = 5.0
 DRAIN_STUCK_S = 2.0
 # What is left of the stderr echo gets this long at exit (stderr may be a pipe nobody reads).
 ECHO_CLOSE_S = 0.5
+# At shutdown the forwarders get this long to have Kafka acknowledge the last lines.
+FORWARD_GRACE_S = 3.0
 GIL_SWITCH_INTERVAL_S = 0.0005
 
 
@@ -69,6 +73,7 @@ class Server:
         self._syncer: asyncio.Task[None] | None = None
         self.sources: list[Source] = []
         self.metrics: MetricsEndpoint | None = None
+        self.forwarders: list[ForwardSupervisor] = []
 
     async def run(self) -> None:
         await self.startup()
@@ -82,6 +87,7 @@ class Server:
         self._tune_runtime()
         last_seq = self._open_log()
         self._build_pipeline(last_seq)
+        self.forwarders = self._build_forwarders()
         self.sources = self._build_sources()
         self._build_metrics()
         listeners = []
@@ -96,6 +102,8 @@ class Server:
             except ListenError as exc:
                 self._abandon(str(exc))
         self._start_writer()
+        for forwarder in self.forwarders:
+            forwarder.start()
         self._handle_signals()
         self._announce_ready(" ".join(listeners))
 
@@ -165,6 +173,35 @@ class Server:
             fsync_interval_s=config.fsync_interval_s,
             observe_write=observe_write,
         )
+
+    def _build_forwarders(self) -> list[ForwardSupervisor]:
+        if not self.config.forward:
+            return []
+        # Imported only when used; each forwarder runs in its own process (forward/child.py).
+        from log_server.forward.checkpoint import CheckpointError
+        from log_server.forward.supervisor import ForwardSupervisor
+
+        if importlib.util.find_spec("confluent_kafka") is None:
+            self._abandon("--forward needs the Kafka client confluent-kafka (pip install it)")
+        pipeline = self.pipeline
+        try:
+            return [
+                ForwardSupervisor(
+                    target,
+                    self.config.log_dir,
+                    self.config.name,
+                    lambda: pipeline.written_seq,
+                    self.events,
+                )
+                for target in self.config.forward
+            ]
+        except CheckpointError as exc:
+            self._abandon(str(exc))
+
+    def forward_lag(self) -> tuple[int, float] | None:
+        """The largest lag of the forwarders, or None without any."""
+        lags = [forwarder.lag() for forwarder in self.forwarders]
+        return (max(lag[0] for lag in lags), max(lag[1] for lag in lags)) if lags else None
 
     def _build_sources(self) -> list[Source]:
         config = self.config
@@ -245,6 +282,7 @@ class Server:
                 self.sources,
                 self.health,
                 self.events,
+                self.forwarders,
             )
         )
         self.metrics = MetricsEndpoint(self.registry, config.host, config.metrics_port)
@@ -293,6 +331,7 @@ class Server:
                     (nbytes - last_bytes) / elapsed / 1e6,
                     self.pipeline.queued_lines,
                     self.connection_count,
+                    self.forward_lag(),
                 )
                 last_time, last_written, last_bytes = now, written, nbytes
 
@@ -325,6 +364,7 @@ class Server:
                 pass
             if self.metrics is not None:
                 await self.metrics.close()
+            await asyncio.gather(*(f.stop(FORWARD_GRACE_S) for f in self.forwarders))
             self.sink.close()
             self.lock.release()
             self.events.echo.close(ECHO_CLOSE_S)
@@ -338,6 +378,7 @@ class Server:
             self.pipeline.written,
             self.pipeline.queued_lines,
             self.connection_count,
+            self.forward_lag(),
         )
 
     @property
@@ -387,7 +428,7 @@ class Server:
             f"max_connections={self.descriptors.max_connections} "
             f"open_files={self.descriptors.soft_limit} read_timeout={c.read_timeout_s:g}s "
             f"fsync={c.fsync}{f' every {c.fsync_interval_s:g}s' if c.fsync == 'interval' else ''} "
-            f"decoder={self._decoder_in_use()}"
+            f"decoder={self._decoder_in_use()}" + "".join(f" forward={t.url}" for t in c.forward)
         )
 
     def _decoder_in_use(self) -> str:

@@ -76,8 +76,10 @@ class KafkaBroker:
     def format(self) -> None:
         """`kafka-storage format`: a KRaft log dir needs a cluster id before the first start."""
         config = self.write_config()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        subprocess.run(
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # as Kafka's Uuid: a leading '-' reads as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        result = subprocess.run(
             [
                 "java",
                 "-cp",
@@ -89,10 +91,12 @@ class KafkaBroker:
                 "-c",
                 str(config),
             ],
-            check=True,
             timeout=120,
-            stdout=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
         )
+        if result.returncode != 0:  # its config dump goes to stderr: shown only on failure
+            raise RuntimeError(f"kafka-storage format failed: {result.stderr[-2000:]}")
 
     def start(self, timeout: float = 90.0) -> None:
         log_path = self.directory / "broker.log"

@@ -33,6 +33,10 @@ from log_server.stderr_echo import StderrEcho
 class KafkaLag:
     name: str
     lag_lines: int
+    lag_seconds: float
+
+    def lag(self) -> tuple[int, float]:
+        return self.lag_lines, self.lag_seconds
 
 
 @dataclass
@@ -128,9 +132,10 @@ def test_figures_are_read_at_scrape_time(tmp_path: Path) -> None:
 
 
 def test_forwarder_lag_has_its_place(tmp_path: Path) -> None:
-    parts = Parts(tmp_path, [KafkaLag("kafka", 12)])
+    parts = Parts(tmp_path, [KafkaLag("kafka", 12, 1.5)])
     samples = parts.scrape()
     assert samples[("log_server_forwarder_lag_lines", frozenset({("forwarder", "kafka")}))] == 12
+    assert samples[("log_server_forwarder_lag_seconds", frozenset({("forwarder", "kafka")}))] == 1.5
 
 
 def test_failed_writes_are_counted_and_retried(

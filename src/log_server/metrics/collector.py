@@ -55,14 +55,14 @@ WRITE_SECONDS_BUCKETS = (
 
 
 class Forwarder(Protocol):
-    """What a forwarder tells /metrics (the Kafka forwarder, when it comes): its name and
-    how many written lines it has not yet handed on."""
+    """What a forwarder tells /metrics (forward/supervisor.py): its name and its lag."""
 
     @property
     def name(self) -> str: ...
 
-    @property
-    def lag_lines(self) -> int: ...
+    def lag(self) -> tuple[int, float]:
+        """(lines written and not yet acknowledged, seconds the oldest of them has waited)"""
+        ...
 
 
 def new_registry() -> tuple[CollectorRegistry, Histogram]:
@@ -207,14 +207,22 @@ class ServerCollector(Collector):
         yield refused
 
     def _forwarders(self) -> Iterator[Metric]:
-        """Forwarder lag: the place for the Kafka forwarder's figures (none until it exists)."""
+        """Each --forward target's lag, as in the health and stats lines."""
         if not self.forwarders:
             return
-        lag = GaugeMetricFamily(
+        lines = GaugeMetricFamily(
             "log_server_forwarder_lag_lines",
-            "Lines written but not yet forwarded, by forwarder",
+            "Lines written but not yet acknowledged by the forward target",
+            labels=["forwarder"],
+        )
+        seconds = GaugeMetricFamily(
+            "log_server_forwarder_lag_seconds",
+            "How long the oldest line not yet acknowledged has waited",
             labels=["forwarder"],
         )
         for forwarder in self.forwarders:
-            lag.add_metric([forwarder.name], forwarder.lag_lines)
-        yield lag
+            lag_lines, lag_seconds = forwarder.lag()
+            lines.add_metric([forwarder.name], lag_lines)
+            seconds.add_metric([forwarder.name], lag_seconds)
+        yield lines
+        yield seconds
