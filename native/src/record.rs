@@ -7,9 +7,11 @@
 //! JSON line whose hostname needs unescaping, a sequence number in other digits than ASCII)
 //! is handed back raw, for the Python path.
 
+use std::borrow::Cow;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString};
 
 // core/format.py's column widths.
 const TIMESTAMP_WIDTH: usize = 33;
@@ -36,9 +38,9 @@ const EXTRA_FIELDS: [(&str, &str); 8] = [
 const HOSTNAME_KEY: &[u8] = b",\"hostname\":\"";
 
 /// A line's record, or None when the Python path must build it.
-pub enum Record {
-    /// (hostname for the key, JSON value)
-    Built(String, Vec<u8>),
+pub enum Record<'a> {
+    /// (hostname for the key, JSON value: a JSON line's own bytes)
+    Built(String, Cow<'a, [u8]>),
     Declined,
 }
 
@@ -69,7 +71,7 @@ pub fn sequence_of(line: &[u8]) -> Result<Option<u64>, ()> {
 }
 
 /// The record of one line (without its newline), as forward/record.py `record_of`.
-pub fn record_of(line: &[u8]) -> Record {
+pub fn record_of(line: &[u8]) -> Record<'_> {
     let line = trim_newlines(line);
     let built = if line.starts_with(b"{\"seq\":") {
         json_record(line)
@@ -91,7 +93,7 @@ fn trim_newlines(line: &[u8]) -> &[u8] {
 }
 
 /// A JSON line is its own value; its hostname is read without parsing when it holds no escape.
-fn json_record(line: &[u8]) -> Result<(String, Vec<u8>), Decline> {
+fn json_record(line: &[u8]) -> Result<(String, Cow<'_, [u8]>), Decline> {
     let start = find(line, HOSTNAME_KEY).ok_or(Decline)? + HOSTNAME_KEY.len();
     let end = start + line[start..].iter().position(|&b| b == b'"').ok_or(Decline)?;
     let hostname = &line[start..end];
@@ -99,7 +101,7 @@ fn json_record(line: &[u8]) -> Result<(String, Vec<u8>), Decline> {
         return Err(Decline);
     }
     let hostname = std::str::from_utf8(hostname).map_err(|_| Decline)?;
-    Ok((hostname.to_owned(), line.to_vec()))
+    Ok((hostname.to_owned(), Cow::Borrowed(line)))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -138,7 +140,7 @@ impl<'a> Chars<'a> {
 }
 
 /// history/parse.py `_parse_text` + json.dumps, field for field.
-fn text_record(text: &str) -> Result<(String, Vec<u8>), Decline> {
+fn text_record(text: &str) -> Result<(String, Cow<'_, [u8]>), Decline> {
     let mut out = Vec::with_capacity(text.len() + 160);
     let stripped = text.trim_start_matches(' ');
     let digits = stripped.split(' ').next().unwrap_or("");
@@ -149,7 +151,7 @@ fn text_record(text: &str) -> Result<(String, Vec<u8>), Decline> {
         out.extend_from_slice(b"{\"message\":");
         json_string(&mut out, text);
         out.push(b'}');
-        return Ok((String::new(), out));
+        return Ok((String::new(), Cow::Owned(out)));
     }
     if digits.len() > MAX_SEQ_DIGITS {
         return Err(Decline);
@@ -190,8 +192,8 @@ fn text_record(text: &str) -> Result<(String, Vec<u8>), Decline> {
         (unescape_bare(&rest[..cut])?, &rest[cut..])
     };
 
-    let mut extras: Vec<(&str, String)> = Vec::new();
-    let mut attributes: Vec<(String, String)> = Vec::new();
+    let mut extras: Vec<(&str, Cow<str>)> = Vec::new();
+    let mut attributes: Vec<(Cow<str>, Cow<str>)> = Vec::new();
     let bytes = rest.as_bytes();
     let mut at = 0;
     while let Some((key, value, end)) = next_extra(rest, at) {
@@ -218,7 +220,7 @@ fn text_record(text: &str) -> Result<(String, Vec<u8>), Decline> {
         ("filename", filename),
         ("function_name", function_name),
         ("line_number", line_number),
-        ("message", message.as_str()),
+        ("message", message.as_ref()),
     ] {
         field(&mut out, name, value);
     }
@@ -238,11 +240,11 @@ fn text_record(text: &str) -> Result<(String, Vec<u8>), Decline> {
         out.push(b'}');
     }
     out.push(b'}');
-    Ok((hostname.to_owned(), out))
+    Ok((hostname.to_owned(), Cow::Owned(out)))
 }
 
 /// A dict's assignment: a repeated key keeps its first position and takes the last value.
-fn set<K: PartialEq>(pairs: &mut Vec<(K, String)>, key: K, value: String) {
+fn set<K: PartialEq, V>(pairs: &mut Vec<(K, V)>, key: K, value: V) {
     match pairs.iter_mut().find(|(k, _)| *k == key) {
         Some(pair) => pair.1 = value,
         None => pairs.push((key, value)),
@@ -256,35 +258,40 @@ fn field(out: &mut Vec<u8>, name: &str, value: &str) {
     json_string(out, value);
 }
 
+/// The bytes json.dumps escapes in a str (ensure_ascii=False): `"`, `\` and C0 controls.
+static ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// json.dumps of a str with ensure_ascii=False: only `"`, `\` and C0 controls are escaped.
 fn json_string(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escaped: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if escaped.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xf)]);
-        } else {
-            out.extend_from_slice(escaped);
+    let mut rest = text.as_bytes();
+    while let Some(i) = rest.iter().position(|&b| ESCAPED[usize::from(b)]) {
+        out.extend_from_slice(&rest[..i]);
+        let b = rest[i];
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]),
         }
-        start = i + 1;
+        rest = &rest[i + 1..];
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
@@ -376,11 +383,14 @@ fn push_code(out: &mut String, code: u32) -> Result<(), Decline> {
 }
 
 /// parse.py `_unquote`: a quoted value back to its text.
-fn unquote(text: &str) -> Result<String, Decline> {
+fn unquote(text: &str) -> Result<Cow<'_, str>, Decline> {
     if text.len() < 2 || !text.starts_with('"') || !text.ends_with('"') {
-        return Ok(text.to_owned());
+        return Ok(Cow::Borrowed(text));
     }
     let inner = &text[1..text.len() - 1];
+    if !inner.contains('\\') {
+        return Ok(Cow::Borrowed(inner));
+    }
     let b = inner.as_bytes();
     let mut out = String::with_capacity(inner.len());
     let mut start = 0;
@@ -407,11 +417,14 @@ fn unquote(text: &str) -> Result<String, Decline> {
         start = i;
     }
     out.push_str(&inner[start..]);
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// parse.py `_unescape_bare`: only `\n`, `\r`, `\t`, `\xhh`, `\uhhhh`; other backslashes stay.
-fn unescape_bare(text: &str) -> Result<String, Decline> {
+fn unescape_bare(text: &str) -> Result<Cow<'_, str>, Decline> {
+    if !text.contains('\\') {
+        return Ok(Cow::Borrowed(text));
+    }
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut start = 0;
@@ -442,68 +455,85 @@ fn unescape_bare(text: &str) -> Result<String, Decline> {
         start = i;
     }
     out.push_str(&text[start..]);
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
-/// Records of a block of whole lines, after `last_seq`, skipping lines without a sequence
-/// number or not after the previous one (as history/follower.py does): (records, gaps), each
-/// record (seq, hostname, value) or, declined, (seq, None, the raw line); gaps are the
-/// (first, last) sequence numbers missing between two records. None when a sequence number
-/// has too many digits: then the Python path reads the block.
+/// The records of a block of whole lines, after `last_seq`, skipping lines without a sequence
+/// number or not after the one before (as history/follower.py does).
+pub struct BlockRecords<'a> {
+    pub first: u64,
+    pub last: u64,
+    /// Each line's record, with the line (with its newline) for a declined one.
+    pub records: Vec<(&'a [u8], Record<'a>)>,
+    /// The (first, last) sequence numbers missing between two records.
+    pub gaps: Vec<(u64, u64)>,
+}
+
+/// None when a sequence number has too many digits for a u64.
+pub fn block_records(block: &[u8], last_seq: u64) -> Option<BlockRecords<'_>> {
+    let mut out = BlockRecords { first: 0, last: last_seq, records: Vec::new(), gaps: Vec::new() };
+    for raw in block.split_inclusive(|&b| b == b'\n') {
+        if !raw.ends_with(b"\n") {
+            break; // not a whole line: the follower gives none
+        }
+        let line = &raw[..raw.len() - 1];
+        let Some(seq) = sequence_of(line).ok()? else { continue };
+        if seq <= out.last {
+            continue;
+        }
+        if out.records.is_empty() {
+            out.first = seq;
+        } else if seq > out.last + 1 {
+            out.gaps.push((out.last + 1, seq - 1));
+        }
+        out.last = seq;
+        out.records.push((raw, record_of(line)));
+    }
+    Some(out)
+}
+
+/// forward/record.py `records_of_block`'s compiled half: `(first, last, hostnames, values,
+/// gaps, declined)` with one hostname (str) and value (bytes) per record, or None when a
+/// sequence number is too long (the Python path reads that block). For a record at an index in
+/// `declined` the hostname is None and the value is the raw line, for the Python path. Lists
+/// of str and bytes rather than a tuple per record: the cyclic GC never walks them.
 #[pyfunction]
+#[allow(clippy::type_complexity)]
 pub fn forward_records<'py>(
     py: Python<'py>,
     block: &[u8],
     last_seq: u64,
-) -> PyResult<Option<(Bound<'py, PyList>, Bound<'py, PyList>)>> {
-    let mut taken: Vec<(u64, &[u8], Record)> = Vec::new();
-    let mut gaps: Vec<(u64, u64)> = Vec::new();
-    let mut last = last_seq;
-    let mut previous: Option<u64> = None;
-    let built = py.detach(|| -> Result<(), ()> {
-        for raw in block.split_inclusive(|&b| b == b'\n') {
-            if !raw.ends_with(b"\n") {
-                break; // not a whole line: the follower gives none
-            }
-            let line = &raw[..raw.len() - 1];
-            let Some(seq) = sequence_of(line)? else { continue };
-            if seq <= last {
-                continue;
-            }
-            if let Some(p) = previous {
-                if seq > p + 1 {
-                    gaps.push((p + 1, seq - 1));
-                }
-            }
-            previous = Some(seq);
-            last = seq;
-            taken.push((seq, raw, record_of(line)));
-        }
-        Ok(())
-    });
-    if built.is_err() {
+) -> PyResult<Option<(u64, u64, Bound<'py, PyList>, Bound<'py, PyList>, Vec<(u64, u64)>, Vec<usize>)>> {
+    let Some(built) = py.detach(|| block_records(block, last_seq)) else {
         return Ok(None);
+    };
+    let hostnames = PyList::empty(py);
+    let values = PyList::empty(py);
+    let mut declined = Vec::new();
+    // Lines of one host come in runs: one str for a run.
+    let mut previous: Option<(String, Bound<'py, PyString>)> = None;
+    for (i, (raw, record)) in built.records.into_iter().enumerate() {
+        match record {
+            Record::Built(hostname, value) => {
+                let name = match &previous {
+                    Some((text, name)) if *text == hostname => name.clone(),
+                    _ => {
+                        let name = PyString::new(py, &hostname);
+                        previous = Some((hostname, name.clone()));
+                        name
+                    }
+                };
+                hostnames.append(name)?;
+                values.append(PyBytes::new(py, &value))?;
+            }
+            Record::Declined => {
+                hostnames.append(py.None())?;
+                values.append(PyBytes::new(py, raw))?;
+                declined.push(i);
+            }
+        }
     }
-    let records = PyList::empty(py);
-    for (seq, raw, record) in taken {
-        let item = match record {
-            Record::Built(hostname, value) => PyTuple::new(
-                py,
-                [
-                    seq.into_pyobject(py)?.into_any(),
-                    PyString::new(py, &hostname).into_any(),
-                    PyBytes::new(py, &value).into_any(),
-                ],
-            )?,
-            Record::Declined => PyTuple::new(
-                py,
-                [seq.into_pyobject(py)?.into_any(), py.None().into_bound(py), PyBytes::new(py, raw).into_any()],
-            )?,
-        };
-        records.append(item)?;
-    }
-    let gaps = PyList::new(py, gaps)?;
-    Ok(Some((records, gaps)))
+    Ok(Some((built.first, built.last, hostnames, values, built.gaps, declined)))
 }
 
 /// For tests: the value of one line (without newline), or None when declined.
@@ -524,7 +554,7 @@ mod tests {
 
     fn value(line: &str) -> String {
         match record_of(line.as_bytes()) {
-            Record::Built(_, v) => String::from_utf8(v).unwrap(),
+            Record::Built(_, v) => String::from_utf8(v.into_owned()).unwrap(),
             Record::Declined => "declined".into(),
         }
     }
@@ -547,9 +577,9 @@ mod tests {
 
     #[test]
     fn escapes_back_to_text() {
-        assert_eq!(unescape_bare(r"a\nb\\c\x41\u00e9\q").ok(), Some("a\nb\\\\cAé\\q".to_string()));
-        assert_eq!(unquote(r#""a\"b\\c\zd\""#).ok(), Some("a\"b\\czd\\".to_string()));
-        assert_eq!(unquote(r#""\ud800""#).ok(), Some("ud800".to_string()));
-        assert_eq!(unescape_bare(r"\udbff\ue000").ok(), Some("\\udbff\u{e000}".to_string()));
+        assert_eq!(unescape_bare(r"a\nb\\c\x41\u00e9\q").ok().as_deref(), Some("a\nb\\\\cAé\\q"));
+        assert_eq!(unquote(r#""a\"b\\c\zd\""#).ok().as_deref(), Some("a\"b\\czd\\"));
+        assert_eq!(unquote(r#""\ud800""#).ok().as_deref(), Some("ud800"));
+        assert_eq!(unescape_bare(r"\udbff\ue000").ok().as_deref(), Some("\\udbff\u{e000}"));
     }
 }

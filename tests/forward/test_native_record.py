@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from log_server.core.format import format_json, format_text
 from log_server.core.records import LogRecord
-from log_server.forward.record import record_of, records_of_block
+from log_server.forward.record import Records, record_of, records_of_block
 
 native = pytest.importorskip(
     "log_server_native",
@@ -99,17 +99,31 @@ def test_blocks_as_the_follower_reads_them(
 
 def test_declined_lines_come_back_raw_for_python() -> None:
     escaped_host = b'{"seq":5,"hostname":"a\\"b","message":"m"}\n'
-    invalid_utf8 = format_text(6, LogRecord(message="caf\xe9"), RECEIVED).encode()
+    invalid_utf8 = format_text(7, LogRecord(message="caf\xe9"), RECEIVED).encode()
     invalid_utf8 = invalid_utf8.replace("caf\xe9".encode(), b"caf\xe9")
-    records, gaps = native.forward_records(escaped_host + invalid_utf8, 0)
-    assert records == [(5, None, escaped_host), (6, None, invalid_utf8)]
-    assert records_of_block(escaped_host + invalid_utf8, 0) == (
-        [(5, *record_of(escaped_host)), (6, *record_of(invalid_utf8))],
-        [],
+    block = escaped_host + invalid_utf8
+    assert native.forward_records(block, 0) == (
+        5,
+        7,
+        [None, None],
+        [escaped_host, invalid_utf8],
+        [(6, 6)],
+        [0, 1],
+    )
+    (host_a, value_a), (host_b, value_b) = record_of(escaped_host), record_of(invalid_utf8)
+    assert records_of_block(block, 0) == Records(
+        5, 7, [host_a, host_b], [value_a, value_b], [(6, 6)]
     )
 
 
 def test_a_sequence_number_too_long_for_the_native_path() -> None:
     line = format_text(10**19, LogRecord(message="big"), RECEIVED).encode()
     assert native.forward_records(line, 0) is None
-    assert records_of_block(line, 0) == ([(10**19, *record_of(line))], [])
+    hostname, value = record_of(line)
+    assert records_of_block(line, 0) == Records(10**19, 10**19, [hostname], [value], [])
+
+
+def test_a_block_of_nothing_new() -> None:
+    block = format_text(3, LogRecord(message="old"), RECEIVED).encode() + b"partial"
+    assert records_of_block(block, 3) is None
+    assert records_of_block(block, 3, native=False) is None

@@ -150,10 +150,11 @@ class KafkaForwarder:
                     waiting and now - last_ack >= ACK_INTERVAL_S
                 ):
                     for block in follower.read_blocks(BATCH_BYTES):
-                        records, gaps = records_of_block(block, produced)
-                        if records:
-                            self._check_gap(records[0][0], gaps, produced + 1)
-                            produced = self._produce(producer, records, produced)
+                        records = records_of_block(block, produced)
+                        if records is not None:
+                            self._check_gap(records, produced + 1)
+                            self._produce(producer, records)
+                            produced = records.last
                             read = True
                 producer.poll(0 if read else IDLE_POLL_S)
                 if self._failure is not None:
@@ -184,38 +185,46 @@ class KafkaForwarder:
             self._saved_seq = self.acked_seq
             self._saved_at = time.monotonic()
 
-    def _check_gap(self, first: int, gaps: list[tuple[int, int]], next_seq: int) -> None:
-        """Report lines that were rotated away before they could be read: before `first`, and
-        the `gaps` between a block's lines."""
+    def _check_gap(self, records: Records, next_seq: int) -> None:
+        """Report lines that were rotated away before they could be read: before the block,
+        and between its lines."""
+        first = records.first
         if first > next_seq and not (self._fresh and next_seq == 1):
             self._report("gap", next_seq, first - 1)
         self._fresh = False
-        for gap in gaps:
+        for gap in records.gaps:
             self._report("gap", *gap)
 
-    def _produce(self, producer: Producer, records: Records, produced: int) -> int:
-        """Hand the records to the producer; the last sequence number handed over."""
+    def _produce(self, producer: Producer, records: Records) -> None:
+        """Hand the records to the producer, in order."""
         topic = self.target.topic
-        by_server = self.target.key == "server"
+        keys = records.hostnames
+        if self.target.key == "server":
+            keys = [self.server_name] * len(keys)
         produce = producer.produce
-        for seq, hostname, value in records:
-            key = self.server_name if by_server else hostname
-            while True:
-                try:
-                    produce(topic, value, key)
-                    break
-                except BufferError:  # the producer's queue is full: Kafka is slow or away
-                    producer.poll(0.1)
-                    if self._stop_at is not None and time.monotonic() >= self._stop_at:
-                        raise _SessionFailed("stopped while Kafka took no records") from None
-                except KafkaException as exc:
-                    error = exc.args[0]
-                    if error.code() != KafkaError.MSG_SIZE_TOO_LARGE:
-                        raise _SessionFailed(f"cannot send a record: {error.str()}") from None
-                    self._skipped(value, error.str())
-                    break
-            produced = seq
-        return produced
+        for key, value in zip(keys, records.values, strict=True):
+            try:
+                produce(topic, value, key)
+            except (BufferError, KafkaException):
+                self._produce_when_taken(producer, topic, key, value)
+
+    def _produce_when_taken(self, producer: Producer, topic: str, key: str, value: bytes) -> None:
+        """One record the producer refused: again while its queue is full; a record too large
+        for Kafka is reported and left out."""
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                return
+            except BufferError:  # the producer's queue is full: Kafka is slow or away
+                producer.poll(0.1)
+                if self._stop_at is not None and time.monotonic() >= self._stop_at:
+                    raise _SessionFailed("stopped while Kafka took no records") from None
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise _SessionFailed(f"cannot send a record: {error.str()}") from None
+                self._skipped(value, error.str())
+                return
 
     def _on_delivery_failed(self, err: KafkaError | None, msg: Message) -> None:
         if err is None or self._closing:

@@ -13,6 +13,7 @@ hostnames and the like), and gives byte-identical values (tests/forward/test_nat
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from log_server.core.format import parse_sequence
 from log_server.history.parse import parse_line
@@ -24,10 +25,16 @@ except ImportError:  # the compiled decoder is not built: every line in Python
 
 _HOSTNAME = b',"hostname":"'
 
-#: (seq, hostname, value) of each line, in order.
-Records = list[tuple[int, str, bytes]]
-#: (first, last) sequence numbers missing between two lines of a block.
-Gaps = list[tuple[int, int]]
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    """The records of a block of lines, in order: two lists rather than an object per line."""
+
+    first: int  # the first line's sequence number
+    last: int
+    hostnames: list[str]
+    values: list[bytes]
+    gaps: list[tuple[int, int]]  # (first, last) sequence numbers missing between two lines
 
 
 def record_of(raw: bytes) -> tuple[str, bytes]:
@@ -48,29 +55,33 @@ def record_of(raw: bytes) -> tuple[str, bytes]:
     return str(fields.get("hostname", "")), value
 
 
-def records_of_block(block: bytes, last_seq: int, native: bool = True) -> tuple[Records, Gaps]:
+def records_of_block(block: bytes, last_seq: int, native: bool = True) -> Records | None:
     """The records of a block of whole lines after `last_seq`, skipping lines without a
-    sequence number or not after the one before (as history/follower.py does)."""
+    sequence number or not after the one before (as history/follower.py does); None if none."""
     result = _native_records(block, last_seq) if native and _native_records else None
     if result is None:
         return _python_records(block, last_seq)
-    records, gaps = result
-    for i, (seq, hostname, value) in enumerate(records):
-        if hostname is None:  # left to Python: `value` is the raw line
-            records[i] = (seq, *record_of(value))
-    return records, gaps
+    first, last, hostnames, values, gaps, declined = result
+    for i in declined:  # left to Python: the value is the raw line
+        hostnames[i], values[i] = record_of(values[i])
+    return Records(first, last, hostnames, values, gaps) if values else None
 
 
-def _python_records(block: bytes, last_seq: int) -> tuple[Records, Gaps]:
-    records: Records = []
-    gaps: Gaps = []
+def _python_records(block: bytes, last_seq: int) -> Records | None:
+    seqs: list[int] = []
+    hostnames: list[str] = []
+    values: list[bytes] = []
+    gaps: list[tuple[int, int]] = []
     for line in block.split(b"\n")[:-1]:  # the last piece is no whole line
         raw = line + b"\n"
         seq = parse_sequence(raw)
         if seq is None or seq <= last_seq:
             continue
-        if records and seq > records[-1][0] + 1:
-            gaps.append((records[-1][0] + 1, seq - 1))
+        if seqs and seq > last_seq + 1:
+            gaps.append((last_seq + 1, seq - 1))
         last_seq = seq
-        records.append((seq, *record_of(raw)))
-    return records, gaps
+        seqs.append(seq)
+        hostname, value = record_of(raw)
+        hostnames.append(hostname)
+        values.append(value)
+    return Records(seqs[0], seqs[-1], hostnames, values, gaps) if seqs else None
