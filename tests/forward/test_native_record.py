@@ -68,9 +68,7 @@ def test_lines_the_server_writes(record: LogRecord, seq: int, json: bool) -> Non
 )
 def test_lines_it_never_writes(line: Any) -> None:
     raw = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
-    raw = raw.replace(b"\n", b" ")
-    if raw.lstrip().split(b" ")[:1] and raw.strip():
-        check(raw)
+    check(raw.replace(b"\n", b" "))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
