@@ -18,6 +18,7 @@ mod format;
 mod otlp;
 mod packed;
 mod proto;
+mod record;
 mod relay;
 #[allow(clippy::all, dead_code, unused_parens)]
 mod logger_capnp;
@@ -394,6 +395,8 @@ fn log_server_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(proto::decode_log_batch, m)?)?;
     m.add_function(wrap_pyfunction!(otlp::decode_otlp_logs, m)?)?;
     m.add_function(wrap_pyfunction!(proto::log_batch_piece_ends, m)?)?;
+    m.add_function(wrap_pyfunction!(record::forward_records, m)?)?;
+    m.add_function(wrap_pyfunction!(record::forward_record, m)?)?;
     m.add_function(wrap_pyfunction!(relay::relay_to_unix, m)?)?;
     m.add_function(wrap_pyfunction!(relay::relayed_connections, m)?)?;
     Ok(())

@@ -28,11 +28,12 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from log_server.forward.checkpoint import Checkpoint
-from log_server.forward.record import record_of
+from log_server.forward.record import Records, records_of_block
 from log_server.forward.target import KafkaTarget
-from log_server.history.follower import LogFollower, LogLine
+from log_server.history.follower import LogFollower
 
-BATCH_LINES = 5_000
+# About 4,000 lines a read (one read of the follower's).
+BATCH_BYTES = 1 << 20
 IDLE_POLL_S = 0.05
 # How often the loop waits for every produced line to be acknowledged, and saves.
 ACK_INTERVAL_S = 1.0
@@ -132,7 +133,6 @@ class KafkaForwarder:
         producer = self._producer()
         follower = LogFollower(self.log_dir, self.acked_seq)
         produced = self.acked_seq  # the last line handed to the producer
-        next_seq = produced + 1
         self._failure = None
         self._closing = False
         last_ack = time.monotonic()
@@ -144,16 +144,19 @@ class KafkaForwarder:
                 ):
                     return
                 waiting = len(producer)
-                lines: list[LogLine] = []
+                read = False
                 # Read on unless the queue is full, or it is time to let it empty.
                 if waiting < QUEUE_MESSAGES // 2 and not (
                     waiting and now - last_ack >= ACK_INTERVAL_S
                 ):
-                    lines = follower.read_available(BATCH_LINES)
-                if lines:
-                    next_seq = self._check_gap(lines, next_seq)
-                    produced = self._produce(producer, lines, produced)
-                producer.poll(0 if lines else IDLE_POLL_S)
+                    for block in follower.read_blocks(BATCH_BYTES):
+                        records = records_of_block(block, produced)
+                        if records is not None:
+                            self._check_gap(records, produced + 1)
+                            self._produce(producer, records)
+                            produced = records.last
+                            read = True
+                producer.poll(0 if read else IDLE_POLL_S)
                 if self._failure is not None:
                     raise _SessionFailed(self._failure)
                 if produced > self.acked_seq and len(producer) == 0:
@@ -162,7 +165,7 @@ class KafkaForwarder:
                     if self._unreachable_since is not None:
                         self._back()
                 if self.acked_seq > self._saved_seq and (
-                    not lines or now - self._saved_at >= ACK_INTERVAL_S
+                    not read or now - self._saved_at >= ACK_INTERVAL_S
                 ):
                     self._save()
         finally:
@@ -182,43 +185,46 @@ class KafkaForwarder:
             self._saved_seq = self.acked_seq
             self._saved_at = time.monotonic()
 
-    def _check_gap(self, lines: list[LogLine], next_seq: int) -> int:
-        """Report lines that were rotated away before they could be read."""
-        first = lines[0].seq
+    def _check_gap(self, records: Records, next_seq: int) -> None:
+        """Report lines that were rotated away before they could be read: before the block,
+        and between its lines."""
+        first = records.first
         if first > next_seq and not (self._fresh and next_seq == 1):
             self._report("gap", next_seq, first - 1)
         self._fresh = False
-        previous = first
-        for line in lines:
-            if line.seq > previous + 1:
-                self._report("gap", previous + 1, line.seq - 1)
-            previous = line.seq
-        return previous + 1
+        for gap in records.gaps:
+            self._report("gap", *gap)
 
-    def _produce(self, producer: Producer, lines: list[LogLine], produced: int) -> int:
-        """Hand the lines to the producer; the last sequence number handed over."""
+    def _produce(self, producer: Producer, records: Records) -> None:
+        """Hand the records to the producer, in order."""
         topic = self.target.topic
-        by_server = self.target.key == "server"
+        keys = records.hostnames
+        if self.target.key == "server":
+            keys = [self.server_name] * len(keys)
         produce = producer.produce
-        for line in lines:
-            hostname, value = record_of(line.raw)
-            key = self.server_name if by_server else hostname
-            while True:
-                try:
-                    produce(topic, value, key)
-                    break
-                except BufferError:  # the producer's queue is full: Kafka is slow or away
-                    producer.poll(0.1)
-                    if self._stop_at is not None and time.monotonic() >= self._stop_at:
-                        raise _SessionFailed("stopped while Kafka took no records") from None
-                except KafkaException as exc:
-                    error = exc.args[0]
-                    if error.code() != KafkaError.MSG_SIZE_TOO_LARGE:
-                        raise _SessionFailed(f"cannot send a record: {error.str()}") from None
-                    self._skipped(value, error.str())
-                    break
-            produced = line.seq
-        return produced
+        for key, value in zip(keys, records.values, strict=True):
+            try:
+                produce(topic, value, key)
+            except (BufferError, KafkaException):
+                self._produce_when_taken(producer, topic, key, value)
+
+    def _produce_when_taken(self, producer: Producer, topic: str, key: str, value: bytes) -> None:
+        """One record the producer refused: again while its queue is full; a record too large
+        for Kafka is reported and left out."""
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                return
+            except BufferError:  # the producer's queue is full: Kafka is slow or away
+                producer.poll(0.1)
+                if self._stop_at is not None and time.monotonic() >= self._stop_at:
+                    raise _SessionFailed("stopped while Kafka took no records") from None
+            except KafkaException as exc:
+                error = exc.args[0]
+                if error.code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise _SessionFailed(f"cannot send a record: {error.str()}") from None
+                self._skipped(value, error.str())
+                return
 
     def _on_delivery_failed(self, err: KafkaError | None, msg: Message) -> None:
         if err is None or self._closing:

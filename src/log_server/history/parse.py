@@ -33,7 +33,10 @@ _EXTRA_FIELDS = {
 }
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
 _EXTRA = re.compile(rf' ({_QUOTED}|[^ "=]+)=({_QUOTED}|[^ ]*)')
-_UNESCAPE = re.compile(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|.)")
+# `\\u` of a surrogate is no escape: the writer never makes one (a str of UTF-8 text holds no
+# surrogate), so it is text a client sent, and a lone surrogate could not be encoded again.
+_CODE = r"x[0-9a-f]{2}|u(?!d[89ab])[0-9a-f]{4}"
+_UNESCAPE = re.compile(rf"\\({_CODE}|.)")
 _NAMED = {"n": "\n", "r": "\r", "t": "\t"}
 
 
@@ -51,7 +54,7 @@ def _unquote(text: str) -> str:
     return _UNESCAPE.sub(one, text[1:-1])
 
 
-_BARE_ESCAPE = re.compile(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|[nrt])")
+_BARE_ESCAPE = re.compile(rf"\\({_CODE}|[nrt])")
 
 
 def _unescape_bare(text: str) -> str:
