@@ -896,25 +896,16 @@ def main() -> int:
         return 0
     if args.only_otlp:
         row = otlp.bench_otlp(start_log_server, args.otlp_n, args.runs)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.open("a") as fh:
-            record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node()}
-            fh.write(json.dumps({**record, "rows": [row]}) + "\n")
+        append_results([row], args.otlp_n, 0)
         return 0 if row["verified"] else 1
     if args.only_grpc_front:
         row = bench_grpc_front()
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.open("a") as fh:
-            record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node()}
-            fh.write(json.dumps({**record, "rows": [row]}) + "\n")
+        append_results([row], row["batch_n"], 0)
         return 0
     n, k = args.n, args.conns
     if args.only_metrics:
         row = bench_metrics_scrape(n, k, loadgen.capnp_blobs(n, k, SCHEMA), args.runs)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        with RESULTS.open("a") as fh:
-            record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": platform.node()}
-            fh.write(json.dumps({**record, "rows": [row]}) + "\n")
+        append_results([row], n, k)
         return 0 if row["verified"] else 1
     print(
         f"log_server benchmark, {time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, "

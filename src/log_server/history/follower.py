@@ -37,6 +37,17 @@ class _OpenFile:
         self.identity = _identity(os.fstat(fd))
         self.pending = b""  # an unfinished last line, kept until its newline arrives
 
+    def read_whole_lines(self) -> tuple[bytes, int] | None:
+        """The next chunk after the held unfinished line, and where its whole lines end
+        (the rest is held); None at the end of the file."""
+        chunk = os.read(self.fd, _CHUNK_BYTES)
+        if not chunk:
+            return None
+        data = self.pending + chunk if self.pending else chunk
+        end = data.rfind(b"\n") + 1
+        self.pending = data[end:]
+        return data, end
+
     def close(self) -> None:
         os.close(self.fd)
 
@@ -107,12 +118,10 @@ class LogFollower:
         with nothing new. The writer writes a file in sequence order, so a block that starts
         after `last_seq` and ends after its start is taken whole, unread (counting its lines
         would cost as much as the scan it feeds); any other is sorted out line by line."""
-        chunk = os.read(f.fd, _CHUNK_BYTES)
-        if not chunk:
+        whole = f.read_whole_lines()
+        if whole is None:
             return False
-        data = f.pending + chunk if f.pending else chunk
-        end = data.rfind(b"\n") + 1
-        f.pending = data[end:]
+        data, end = whole
         if not end:
             return True
         first = parse_sequence(data[: data.index(b"\n") + 1])
@@ -130,12 +139,10 @@ class LogFollower:
 
     def _read_into(self, f: _OpenFile, out: list[LogLine], max_lines: int) -> bool:
         """Append the file's next whole lines; False at its end with nothing new."""
-        chunk = os.read(f.fd, _CHUNK_BYTES)
-        if not chunk:
+        whole = f.read_whole_lines()
+        if whole is None:
             return False
-        data = f.pending + chunk if f.pending else chunk
-        end = data.rfind(b"\n") + 1
-        f.pending = data[end:]
+        data, end = whole
         for line, stop in self._after_last(data, end):
             out.append(line)
             if len(out) >= max_lines:
