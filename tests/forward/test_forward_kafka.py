@@ -256,6 +256,27 @@ def test_a_killed_forwarding_process_is_started_again(
     assert _forwarder_pids(server) != [child]
 
 
+def test_the_forwarding_process_runs_only_on_idle_cores(
+    kafka_broker: KafkaBroker, server_factory: Factory
+) -> None:
+    """SCHED_IDLE for the process and every thread it started (librdkafka's among them), so
+    that forwarding never takes a core from intake."""
+    topic = _new_topic()
+    server = server_factory("--forward", _url(kafka_broker, topic))
+    server.send(msg_frame(message="forwarded"))
+    _read_through(kafka_broker, topic, seq_of(server.wait_for_line("forwarded")))
+    (child,) = _forwarder_pids(server)
+    policies = {}
+    for task in Path(f"/proc/{child}/task").iterdir():
+        name = (task / "comm").read_text().strip()
+        # stat(5): field 41 is the policy; the fields after the ")" start at field 3.
+        policies[name] = int((task / "stat").read_text().rsplit(")", 1)[1].split()[38])
+    assert any(name.startswith("rdk:") for name in policies), policies
+    assert set(policies.values()) == {os.SCHED_IDLE}, policies
+    own = int(Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()[38])
+    assert own == os.SCHED_OTHER, "the server itself keeps the normal policy"
+
+
 def test_metrics_show_the_forwarders_lag(
     kafka_broker: KafkaBroker, server_factory: Factory
 ) -> None:
