@@ -23,7 +23,7 @@ def test_url_with_defaults() -> None:
     assert (target.topic, target.acks, target.compression, target.key) == (
         "logs",
         "all",
-        "none",
+        "lz4",
         "host",
     )
 
