@@ -35,6 +35,9 @@ from log_server.history.follower import LogFollower
 # About 4,000 lines a read (one read of the follower's).
 BATCH_BYTES = 1 << 20
 IDLE_POLL_S = 0.05
+# While records wait for Kafka: short, as a success raises no event that would end the wait;
+# a full queue must not run dry before reading resumes, and the acknowledgement comes sooner.
+FULL_POLL_S = 0.005
 # How often the loop waits for every produced line to be acknowledged, and saves.
 ACK_INTERVAL_S = 1.0
 MAX_BACKOFF_S = 30.0
@@ -114,8 +117,9 @@ class KafkaForwarder:
             # with up to 5 requests in flight; without it, only one may be.
             "max.in.flight.requests.per.connection": 5 if idempotent else 1,
             "compression.type": target.compression,
-            "linger.ms": 5,
-            "batch.num.messages": 10_000,
+            "linger.ms": float(__import__("os").environ.get("FWD_LINGER", 5)),
+            "batch.num.messages": int(__import__("os").environ.get("FWD_BATCHNUM", 10_000)),
+            "batch.size": int(__import__("os").environ.get("FWD_BATCHSIZE", 1_000_000)),
             "message.timeout.ms": 0,
             "queue.buffering.max.messages": QUEUE_MESSAGES,
             "queue.buffering.max.kbytes": QUEUE_KBYTES,
@@ -156,7 +160,7 @@ class KafkaForwarder:
                             self._produce(producer, records)
                             produced = records.last
                             read = True
-                producer.poll(0 if read else IDLE_POLL_S)
+                producer.poll(0 if read else (float(__import__("os").environ.get("FWD_FULLPOLL", IDLE_POLL_S)) if waiting else IDLE_POLL_S))
                 if self._failure is not None:
                     raise _SessionFailed(self._failure)
                 if produced > self.acked_seq and len(producer) == 0:
