@@ -176,7 +176,7 @@ fn quoted_into(text: &str, out: &mut String) {
 /// How many leading bytes are printable ASCII other than `"` and `\\`, 8 at a time: a byte's
 /// high bit marks it below 0x20, at or above 0x7f, or equal to either. A borrow can mark a
 /// byte above a true match, never below one, so the lowest mark is exact.
-fn unescaped_prefix(bytes: &[u8]) -> usize {
+pub(crate) fn unescaped_prefix(bytes: &[u8]) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut at = 0;

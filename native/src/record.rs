@@ -8,10 +8,13 @@
 //! is handed back raw, for the Python path.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
+
+use crate::format::unescaped_prefix;
 
 // core/format.py's column widths.
 const TIMESTAMP_WIDTH: usize = 33;
@@ -39,9 +42,28 @@ const HOSTNAME_KEY: &[u8] = b",\"hostname\":\"";
 
 /// A line's record, or None when the Python path must build it.
 pub enum Record<'a> {
-    /// (hostname for the key, JSON value: a JSON line's own bytes)
-    Built(String, Cow<'a, [u8]>),
+    /// (hostname for the key, JSON value)
+    Built(&'a str, Value<'a>),
     Declined,
+}
+
+/// A record's value: a JSON line's own bytes, or what was written for a text line into the
+/// buffer shared by a block's records (one allocation a block, not one a line).
+pub enum Value<'a> {
+    Line(&'a [u8]),
+    Written(Range<usize>),
+}
+
+impl<'a> Value<'a> {
+    pub fn bytes<'b>(&'b self, buffer: &'b [u8]) -> &'b [u8]
+    where
+        'a: 'b,
+    {
+        match self {
+            Value::Line(line) => line,
+            Value::Written(range) => &buffer[range.clone()],
+        }
+    }
 }
 
 /// Why the Python path must read a line: it is not an error, only a case left to Python.
@@ -70,20 +92,23 @@ pub fn sequence_of(line: &[u8]) -> Result<Option<u64>, ()> {
     Ok(Some(digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))))
 }
 
-/// The record of one line (without its newline), as forward/record.py `record_of`.
-pub fn record_of(line: &[u8]) -> Record<'_> {
+/// The record of one line (without its newline), as forward/record.py `record_of`; a text
+/// line's value is appended to `buffer`.
+pub fn record_of<'a>(line: &'a [u8], buffer: &mut Vec<u8>) -> Record<'a> {
     let line = trim_newlines(line);
-    let built = if line.starts_with(b"{\"seq\":") {
-        json_record(line)
-    } else {
-        match std::str::from_utf8(line) {
-            Ok(text) => text_record(text),
-            Err(_) => Err(Decline),
+    if line.starts_with(b"{\"seq\":") {
+        return match json_hostname(line) {
+            Ok(hostname) => Record::Built(hostname, Value::Line(line)),
+            Err(Decline) => Record::Declined,
+        };
+    }
+    let start = buffer.len();
+    match std::str::from_utf8(line).map_err(|_| Decline).and_then(|text| text_record(text, buffer)) {
+        Ok(hostname) => Record::Built(hostname, Value::Written(start..buffer.len())),
+        Err(Decline) => {
+            buffer.truncate(start);
+            Record::Declined
         }
-    };
-    match built {
-        Ok((hostname, value)) => Record::Built(hostname, value),
-        Err(Decline) => Record::Declined,
     }
 }
 
@@ -93,19 +118,18 @@ fn trim_newlines(line: &[u8]) -> &[u8] {
 }
 
 /// A JSON line is its own value; its hostname is read without parsing when it holds no escape.
-fn json_record(line: &[u8]) -> Result<(String, Cow<'_, [u8]>), Decline> {
+fn json_hostname(line: &[u8]) -> Result<&str, Decline> {
     let start = find(line, HOSTNAME_KEY).ok_or(Decline)? + HOSTNAME_KEY.len();
     let end = start + line[start..].iter().position(|&b| b == b'"').ok_or(Decline)?;
     let hostname = &line[start..end];
     if hostname.contains(&b'\\') {
         return Err(Decline);
     }
-    let hostname = std::str::from_utf8(hostname).map_err(|_| Decline)?;
-    Ok((hostname.to_owned(), Cow::Borrowed(line)))
+    std::str::from_utf8(hostname).map_err(|_| Decline)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Character positions -> byte offsets, as Python slices a str (clamped to its end).
@@ -139,9 +163,10 @@ impl<'a> Chars<'a> {
     }
 }
 
-/// history/parse.py `_parse_text` + json.dumps, field for field.
-fn text_record(text: &str) -> Result<(String, Cow<'_, [u8]>), Decline> {
-    let mut out = Vec::with_capacity(text.len() + 160);
+/// history/parse.py `_parse_text` + json.dumps, field for field, appended to `out`; the
+/// hostname.
+fn text_record<'a>(text: &'a str, out: &mut Vec<u8>) -> Result<&'a str, Decline> {
+    out.reserve(text.len() + 160);
     let stripped = text.trim_start_matches(' ');
     let digits = stripped.split(' ').next().unwrap_or("");
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -149,9 +174,9 @@ fn text_record(text: &str) -> Result<(String, Cow<'_, [u8]>), Decline> {
             return Err(Decline); // str.isdigit() takes other scripts' digits too
         }
         out.extend_from_slice(b"{\"message\":");
-        json_string(&mut out, text);
+        json_string(out, text);
         out.push(b'}');
-        return Ok((String::new(), Cow::Owned(out)));
+        return Ok("");
     }
     if digits.len() > MAX_SEQ_DIGITS {
         return Err(Decline);
@@ -222,10 +247,10 @@ fn text_record(text: &str) -> Result<(String, Cow<'_, [u8]>), Decline> {
         ("line_number", line_number),
         ("message", message.as_ref()),
     ] {
-        field(&mut out, name, value);
+        field(out, name, value);
     }
     for (name, value) in &extras {
-        field(&mut out, name, value);
+        field(out, name, value);
     }
     if !attributes.is_empty() {
         out.extend_from_slice(b",\"attributes\":{");
@@ -233,14 +258,14 @@ fn text_record(text: &str) -> Result<(String, Cow<'_, [u8]>), Decline> {
             if i > 0 {
                 out.push(b',');
             }
-            json_string(&mut out, key);
+            json_string(out, key);
             out.push(b':');
-            json_string(&mut out, value);
+            json_string(out, value);
         }
         out.push(b'}');
     }
     out.push(b'}');
-    Ok((hostname.to_owned(), Cow::Owned(out)))
+    Ok(hostname)
 }
 
 /// A dict's assignment: a repeated key keeps its first position and takes the last value.
@@ -251,10 +276,12 @@ fn set<K: PartialEq, V>(pairs: &mut Vec<(K, V)>, key: K, value: V) {
     }
 }
 
+/// `name` is one of ours, which JSON leaves as it is: written without a scan.
 fn field(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.push(b',');
-    json_string(out, name);
-    out.push(b':');
+    debug_assert!(!name.bytes().any(|b| ESCAPED[usize::from(b)]));
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
     json_string(out, value);
 }
 
@@ -272,13 +299,22 @@ static ESCAPED: [bool; 256] = {
 };
 
 /// json.dumps of a str with ensure_ascii=False: only `"`, `\` and C0 controls are escaped.
+/// Runs without a byte to look at are found 8 bytes at a time (format.rs); a byte the scan
+/// stops at that JSON leaves as it is (non-ASCII, DEL) is copied with its run.
 fn json_string(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
-    let mut rest = text.as_bytes();
-    while let Some(i) = rest.iter().position(|&b| ESCAPED[usize::from(b)]) {
-        out.extend_from_slice(&rest[..i]);
-        let b = rest[i];
+    let bytes = text.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    loop {
+        i += unescaped_prefix(&bytes[i..]);
+        let Some(&b) = bytes.get(i) else { break };
+        if !ESCAPED[usize::from(b)] {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&bytes[run..i]);
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -289,9 +325,10 @@ fn json_string(out: &mut Vec<u8>, text: &str) {
             0x0c => out.extend_from_slice(b"\\f"),
             _ => out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]),
         }
-        rest = &rest[i + 1..];
+        i += 1;
+        run = i;
     }
-    out.extend_from_slice(rest);
+    out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
 }
 
@@ -300,11 +337,11 @@ fn json_string(out: &mut Vec<u8>, text: &str) {
 fn quoted_end(s: &[u8]) -> Option<usize> {
     let mut i = 1;
     while i < s.len() {
+        i += memchr::memchr2(b'"', b'\\', &s[i..])?;
         match s[i] {
             b'"' => return Some(i + 1),
-            b'\\' if i + 1 < s.len() => i += 2,
-            b'\\' => return None,
-            _ => i += 1,
+            _ if i + 1 < s.len() => i += 2,
+            _ => return None,
         }
     }
     None
@@ -465,17 +502,26 @@ pub struct BlockRecords<'a> {
     pub last: u64,
     /// Each line's record, with the line (with its newline) for a declined one.
     pub records: Vec<(&'a [u8], Record<'a>)>,
+    /// The text lines' values, one after the other (`Value::Written` ranges).
+    pub buffer: Vec<u8>,
     /// The (first, last) sequence numbers missing between two records.
     pub gaps: Vec<(u64, u64)>,
 }
 
 /// None when a sequence number has too many digits for a u64.
 pub fn block_records(block: &[u8], last_seq: u64) -> Option<BlockRecords<'_>> {
-    let mut out = BlockRecords { first: 0, last: last_seq, records: Vec::new(), gaps: Vec::new() };
-    for raw in block.split_inclusive(|&b| b == b'\n') {
-        if !raw.ends_with(b"\n") {
-            break; // not a whole line: the follower gives none
-        }
+    let mut out = BlockRecords {
+        first: 0,
+        last: last_seq,
+        records: Vec::new(),
+        buffer: Vec::with_capacity(block.len() * 2),
+        gaps: Vec::new(),
+    };
+    let mut at = 0;
+    // What follows the last newline is not a whole line: the follower gives none.
+    while let Some(end) = memchr::memchr(b'\n', &block[at..]) {
+        let raw = &block[at..at + end + 1];
+        at += end + 1;
         let line = &raw[..raw.len() - 1];
         let Some(seq) = sequence_of(line).ok()? else { continue };
         if seq <= out.last {
@@ -487,7 +533,7 @@ pub fn block_records(block: &[u8], last_seq: u64) -> Option<BlockRecords<'_>> {
             out.gaps.push((out.last + 1, seq - 1));
         }
         out.last = seq;
-        out.records.push((raw, record_of(line)));
+        out.records.push((raw, record_of(line, &mut out.buffer)));
     }
     Some(out)
 }
@@ -504,27 +550,29 @@ pub fn forward_records<'py>(
     block: &[u8],
     last_seq: u64,
 ) -> PyResult<Option<(u64, u64, Bound<'py, PyList>, Bound<'py, PyList>, Vec<(u64, u64)>, Vec<usize>)>> {
-    let Some(built) = py.detach(|| block_records(block, last_seq)) else {
+    let Some(BlockRecords { first, last, records, buffer, gaps }) =
+        py.detach(|| block_records(block, last_seq))
+    else {
         return Ok(None);
     };
     let hostnames = PyList::empty(py);
     let values = PyList::empty(py);
     let mut declined = Vec::new();
     // Lines of one host come in runs: one str for a run.
-    let mut previous: Option<(String, Bound<'py, PyString>)> = None;
-    for (i, (raw, record)) in built.records.into_iter().enumerate() {
+    let mut previous: Option<(&str, Bound<'py, PyString>)> = None;
+    for (i, (raw, record)) in records.into_iter().enumerate() {
         match record {
             Record::Built(hostname, value) => {
                 let name = match &previous {
                     Some((text, name)) if *text == hostname => name.clone(),
                     _ => {
-                        let name = PyString::new(py, &hostname);
+                        let name = PyString::new(py, hostname);
                         previous = Some((hostname, name.clone()));
                         name
                     }
                 };
                 hostnames.append(name)?;
-                values.append(PyBytes::new(py, &value))?;
+                values.append(PyBytes::new(py, value.bytes(&buffer)))?;
             }
             Record::Declined => {
                 hostnames.append(py.None())?;
@@ -533,7 +581,7 @@ pub fn forward_records<'py>(
             }
         }
     }
-    Ok(Some((built.first, built.last, hostnames, values, built.gaps, declined)))
+    Ok(Some((first, last, hostnames, values, gaps, declined)))
 }
 
 /// For tests: the value of one line (without newline), or None when declined.
@@ -542,8 +590,9 @@ pub fn forward_record<'py>(py: Python<'py>, line: &[u8]) -> PyResult<Option<(Str
     if line.contains(&b'\n') {
         return Err(PyValueError::new_err("one line, without its newline"));
     }
-    Ok(match record_of(line) {
-        Record::Built(hostname, value) => Some((hostname, PyBytes::new(py, &value))),
+    let mut buffer = Vec::new();
+    Ok(match record_of(line, &mut buffer) {
+        Record::Built(hostname, value) => Some((hostname.to_owned(), PyBytes::new(py, value.bytes(&buffer)))),
         Record::Declined => None,
     })
 }
@@ -553,8 +602,9 @@ mod tests {
     use super::*;
 
     fn value(line: &str) -> String {
-        match record_of(line.as_bytes()) {
-            Record::Built(_, v) => String::from_utf8(v.into_owned()).unwrap(),
+        let mut buffer = b"left alone".to_vec();
+        match record_of(line.as_bytes(), &mut buffer) {
+            Record::Built(_, v) => String::from_utf8(v.bytes(&buffer).to_vec()).unwrap(),
             Record::Declined => "declined".into(),
         }
     }
@@ -573,6 +623,42 @@ mod tests {
         assert_eq!(value("\t12 x"), "{\"message\":\"\\t12 x\"}");
         assert_eq!(value("١٢ x"), "declined");
         assert_eq!(value("{\"seq\":1,\"hostname\":\"a\\\"b\"}"), "declined");
+    }
+
+    /// json.dumps's escaping, one byte at a time: what the word-at-a-time scan must equal.
+    fn json_string_bytewise(text: &str) -> Vec<u8> {
+        let mut out = vec![b'"'];
+        for c in text.chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '\u{8}' => out.extend_from_slice(b"\\b"),
+                '\u{c}' => out.extend_from_slice(b"\\f"),
+                c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+                c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+        }
+        out.push(b'"');
+        out
+    }
+
+    #[test]
+    fn json_strings_escape_at_every_offset() {
+        let specials = ["\"", "\\", "\n", "\u{1}", "\u{1f}", "\u{7f}", "é", "€", "😀", " ", "~"];
+        for len in 0..20 {
+            for at in 0..=len {
+                for special in specials {
+                    let text = format!("{}{}{}", "a".repeat(at), special, "b".repeat(len - at));
+                    let mut out = b"kept".to_vec();
+                    json_string(&mut out, &text);
+                    assert_eq!(&out[..4], b"kept");
+                    assert_eq!(out[4..], json_string_bytewise(&text), "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]
