@@ -117,9 +117,8 @@ class KafkaForwarder:
             # with up to 5 requests in flight; without it, only one may be.
             "max.in.flight.requests.per.connection": 5 if idempotent else 1,
             "compression.type": target.compression,
-            "linger.ms": float(__import__("os").environ.get("FWD_LINGER", 5)),
-            "batch.num.messages": int(__import__("os").environ.get("FWD_BATCHNUM", 10_000)),
-            "batch.size": int(__import__("os").environ.get("FWD_BATCHSIZE", 1_000_000)),
+            "linger.ms": 5,
+            "batch.num.messages": 10_000,
             "message.timeout.ms": 0,
             "queue.buffering.max.messages": QUEUE_MESSAGES,
             "queue.buffering.max.kbytes": QUEUE_KBYTES,
@@ -160,7 +159,7 @@ class KafkaForwarder:
                             self._produce(producer, records)
                             produced = records.last
                             read = True
-                producer.poll(0 if read else (float(__import__("os").environ.get("FWD_FULLPOLL", IDLE_POLL_S)) if waiting else IDLE_POLL_S))
+                producer.poll(0 if read else FULL_POLL_S if waiting else IDLE_POLL_S)
                 if self._failure is not None:
                     raise _SessionFailed(self._failure)
                 if produced > self.acked_seq and len(producer) == 0:
