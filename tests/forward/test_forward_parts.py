@@ -11,8 +11,9 @@ from log_server.cli import config_from_args
 from log_server.core.format import format_json, format_text
 from log_server.core.records import Level, LogRecord
 from log_server.forward.checkpoint import Checkpoint, CheckpointError
+from log_server.forward.kafka_forwarder import KafkaForwarder
 from log_server.forward.lag import LagClock
-from log_server.forward.record import record_of
+from log_server.forward.record import Records, record_of
 from log_server.forward.target import parse_forward_url
 from log_server.history.parse import parse_line
 
@@ -145,3 +146,34 @@ def test_lag_clock_bounded_keeps_the_oldest_sample() -> None:
         clock.written(i, now=float(i))
     assert clock.behind_since(0) == 1.0
     assert clock.behind_since(50) == 98.0  # thinned: by then at the latest
+
+
+class _RefusingProducer:
+    """Refuses each record in `full` once, as librdkafka does when its queue is full."""
+
+    def __init__(self, full: set[bytes]) -> None:
+        self.full = full
+        self.taken: list[tuple[str, bytes, str]] = []
+
+    def produce(self, topic: str, value: bytes, key: str) -> None:
+        if value in self.full:
+            self.full.discard(value)
+            raise BufferError("Local: Queue full")
+        self.taken.append((topic, value, key))
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("refused", [set(), {b"v0"}, {b"v3", b"v4"}, {b"v9"}])
+def test_records_refused_by_a_full_queue_are_produced_again_in_order(
+    tmp_path: Path, refused: set[bytes]
+) -> None:
+    target = parse_forward_url("kafka://127.0.0.1:9/logs")
+    forwarder = KafkaForwarder(target, tmp_path, "srv", 0, True, lambda *args: None)
+    values = [b"v%d" % i for i in range(10)]
+    hosts = [f"h{i}" for i in range(10)]
+    producer = _RefusingProducer(set(refused))
+    forwarder._produce(producer, Records(1, 10, hosts, values, []))  # type: ignore[arg-type]
+    assert producer.taken == [("logs", v, h) for v, h in zip(values, hosts, strict=True)]
+    assert not producer.full

@@ -21,7 +21,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from itertools import repeat
+from operator import length_hint
 from pathlib import Path
 from typing import Any
 
@@ -199,17 +202,22 @@ class KafkaForwarder:
             self._report("gap", *gap)
 
     def _produce(self, producer: Producer, records: Records) -> None:
-        """Hand the records to the producer, in order."""
+        """Hand the records to the producer, in order. `map` calls `produce` with no Python
+        step per record; when one is refused, the list iterators tell which (the one before
+        what is left), and the rest go on after it."""
         topic = self.target.topic
-        keys = records.hostnames
+        keys, values = records.hostnames, records.values
         if self.target.key == "server":
             keys = [self.server_name] * len(keys)
         produce = producer.produce
-        for key, value in zip(keys, records.values, strict=True):
+        key_iter, value_iter = iter(keys), iter(values)
+        while True:
             try:
-                produce(topic, value, key)
+                deque(map(produce, repeat(topic), value_iter, key_iter), maxlen=0)
+                return
             except (BufferError, KafkaException):
-                self._produce_when_taken(producer, topic, key, value)
+                refused = len(values) - length_hint(value_iter) - 1
+                self._produce_when_taken(producer, topic, keys[refused], values[refused])
 
     def _produce_when_taken(self, producer: Producer, topic: str, key: str, value: bytes) -> None:
         """One record the producer refused: again while its queue is full; a record too large
