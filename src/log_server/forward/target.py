@@ -22,8 +22,8 @@ class KafkaTarget:
     bootstrap: tuple[str, ...]  # host:port of the brokers to ask first
     topic: str
     acks: str = "all"  # all: every in-sync replica has the record (with idempotence)
-    # lz4: log lines shrink to about a fifth, and a local broker took 1.7x the lines a second
-    # (docs/design.md); every Kafka since 0.10 and every client decompresses it.
+    # lz4: Kafka stores and carries a fraction of the bytes, and a local broker took 1.7x the
+    # lines a second (docs/design.md); every Kafka since 0.10 and every client reads it.
     compression: str = "lz4"
     key: str = "host"  # host: the line's hostname; server: --name (one partition, total order)
 
