@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 mod blocks;
+mod direct;
 mod encode;
 mod format;
 mod otlp;
@@ -186,8 +187,15 @@ impl ConnectionDecoder {
         received_at: &str,
         out: &mut String,
     ) -> capnp::Result<()> {
-        let root: logger_capnp::logger_msg::Reader = message.get_root()?;
-        let fields = fields_of(root)?;
+        let segments = message.get_segments();
+        let direct = match segments.len() {
+            1 => segments.get_segment(0).and_then(|segment| direct::fields(segment, &self.options)),
+            _ => None,
+        };
+        let fields = match direct {
+            Some(fields) => fields,
+            None => fields_of(message.get_root()?)?,
+        };
         SCRATCH_TEXT.with(|cell| {
             let scratch = &mut *cell.borrow_mut();
             if self.json {
