@@ -41,6 +41,10 @@ IDLE_POLL_S = 0.05
 # While records wait for Kafka: short, as a success raises no event that would end the wait;
 # a full queue must not run dry before reading resumes, and the acknowledgement comes sooner.
 FULL_POLL_S = 0.005
+# A read smaller than this found the end of what is written: the next waits FULL_POLL_S
+# (a few MB at full intake) instead of following the writer in small steps, each of them a
+# wake-up that takes a core from intake.
+FOLLOW_BYTES = BATCH_BYTES // 4
 # How often the loop waits for every produced line to be acknowledged, and saves.
 ACK_INTERVAL_S = 1.0
 MAX_BACKOFF_S = 30.0
@@ -155,13 +159,16 @@ class KafkaForwarder:
                 if waiting < QUEUE_MESSAGES // 2 and not (
                     waiting and now - last_ack >= ACK_INTERVAL_S
                 ):
-                    for block in follower.read_blocks(BATCH_BYTES):
+                    blocks = follower.read_blocks(BATCH_BYTES)
+                    for block in blocks:
                         records = records_of_block(block, produced)
                         if records is not None:
                             self._check_gap(records, produced + 1)
                             self._produce(producer, records)
                             produced = records.last
                             read = True
+                    if read and sum(map(len, blocks)) < FOLLOW_BYTES:
+                        read = False  # at the writer's heels: let a larger read gather
                 producer.poll(0 if read else FULL_POLL_S if waiting else IDLE_POLL_S)
                 if self._failure is not None:
                     raise _SessionFailed(self._failure)
