@@ -95,6 +95,7 @@ pub fn fields<'a>(segment: &'a [u8], options: &ReaderOptions) -> Option<Fields<'
 mod tests {
     use super::*;
     use crate::logger_capnp::logger_msg;
+    use crate::testing::xorshift;
     use capnp::message::Builder;
 
     fn options() -> ReaderOptions {
@@ -172,12 +173,7 @@ mod tests {
     #[test]
     fn mutated_messages_are_read_directly_only_where_the_crate_agrees() {
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = move || xorshift(&mut seed);
         let mut direct = 0;
         for original in [sample(false), sample(true)] {
             for _ in 0..20_000 {

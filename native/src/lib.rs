@@ -21,6 +21,8 @@ mod packed;
 mod proto;
 mod record;
 mod relay;
+#[cfg(test)]
+mod testing;
 #[allow(clippy::all, dead_code, unused_parens)]
 mod logger_capnp;
 

@@ -387,13 +387,7 @@ mod scan_tests {
 #[cfg(test)]
 mod borrowed_tests {
     use super::*;
-
-    fn xorshift(seed: &mut u64) -> u64 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        *seed
-    }
+    use crate::testing::xorshift;
 
     fn text(seed: &mut u64) -> Bytes {
         let len = (xorshift(seed) % 12) as usize;
