@@ -21,7 +21,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -134,6 +133,7 @@ def measure_tcp(
     files: Callable[[], list[str]],
     check_seq: bool,
     output_bytes: Callable[[], int],
+    before_stop: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     watcher = loadgen.Watcher(out_glob)
     watcher.skip_existing()
@@ -142,6 +142,8 @@ def measure_tcp(
     cpu = loadgen.cpu_seconds(proc.pid) - cpu_before
     rss = loadgen.peak_rss_mb(proc.pid)
     watcher.close()
+    if before_stop is not None:
+        before_stop()
     proc.stop()
     check = loadgen.verify_files(files(), n, len(blobs), check_seq)
     row = {
@@ -168,34 +170,44 @@ def measure_tcp(
     return row
 
 
+_SCRAPER = """
+import sys, time, urllib.request
+url, every_s, max_s = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+scrapes = failures = 0
+deadline = time.monotonic() + max_s
+while time.monotonic() < deadline:
+    time.sleep(every_s)
+    if sys.stdin in __import__("select").select([sys.stdin], [], [], 0)[0]:
+        break  # told to stop: a line, or end of input
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            response.read()
+        scrapes += 1
+    except OSError:
+        failures += 1
+print(scrapes, failures, flush=True)
+"""
+
+
 class Scraper:
-    """GET /metrics every `every_s` on a thread of its own, as Prometheus would, until
-    closed or the server has exited (bounded: at most `max_s`)."""
+    """GET /metrics every `every_s` from a process of its own, as Prometheus would (a thread
+    here would take the load generator's interpreter lock), until closed (bounded: at most
+    `max_s`); closed before the server stops."""
 
-    def __init__(self, port: int, every_s: float, proc: Process, max_s: float = 300.0) -> None:
-        self.url = f"http://127.0.0.1:{port}/metrics"
-        self.every_s, self.max_s, self.proc = every_s, max_s, proc
+    def __init__(self, port: int, every_s: float, max_s: float = 300.0) -> None:
         self.scrapes = self.failures = 0
-        self.last_body = b""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + self.max_s
-        while not self._stop.wait(self.every_s) and time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url, timeout=5) as response:
-                    self.last_body = response.read()
-                self.scrapes += 1
-            except OSError:
-                if self.proc.proc.poll() is not None:
-                    return  # stopped after the load: not a failure
-                self.failures += 1
+        url = f"http://127.0.0.1:{port}/metrics"
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", _SCRAPER, url, str(every_s), str(max_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        """Before the server is stopped."""
+        out, _ = self._child.communicate("stop\n", timeout=10)
+        self.scrapes, self.failures = (int(x) for x in out.split())
 
 
 def bench_log_server(
@@ -220,7 +232,7 @@ def bench_log_server(
         proc, port, _, startup_s = start_log_server(
             log_dir, "--tcp_only", "--decoder", decoder, "--max_files", max_files, *extra, *metrics
         )
-        scraper = None if scrape_every_s is None else Scraper(metrics_port, scrape_every_s, proc)
+        scraper = None if scrape_every_s is None else Scraper(metrics_port, scrape_every_s)
         if ready is not None:
             ready(port)
         active = str(log_dir / "_main.log")
@@ -235,10 +247,10 @@ def bench_log_server(
             lambda: loadgen.files_oldest_first(active),
             True,
             lambda: sum(os.path.getsize(p) for p in loadgen.files_oldest_first(active)),
+            None if scraper is None else scraper.close,
         )
         row["startup_to_healthy_s"] = round(startup_s, 3)
         if scraper is not None:
-            scraper.close()
             row["scrapes"], row["scrape_failures"] = scraper.scrapes, scraper.failures
             print(
                 f"  {'':<22} {scraper.scrapes} scrapes of /metrics, {scraper.failures} failed",
