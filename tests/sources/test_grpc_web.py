@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import base64
 import http.client
+import os
 import socket
 import struct
-from collections.abc import Iterator
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -15,6 +19,7 @@ from support import RunningServer, full_device_at, seq_of
 
 from log_server.generated import log_service_pb2 as pb
 from log_server.generated import log_service_pb2_grpc as pb_grpc
+from log_server.sources.grpc_web import PRIVATE_DIR_PREFIX, remove_stale_private_dirs
 
 ORIGIN = "http://localhost:5173"
 LOG_MESSAGE = "/logservice.LogService/LogMessage"
@@ -536,3 +541,44 @@ def test_a_refusal_that_closes_still_reaches_a_client_sending_a_big_body(
     ).encode()
     answer = raw_exchange(server.grpc_port, head + body)
     assert answer.startswith(b"HTTP/1.1 403 "), answer[:100]
+
+
+def _private_dir(parent: Path, name: str) -> Path:
+    directory = parent / (PRIVATE_DIR_PREFIX + name)
+    directory.mkdir(mode=0o700)
+    return directory
+
+
+def test_private_dirs_of_killed_servers_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    dead = _private_dir(tmp_path, "dead")
+    with socket.socket(socket.AF_UNIX) as gone:
+        gone.bind(str(dead / "grpc.sock"))  # bound, then closed: what SIGKILL leaves
+    live = _private_dir(tmp_path, "live")
+    listening = socket.socket(socket.AF_UNIX)
+    listening.bind(str(live / "grpc.sock"))
+    listening.listen()
+    unbound_old = _private_dir(tmp_path, "unbound-old")
+    os.utime(unbound_old, (time.time() - 3600, time.time() - 3600))
+    starting = _private_dir(tmp_path, "starting")  # a server between mkdtemp and bind
+    other = tmp_path / "log_server-grpc.txt"
+    other.write_text("not a directory")
+    try:
+        remove_stale_private_dirs(tmp_path)
+    finally:
+        listening.close()
+    assert not dead.exists() and not unbound_old.exists()
+    assert live.exists() and starting.exists() and other.exists()
+
+
+def test_a_server_killed_with_sigkill_leaves_a_private_dir_that_the_next_start_removes(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    before = set(Path(tempfile.gettempdir()).glob(PRIVATE_DIR_PREFIX + "*"))
+    first = server_factory(log_dir=tmp_path / "first")
+    (left,) = set(Path(tempfile.gettempdir()).glob(PRIVATE_DIR_PREFIX + "*")) - before
+    first.process.kill()
+    first.process.wait()
+    assert left.exists()
+    second = server_factory(log_dir=tmp_path / "second")
+    assert not left.exists()
+    assert second.stop() == 0

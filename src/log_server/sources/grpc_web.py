@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections import Counter
@@ -475,7 +476,8 @@ class GrpcWebFront:
             lambda: FrontConnection(self), host, port, reuse_address=True, backlog=1024
         )
         # A directory only this user can enter: nothing reaches grpcio around the front.
-        self._private_dir = Path(tempfile.mkdtemp(prefix="log_server-grpc-"))
+        remove_stale_private_dirs(Path(tempfile.gettempdir()))
+        self._private_dir = Path(tempfile.mkdtemp(prefix=PRIVATE_DIR_PREFIX))
         if self.read_timeout_s:
             self._sweeper = loop.create_task(self._close_stalled())
         return int(self._server.sockets[0].getsockname()[1])
@@ -521,6 +523,38 @@ class GrpcWebFront:
             await self._server.wait_closed()
         if self._private_dir is not None:
             shutil.rmtree(self._private_dir, ignore_errors=True)
+
+
+PRIVATE_DIR_PREFIX = "log_server-grpc-"
+# A directory without its socket this old is no server's that is still starting.
+STALE_UNBOUND_S = 60.0
+
+
+def remove_stale_private_dirs(temp_dir: Path) -> None:
+    """The private directories that servers killed with SIGKILL left behind (a clean stop
+    removes its own): this user's, whose socket no longer accepts connections, or that never
+    got one. A live server's socket answers, so its directory is kept."""
+    uid = os.getuid()
+    now = time.time()
+    for directory in temp_dir.glob(PRIVATE_DIR_PREFIX + "*"):
+        try:
+            info = directory.lstat()
+            if not directory.is_dir() or directory.is_symlink() or info.st_uid != uid:
+                continue
+            sock = directory / "grpc.sock"
+            if sock.exists():
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                    probe.settimeout(1.0)
+                    try:
+                        probe.connect(str(sock))
+                        continue  # a live server's
+                    except (ConnectionRefusedError, FileNotFoundError):
+                        pass
+            elif now - info.st_mtime < STALE_UNBOUND_S:
+                continue  # a server still starting
+            shutil.rmtree(directory, ignore_errors=True)
+        except OSError:
+            continue  # not ours to judge: left as it is
 
 
 def _compiled_relay() -> tuple[Callable[[int, str, bytes], None] | None, Callable[[], int]]:
