@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from log_server.core.format import format_json, format_text, parse_sequence
 from log_server.core.records import LogRecord
 from log_server.history import LogFollower
@@ -158,3 +160,39 @@ def test_a_block_with_lines_already_read_is_sorted_out_line_by_line(tmp_path: Pa
         assert _block_seqs(follower) == [3]
         _append(tmp_path, b"".join(_line(seq) for seq in (2, 3, 4, 5)))
         assert _block_seqs(follower) == [4, 5]
+
+
+def test_a_rotation_in_the_middle_of_the_listing_skips_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two rotations while the follower finishes a file: the listing opens `_main.log.0`
+    (the finished file, before the renames) and then `_main.log` (two files later). The file
+    in between must still be read, not reported as a gap (the forwarder saw this at full
+    intake: 45,990 lines reported lost that were on disk)."""
+    for seq in (1, 2):
+        _append(tmp_path, _line(seq))
+    _rotate(tmp_path)
+    _append(tmp_path, _line(3))
+    got: list[int] = []
+    with LogFollower(tmp_path) as follower:
+        got += _seqs(follower)  # 1-3, and it waits in the active file (3)
+        _append(tmp_path, _line(4))
+        _rotate(tmp_path)  # 3-4 -> .0
+        _append(tmp_path, _line(5))
+        real_open = os.open
+        rotated = False
+
+        def open_then_rotate(path: os.PathLike[str] | str, flags: int, *args: int) -> int:
+            nonlocal rotated
+            fd = real_open(path, flags, *args)
+            if not rotated and str(path).endswith("_main.log.0"):
+                rotated = True  # between this name and the next: 5 -> .0, 3-4 -> .1
+                _rotate(tmp_path)
+                _append(tmp_path, _line(6))
+            return fd
+
+        monkeypatch.setattr(os, "open", open_then_rotate)
+        got += _seqs(follower)
+        monkeypatch.undo()
+        assert follower.gap is None
+    assert got == [1, 2, 3, 4, 5, 6]

@@ -52,6 +52,11 @@ class _OpenFile:
         os.close(self.fd)
 
 
+# How often the directory is listed before the follower believes that lines were rotated
+# away unread (the first listing may have been torn by a rotation).
+LISTINGS_BEFORE_A_GAP = 3
+
+
 class LogFollower:
     """Lines after `after_seq` in sequence order, across rotations, following by inode and
     sequence number."""
@@ -191,7 +196,30 @@ class LogFollower:
     def _open_next(self) -> bool:
         """Open the file holding `last_seq + 1`: the newest one whose first line is not after
         it (or, when that is the file just finished, the one after; when lines were rotated
-        away, the oldest one left)."""
+        away, the oldest one left). A choice that would skip lines is made only after the
+        directory was listed again: a rotation between opening one name and the next can
+        make the listing miss the file in between (the writer rotates every few
+        milliseconds at full load)."""
+        for attempt in range(LISTINGS_BEFORE_A_GAP):
+            candidates = self._candidates()
+            chosen = self._choose(candidates)
+            first = None if chosen is None else candidates[chosen][0]
+            skips = first is not None and first > self.last_seq + 1
+            if skips and attempt + 1 < LISTINGS_BEFORE_A_GAP:
+                chosen = None
+            for i, (_, f) in enumerate(candidates):
+                if i != chosen:
+                    f.close()
+            if chosen is not None:
+                self._file = candidates[chosen][1]
+                os.lseek(self._file.fd, 0, os.SEEK_SET)
+                return True
+            if not skips:
+                return False
+        return False
+
+    def _candidates(self) -> list[tuple[int | None, _OpenFile]]:
+        """(first sequence number, open file) of each file of the set, oldest first."""
         candidates: list[tuple[int | None, _OpenFile]] = []
         for name in self._names_oldest_first():
             try:
@@ -203,6 +231,9 @@ class LogFollower:
                 f.close()  # seen twice through a rename during the listing
                 continue
             candidates.append((_first_sequence(fd), f))
+        return candidates
+
+    def _choose(self, candidates: list[tuple[int | None, _OpenFile]]) -> int | None:
         chosen: int | None = None
         for i, (first, _) in enumerate(candidates):
             if first is not None and first <= self.last_seq + 1:
@@ -218,14 +249,7 @@ class LogFollower:
                 chosen = len(candidates) - 1  # all empty: wait in the newest
             if chosen is not None and candidates[chosen][1].identity == self._finished:
                 chosen = None
-        for i, (_, f) in enumerate(candidates):
-            if i != chosen:
-                f.close()
-        if chosen is None:
-            return False
-        self._file = candidates[chosen][1]
-        os.lseek(self._file.fd, 0, os.SEEK_SET)
-        return True
+        return chosen
 
 
 def _first_sequence(fd: int) -> int | None:
