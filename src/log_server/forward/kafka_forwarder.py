@@ -154,7 +154,7 @@ class KafkaForwarder:
                 ):
                     return
                 waiting = len(producer)
-                read = False
+                read = at_writers_heels = False
                 # Read on unless the queue is full, or it is time to let it empty.
                 if waiting < QUEUE_MESSAGES // 2 and not (
                     waiting and now - last_ack >= ACK_INTERVAL_S
@@ -167,9 +167,11 @@ class KafkaForwarder:
                             self._produce(producer, records)
                             produced = records.last
                             read = True
-                    if read and sum(map(len, blocks)) < FOLLOW_BYTES:
-                        read = False  # at the writer's heels: let a larger read gather
-                producer.poll(0 if read else FULL_POLL_S if waiting else IDLE_POLL_S)
+                    at_writers_heels = read and sum(map(len, blocks)) < FOLLOW_BYTES
+                if read and not at_writers_heels:
+                    producer.poll(0)
+                else:  # records wait for Kafka, or for more to be written
+                    producer.poll(FULL_POLL_S if waiting or read else IDLE_POLL_S)
                 if self._failure is not None:
                     raise _SessionFailed(self._failure)
                 if produced > self.acked_seq and len(producer) == 0:
