@@ -11,8 +11,6 @@
 use capnp::message::ReaderOptions;
 
 use crate::format::{Fields, Text};
-
-const TEXT_FIELDS: usize = 15;
 /// The pointer index of `attributes` (schema/logger.capnp).
 const ATTRIBUTES: usize = 15;
 
@@ -63,7 +61,7 @@ pub fn fields<'a>(segment: &'a [u8], options: &ReaderOptions) -> Option<Fields<'
     if pointer_count > ATTRIBUTES && word(segment, pointers + ATTRIBUTES)? != 0 {
         return None;
     }
-    let mut text: [Text<'a>; TEXT_FIELDS] = std::array::from_fn(|_| Text::from_utf8_lossy(b""));
+    let mut text = Text::empty_fields();
     for (i, field) in text.iter_mut().enumerate().take(pointer_count) {
         let at = pointers + i;
         let pointer = word(segment, at)?;

@@ -9,10 +9,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
+use crate::format::TEXT_FIELDS;
 use crate::logger_capnp::{logger_msg, Level};
-
-/// The 15 text fields in schema order (LoggerMsg without `level`).
-pub const TEXT_FIELDS: usize = 15;
 
 fn set_text(root: &mut logger_msg::Builder, index: usize, value: &str) {
     match index {

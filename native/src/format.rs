@@ -46,11 +46,19 @@ impl<'a> Text<'a> {
     fn is_empty(&self) -> bool {
         self.text.is_empty()
     }
+
+    /// Every text field empty: what a reader starts from before it fills in the fields sent.
+    pub fn empty_fields() -> [Text<'a>; TEXT_FIELDS] {
+        std::array::from_fn(|_| Text { text: Cow::Borrowed(""), plain: true })
+    }
 }
 
 /// The 16 fields in schema order, with `level` kept as its number, and the attributes.
+/// How many text fields a message has (every field of LoggerMsg but the level and attributes).
+pub const TEXT_FIELDS: usize = 15;
+
 pub struct Fields<'a> {
-    pub text: [Text<'a>; 15],
+    pub text: [Text<'a>; TEXT_FIELDS],
     pub level: i64,
     pub attributes: Vec<(Text<'a>, Text<'a>)>,
 }
@@ -475,7 +483,7 @@ mod tests {
     }
 
     fn fields<'a>(message: &'a str, attributes: Vec<(Text<'a>, Text<'a>)>) -> Fields<'a> {
-        let mut text_fields: [Text<'a>; 15] = std::array::from_fn(|_| text(""));
+        let mut text_fields = Text::empty_fields();
         text_fields[MESSAGE] = text(message);
         text_fields[LINE] = text("7");
         Fields { text: text_fields, level: 3, attributes }

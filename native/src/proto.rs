@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::blocks;
-use crate::format::{self, Fields, Text};
+use crate::format::{self, Fields, Text, TEXT_FIELDS};
 
 /// Fixed columns and names a line adds to its fields: a buffer guess.
 const LINE_OVERHEAD_BYTES: usize = 64;
@@ -80,8 +80,6 @@ struct Request<'a> {
     attributes: Vec<(&'a [u8], &'a [u8])>,
 }
 
-const TEXT_FIELDS: usize = 15;
-
 impl LogRequest {
     fn borrowed(&self) -> Request<'_> {
         Request {
@@ -100,7 +98,7 @@ impl LogRequest {
 /// A proto3 `string` must be UTF-8: a request with anything else is refused whole, as
 /// protobuf's own parsers do.
 fn fields_of<'a>(r: &Request<'a>) -> Result<Fields<'a>, std::str::Utf8Error> {
-    let mut text: [Text<'a>; TEXT_FIELDS] = std::array::from_fn(|_| Text::from_utf8_lossy(b""));
+    let mut text = Text::empty_fields();
     for (field, bytes) in text.iter_mut().zip(r.text) {
         *field = Text::from_utf8(bytes)?;
     }

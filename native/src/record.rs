@@ -55,10 +55,7 @@ pub enum Value<'a> {
 }
 
 impl<'a> Value<'a> {
-    pub fn bytes<'b>(&'b self, buffer: &'b [u8]) -> &'b [u8]
-    where
-        'a: 'b,
-    {
+    pub fn bytes<'b>(&'b self, buffer: &'b [u8]) -> &'b [u8] {
         match self {
             Value::Line(line) => line,
             Value::Written(range) => &buffer[range.clone()],
