@@ -80,7 +80,8 @@ def lowest_priority() -> None:
     """For this process and the threads it starts (librdkafka's inherit it). SCHED_IDLE
     rather than nice 19 alone: a nice-19 thread still gets about 1/70 of a busy core and
     keeps it until the scheduler's next tick; an idle-class one gives way at once when
-    intake wakes up (TCP ingest with forwarding on: 0.75x of off at nice 19, 0.81x idle)."""
+    intake wakes up (TCP ingest with forwarding on, back-to-back runs: 0.64x of off at nice
+    19, 0.75x idle; docs/design.md)."""
     try:
         os.nice(NICENESS)
     except OSError:

@@ -200,23 +200,22 @@ class LogFollower:
         directory was listed again: a rotation between opening one name and the next can
         make the listing miss the file in between (the writer rotates every few
         milliseconds at full load)."""
-        for attempt in range(LISTINGS_BEFORE_A_GAP):
+        for listings_left in range(LISTINGS_BEFORE_A_GAP - 1, -1, -1):
             candidates = self._candidates()
             chosen = self._choose(candidates)
             first = None if chosen is None else candidates[chosen][0]
-            skips = first is not None and first > self.last_seq + 1
-            if skips and attempt + 1 < LISTINGS_BEFORE_A_GAP:
-                chosen = None
+            again = listings_left > 0 and first is not None and first > self.last_seq + 1
             for i, (_, f) in enumerate(candidates):
-                if i != chosen:
+                if again or i != chosen:
                     f.close()
-            if chosen is not None:
-                self._file = candidates[chosen][1]
-                os.lseek(self._file.fd, 0, os.SEEK_SET)
-                return True
-            if not skips:
+            if again:
+                continue
+            if chosen is None:
                 return False
-        return False
+            self._file = candidates[chosen][1]
+            os.lseek(self._file.fd, 0, os.SEEK_SET)
+            return True
+        raise AssertionError("the last listing always decides")
 
     def _candidates(self) -> list[tuple[int | None, _OpenFile]]:
         """(first sequence number, open file) of each file of the set, oldest first."""
